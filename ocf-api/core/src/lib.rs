@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod millis;
+mod node;
+mod secret;
+
+pub use node::{NameError, NodeId, NodeName};
+pub use secret::Secret;

@@ -1,0 +1,116 @@
+//! The `ocf` command line. Each subcommand lives in its own module and is a thin layer over the
+//! library: parse arguments, call the library, print text or `--json`.
+//!
+//! Exit codes: 0 success; `ocf ra run` exits with the agent's own OCF code; 64 bad usage;
+//! 70 an internal or environment failure (the message says which).
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod demo;
+pub mod fence;
+pub mod node;
+pub mod output;
+pub mod ra;
+
+/// What every subcommand returns: its exit code, or an error to print.
+pub type CliResult = Result<ExitCode, Box<dyn Error + Send + Sync>>;
+
+/// The exit code for a failure that is not an agent's own result (BSD `EX_SOFTWARE`).
+pub const EXIT_FAILURE: u8 = 70;
+
+/// The `ocf` command's arguments.
+#[derive(Debug, Parser)]
+#[command(name = "ocf", version, about = "Open Cluster Framework: membership, fencing and resource agents")]
+pub struct Cli {
+    /// More log output on stderr (repeat for more); `RUST_LOG` overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resource agents: list, read meta-data, run an action, test conformance.
+    #[command(subcommand)]
+    Ra(ra::RaCommand),
+    /// Fence agents and devices: list, read meta-data, run an action, test conformance.
+    #[command(subcommand)]
+    Fence(fence::FenceCommand),
+    /// Run one membership node daemon.
+    Node(node::NodeArgs),
+    /// Print the current view (or watch events) as a node daemon or Corosync sees it.
+    Members(node::MembersArgs),
+    /// Write a new cluster key file (mode 0600).
+    Keygen(node::KeygenArgs),
+    /// Form a cluster on loopback, kill a node, fence it and recover its resource.
+    Demo(demo::DemoArgs),
+}
+
+/// Parses the command line, runs the command on a tokio runtime and turns errors into a
+/// message on stderr and a non-zero exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ocf: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ocf: {}", error_chain(e.as_ref()));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub async fn run(command: Command) -> CliResult {
+    match command {
+        Command::Ra(c) => ra::run(c).await,
+        Command::Fence(c) => fence::run(c).await,
+        Command::Node(a) => node::run_node(a).await,
+        Command::Members(a) => node::run_members(a).await,
+        Command::Keygen(a) => node::run_keygen(a),
+        Command::Demo(a) => demo::run(a).await,
+    }
+}
+
+/// An error and its sources on one line: `outer: inner: root`.
+pub fn error_chain(e: &(dyn Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

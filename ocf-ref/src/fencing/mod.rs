@@ -1,0 +1,1 @@
+//! fencing: see the crate documentation.

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod fencing;
+pub mod membership;
+pub mod process;
+pub mod resources;
+
+#[cfg(feature = "cli")]
+pub mod cli;
