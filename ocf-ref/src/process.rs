@@ -189,12 +189,14 @@ pub async fn run(spec: &ProcessSpec) -> Result<Finished, SpawnError> {
     let started = Instant::now();
     let pid = child.id().unwrap_or(0);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stdout = child.stdout.take().map(|p| {
-        tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone()))
-    });
-    let stderr = child.stderr.take().map(|p| {
-        tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone()))
-    });
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone())));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone())));
     if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), spec.stdin.clone()) {
         // An agent that exits without reading its input gives EPIPE: not our failure.
         tokio::spawn(async move {
