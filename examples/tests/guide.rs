@@ -38,7 +38,10 @@ fn summary_and_chapters_match() {
         .filter(|n| n.ends_with(".md") && n != "SUMMARY.md")
         .collect();
     for name in &named {
-        assert!(on_disk.contains(name), "SUMMARY.md names {name}, which does not exist");
+        assert!(
+            on_disk.contains(name),
+            "SUMMARY.md names {name}, which does not exist"
+        );
     }
     for name in &on_disk {
         assert!(named.contains(name), "{name} is not in SUMMARY.md");

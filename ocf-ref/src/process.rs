@@ -209,21 +209,18 @@ pub async fn run(spec: &ProcessSpec) -> Result<Finished, SpawnError> {
         path: spec.program.clone(),
         source,
     };
-    let termination = match tokio::time::timeout(spec.timeout, child.wait()).await {
-        Ok(status) => {
-            let status = status.map_err(io_err)?;
-            if spec.reap_group_on_exit {
-                stop_group(&mut child, pid, spec.kill_grace).await;
-            }
-            classify(status)
-        }
-        Err(_) => {
-            tracing::warn!(program = %spec.program.display(), pid, timeout = ?spec.timeout, "timed out; stopping its process group");
+    let termination = if let Ok(status) = tokio::time::timeout(spec.timeout, child.wait()).await {
+        let status = status.map_err(io_err)?;
+        if spec.reap_group_on_exit {
             stop_group(&mut child, pid, spec.kill_grace).await;
-            // The group has had SIGKILL if it outlived the grace: this wait cannot hang.
-            child.wait().await.map_err(io_err)?;
-            Termination::TimedOut
         }
+        classify(status)
+    } else {
+        tracing::warn!(program = %spec.program.display(), pid, timeout = ?spec.timeout, "timed out; stopping its process group");
+        stop_group(&mut child, pid, spec.kill_grace).await;
+        // The group has had SIGKILL if it outlived the grace: this wait cannot hang.
+        child.wait().await.map_err(io_err)?;
+        Termination::TimedOut
     };
     let elapsed = started.elapsed();
 
