@@ -1,0 +1,254 @@
+//! The executor (Pacemaker's "LRM"): named resources, operations on them, recurring monitors,
+//! history and a stream of results.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Action, AgentId, Outcome, ResourceError};
+
+/// A named resource: an instance of an agent with its parameters.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ResourceSpec {
+    /// The resource's name (`OCF_RESOURCE_INSTANCE`), unique within one executor.
+    pub name: String,
+    /// The agent that manages it.
+    pub agent: AgentId,
+    /// Its parameters.
+    pub params: BTreeMap<String, String>,
+    /// Meta attributes passed with every operation.
+    pub meta: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ResourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Parameter values may be passwords: names only.
+        f.debug_struct("ResourceSpec")
+            .field("name", &self.name)
+            .field("agent", &self.agent)
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl ResourceSpec {
+    /// A resource `name` run by `agent`, with no parameters.
+    pub fn new(name: impl Into<String>, agent: AgentId) -> Self {
+        Self {
+            name: name.into(),
+            agent,
+            params: BTreeMap::new(),
+            meta: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one parameter.
+    #[must_use]
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds one meta attribute.
+    #[must_use]
+    pub fn meta(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.meta.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// An operation to run on a resource.
+///
+/// ```
+/// use std::time::Duration;
+/// use ocf_resources::{Action, executor::Operation};
+/// let op = Operation::new(Action::Monitor, Duration::from_secs(20)).every(Duration::from_secs(10));
+/// assert_eq!(op.interval, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Operation {
+    /// The action.
+    pub action: Action,
+    /// How long one run may take.
+    #[serde(with = "ocf_core::millis", rename = "timeout_ms")]
+    pub timeout: Duration,
+    /// For recurring operations, the time between runs (0 for one-shot).
+    #[serde(with = "ocf_core::millis", rename = "interval_ms")]
+    pub interval: Duration,
+    /// Monitor depth.
+    pub check_level: Option<u32>,
+    /// Extra meta attributes for this operation (over the resource's own).
+    pub meta: BTreeMap<String, String>,
+    /// Validate parameters against the meta-data before running (default true).
+    pub validate: bool,
+}
+
+impl Operation {
+    /// A one-shot operation.
+    pub fn new(action: Action, timeout: Duration) -> Self {
+        Self {
+            action,
+            timeout,
+            interval: Duration::ZERO,
+            check_level: None,
+            meta: BTreeMap::new(),
+            validate: true,
+        }
+    }
+
+    /// Makes it recurring every `interval`.
+    #[must_use]
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets the monitor depth.
+    #[must_use]
+    pub fn check_level(mut self, level: u32) -> Self {
+        self.check_level = Some(level);
+        self
+    }
+
+    /// Adds a meta attribute.
+    #[must_use]
+    pub fn meta(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.meta.insert(name.into(), value.into());
+        self
+    }
+
+    /// Turns parameter validation on or off.
+    #[must_use]
+    pub fn validate(mut self, on: bool) -> Self {
+        self.validate = on;
+        self
+    }
+}
+
+/// The id of a recurring operation, for cancelling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecurringId(pub u64);
+
+impl fmt::Display for RecurringId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "recurring#{}", self.0)
+    }
+}
+
+/// How an operation ended, from the executor's view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OpResult {
+    /// The agent ran; its outcome.
+    Completed {
+        /// The outcome.
+        outcome: Outcome,
+    },
+    /// The run could not be attempted (invalid parameters, unreadable meta-data, ...).
+    Error {
+        /// What went wrong, with the way out.
+        message: String,
+    },
+    /// The operation was cancelled before it ran.
+    Cancelled,
+}
+
+/// One finished operation, as kept in the history and sent to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OperationResult {
+    /// A number unique within the executor, growing in submission order.
+    pub call_id: u64,
+    /// The resource.
+    pub resource: String,
+    /// Its agent.
+    pub agent: AgentId,
+    /// The action.
+    pub action: Action,
+    /// The interval, for a run of a recurring operation (0 otherwise).
+    #[serde(with = "ocf_core::millis", rename = "interval_ms")]
+    pub interval: Duration,
+    /// The recurring operation this run belongs to.
+    pub recurring: Option<RecurringId>,
+    /// When the run started, in milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Time spent waiting in the resource's queue and for a concurrency slot.
+    #[serde(with = "ocf_core::millis", rename = "queued_ms")]
+    pub queued: Duration,
+    /// How it ended.
+    pub result: OpResult,
+}
+
+impl OperationResult {
+    /// The agent's outcome, when it ran.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match &self.result {
+            OpResult::Completed { outcome } => Some(outcome),
+            _ => None,
+        }
+    }
+
+    /// True when the agent ran and the outcome is a success for the action.
+    pub fn succeeded(&self) -> bool {
+        self.outcome().is_some_and(|o| o.succeeded(self.action))
+    }
+}
+
+/// One subscriber's stream of operation results, in completion order.
+#[async_trait]
+pub trait ResultStream: Send {
+    /// The next result, waiting for it; `Ok(None)` once the executor has shut down.
+    /// [`ResourceError::Lagged`] says results were dropped because this reader fell behind;
+    /// the stream continues after the gap.
+    async fn next_result(&mut self) -> Result<Option<OperationResult>, ResourceError>;
+}
+
+/// Runs operations on named resources, as Pacemaker's executor does.
+///
+/// Promises: one operation at a time per resource, in submission order (others queue);
+/// different resources run in parallel (an implementation may bound how many); recurring
+/// operations run every interval until cancelled or the resource is unregistered; each
+/// resource keeps a bounded history; every subscriber sees every result (unless it lags).
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Adds a resource. Fails when the name is taken or the agent is unknown.
+    async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError>;
+
+    /// Removes a resource, cancelling its recurring operations; queued operations still run.
+    async fn unregister(&self, name: &str) -> Result<(), ResourceError>;
+
+    /// The registered resources, sorted by name.
+    async fn resources(&self) -> Vec<ResourceSpec>;
+
+    /// Runs one operation on `resource` after those already queued, and returns its result.
+    async fn execute(
+        &self,
+        resource: &str,
+        operation: Operation,
+    ) -> Result<OperationResult, ResourceError>;
+
+    /// Starts a recurring operation (its `interval` must be non-zero); the first run is one
+    /// interval from now. Results go to history and subscribers.
+    async fn start_recurring(
+        &self,
+        resource: &str,
+        operation: Operation,
+    ) -> Result<RecurringId, ResourceError>;
+
+    /// Cancels a recurring operation; a run already started completes.
+    async fn cancel_recurring(&self, resource: &str, id: RecurringId) -> Result<(), ResourceError>;
+
+    /// The resource's recent results, oldest first.
+    async fn history(&self, resource: &str) -> Result<Vec<OperationResult>, ResourceError>;
+
+    /// A new stream of every result from now on.
+    async fn subscribe(&self) -> Result<Box<dyn ResultStream>, ResourceError>;
+}

@@ -1,0 +1,610 @@
+//! fence-agents devices: any `fence_*` executable, driven through the stdin protocol.
+//!
+//! Each call runs the agent once through [`crate::process::run`] with its options written as
+//! `key=value` lines on standard input, `action=` first. Nothing goes on the command line, so
+//! passwords never show in `ps`. Exit codes: 0 success, 2 "off" for `status`, anything else a
+//! failure (fencing.py's `EC_*` codes say which; the agent's last error line is kept, with
+//! secrets redacted). The agent's whole process group is stopped on timeout and after it exits.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ocf_core::NodeName;
+use ocf_fencing::{
+    DeviceAction, DeviceId, DeviceMetadata, DeviceParams, FenceAction, FenceDevice, FenceError,
+    PowerState, Targets,
+};
+use tokio::sync::OnceCell;
+
+use super::metadata_xml;
+use crate::process::{self, Finished, ProcessSpec, Termination};
+
+/// Where fence agents are installed by default.
+pub const DEFAULT_AGENTS_DIR: &str = "/usr/sbin";
+
+/// The environment variable that overrides [`DEFAULT_AGENTS_DIR`].
+pub const AGENTS_DIR_ENV: &str = "OCF_FENCE_AGENTS_DIR";
+
+/// How long `metadata` may take by default.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The agents directory: `$OCF_FENCE_AGENTS_DIR` or [`DEFAULT_AGENTS_DIR`].
+pub fn agents_dir() -> PathBuf {
+    std::env::var_os(AGENTS_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_AGENTS_DIR), PathBuf::from)
+}
+
+/// One installed fence agent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AgentInfo {
+    /// Its name (`fence_ipmilan`).
+    pub name: String,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// The executable `fence_*` files in `dir`, sorted by name.
+pub fn list_agents(dir: &Path) -> std::io::Result<Vec<AgentInfo>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("fence_") {
+            continue;
+        }
+        // Follow symlinks: some distributions link agents to one another.
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            out.push(AgentInfo {
+                name,
+                path: entry.path(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Finds an agent by name in `dir` (`fence_dummy`) or takes a path (anything with a `/`).
+pub fn resolve_agent(agent: &str, dir: &Path) -> Result<PathBuf, FenceError> {
+    let path = if agent.contains('/') {
+        PathBuf::from(agent)
+    } else {
+        if !agent.starts_with("fence_") {
+            return Err(FenceError::Config {
+                device: agent.to_owned(),
+                reason:
+                    "a fence agent's name starts with fence_; give a path to run another program"
+                        .into(),
+            });
+        }
+        dir.join(agent)
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(FenceError::Config {
+            device: agent.to_owned(),
+            reason: format!(
+                "{} does not exist; see `ocf fence agents`, or set {AGENTS_DIR_ENV}",
+                path.display()
+            ),
+        })
+    }
+}
+
+/// The stdin text for one call: `action=`, then every parameter, then the plug, one per line.
+///
+/// Refuses keys or values that would break the line protocol (a newline would let a value
+/// inject another option). The caller's `action` and plug win over parameters of those names.
+pub fn stdin_lines(
+    agent: &str,
+    action: DeviceAction,
+    params: &DeviceParams,
+    plug: Option<(&str, &str)>,
+) -> Result<Vec<u8>, FenceError> {
+    let bad = |reason: String| FenceError::Config {
+        device: agent.to_owned(),
+        reason,
+    };
+    let mut out = format!("action={}\n", action.as_str());
+    for (key, value) in params.iter() {
+        if key.is_empty() || key.contains(['=', '\n', '\r']) || key.chars().any(char::is_whitespace)
+        {
+            return Err(bad(format!(
+                "parameter name {key:?} is not a valid option name"
+            )));
+        }
+        if value.expose().contains(['\n', '\r', '\0']) {
+            // Name the key only: the value may be a password.
+            return Err(bad(format!("the value of {key} holds a line break")));
+        }
+        if key == "action" || plug.is_some_and(|(name, _)| name == key) {
+            continue;
+        }
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value.expose());
+        out.push('\n');
+    }
+    if let Some((name, value)) = plug {
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+        out.push('\n');
+    }
+    Ok(out.into_bytes())
+}
+
+/// The result of one agent call, with its output decoded and secrets redacted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgentRun {
+    /// The operation.
+    pub action: DeviceAction,
+    /// The exit code, or `None` when the agent was killed by a signal or timed out.
+    pub exit_code: Option<i32>,
+    /// Whether it ran out of time.
+    pub timed_out: bool,
+    /// Standard output (redacted).
+    pub stdout: String,
+    /// Standard error (redacted).
+    pub stderr: String,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl AgentRun {
+    fn from_finished(action: DeviceAction, done: &Finished, params: &DeviceParams) -> Self {
+        let (exit_code, timed_out) = match done.termination {
+            Termination::Exited(c) => (Some(c), false),
+            Termination::Signaled(_) => (None, false),
+            Termination::TimedOut => (None, true),
+        };
+        Self {
+            action,
+            exit_code,
+            timed_out,
+            stdout: params.redact(&String::from_utf8_lossy(&done.stdout)),
+            stderr: params.redact(&String::from_utf8_lossy(&done.stderr)),
+            elapsed_ms: ocf_core::millis::as_millis(done.elapsed),
+        }
+    }
+
+    /// Whether it exited 0.
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+
+    /// The line that best says why it failed: the last error line on stderr, else the last
+    /// line, else the exit code.
+    pub fn reason(&self) -> String {
+        if self.timed_out {
+            return "timed out".into();
+        }
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .chain(self.stdout.lines())
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("Failed") || l.contains("ERROR"))
+            .or_else(|| lines.last());
+        let code = self.exit_code.map_or_else(
+            || "killed by a signal".to_owned(),
+            |c| format!("exit code {c}"),
+        );
+        match line {
+            Some(l) => {
+                let l: String = l.chars().take(300).collect();
+                format!("{l} ({code})")
+            }
+            None => code,
+        }
+    }
+}
+
+/// A fence device run by a fence-agents executable.
+///
+/// ```no_run
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use ocf_fencing::{DeviceParams, FenceAction, FenceDevice, Targets};
+/// use ocf_ref::fencing::agent::AgentDevice;
+/// let mut params = DeviceParams::new();
+/// params.insert("ip", "10.0.0.9");
+/// params.insert("username", "admin");
+/// params.insert("password", "secret"); // kept as a Secret: stdin only, never logged
+/// let dev = AgentDevice::new(
+///     "ipmi-n3".parse().unwrap(),
+///     "/usr/sbin/fence_ipmilan",
+///     params,
+///     Targets::hosts(["n3".parse().unwrap()]),
+/// );
+/// dev.fence(&"n3".parse().unwrap(), FenceAction::Reboot, Duration::from_secs(60)).await.unwrap();
+/// # });
+/// ```
+pub struct AgentDevice {
+    id: DeviceId,
+    program: PathBuf,
+    params: DeviceParams,
+    targets: Targets,
+    metadata: OnceCell<DeviceMetadata>,
+}
+
+impl std::fmt::Debug for AgentDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // DeviceParams' Debug redacts secrets.
+        f.debug_struct("AgentDevice")
+            .field("id", &self.id)
+            .field("program", &self.program)
+            .field("params", &self.params)
+            .field("targets", &self.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentDevice {
+    /// A device that runs `program` with `params` and finds its nodes through `targets`.
+    pub fn new(
+        id: DeviceId,
+        program: impl Into<PathBuf>,
+        params: DeviceParams,
+        targets: Targets,
+    ) -> Self {
+        Self {
+            id,
+            program: program.into(),
+            params,
+            targets,
+            metadata: OnceCell::new(),
+        }
+    }
+
+    /// The agent's path.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The configured parameters (secrets redacted in `Debug`).
+    pub fn params(&self) -> &DeviceParams {
+        &self.params
+    }
+
+    fn agent_name(&self) -> String {
+        self.program
+            .file_name()
+            .map_or_else(|| self.id.to_string(), |n| n.to_string_lossy().into_owned())
+    }
+
+    /// Runs one action with the device's parameters (plus `plug=<plug>` when given under the
+    /// name the agent uses) and returns what the agent did, whatever its exit code.
+    pub async fn run(
+        &self,
+        action: DeviceAction,
+        plug: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> Result<AgentRun, FenceError> {
+        let stdin = stdin_lines(self.id.as_str(), action, &self.params, plug)?;
+        let mut spec = ProcessSpec::new(&self.program, timeout).stdin(stdin);
+        // A fence agent leaves nothing behind on purpose.
+        spec.reap_group_on_exit = true;
+        // Short grace: a fence agent that ignores SIGTERM must not hold the fencer long.
+        spec.kill_grace = Duration::from_millis(500);
+        tracing::debug!(device = %self.id, agent = %self.program.display(), action = %action, plug = ?plug.map(|p| p.1), "running fence agent");
+        let done = process::run(&spec).await.map_err(|e| FenceError::Device {
+            device: self.id.clone(),
+            action,
+            target: None,
+            reason: format!("cannot run the agent: {e}"),
+        })?;
+        let run = AgentRun::from_finished(action, &done, &self.params);
+        tracing::debug!(device = %self.id, action = %action, exit = ?run.exit_code, elapsed_ms = run.elapsed_ms, "fence agent finished");
+        Ok(run)
+    }
+
+    /// Runs `validate-all`: the agent checks its options without touching the device.
+    pub async fn validate(&self, timeout: Duration) -> Result<(), FenceError> {
+        let run = self.run(DeviceAction::ValidateAll, None, timeout).await?;
+        self.expect_success(&run, None, timeout)
+    }
+
+    /// The targets the agent itself lists (`action=list`), as (plug, alias) pairs.
+    pub async fn list_plugs(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<(String, Option<String>)>, FenceError> {
+        let run = self.run(DeviceAction::List, None, timeout).await?;
+        self.expect_success(&run, None, timeout)?;
+        let sep = self
+            .params
+            .get("separator")
+            .map_or(",", |v| v.expose())
+            .to_owned();
+        Ok(parse_list(&run.stdout, &sep))
+    }
+
+    fn expect_success(
+        &self,
+        run: &AgentRun,
+        target: Option<&NodeName>,
+        timeout: Duration,
+    ) -> Result<(), FenceError> {
+        if run.timed_out {
+            return Err(FenceError::DeviceTimedOut {
+                device: self.id.clone(),
+                action: run.action,
+                target: target.cloned(),
+                timeout_ms: ocf_core::millis::as_millis(timeout),
+            });
+        }
+        if run.success() {
+            return Ok(());
+        }
+        Err(FenceError::Device {
+            device: self.id.clone(),
+            action: run.action,
+            target: target.cloned(),
+            reason: run.reason(),
+        })
+    }
+
+    /// The (parameter name, plug) to send for `target`, or why it cannot be fenced here.
+    async fn plug_for(
+        &self,
+        target: &NodeName,
+        timeout: Duration,
+    ) -> Result<Option<(String, String)>, FenceError> {
+        let plug = match &self.targets {
+            Targets::Dynamic => {
+                let plugs = self.list_plugs(timeout).await?;
+                match_plug(&plugs, target).ok_or_else(|| FenceError::NotATarget {
+                    device: self.id.clone(),
+                    target: target.clone(),
+                })?
+            }
+            configured => configured
+                .plug_for(target)
+                .ok_or_else(|| FenceError::NotATarget {
+                    device: self.id.clone(),
+                    target: target.clone(),
+                })?
+                .to_owned(),
+        };
+        // A single-host agent (no plug/port parameter, like fence_dummy) controls exactly the
+        // node it is configured for: sending a plug would only earn a warning.
+        let name = match self.metadata().await {
+            Ok(md) => md.plug_parameter().map(str::to_owned),
+            Err(e) => {
+                tracing::warn!(device = %self.id, error = %e, "no meta-data; sending plug= anyway");
+                Some("plug".to_owned())
+            }
+        };
+        Ok(name.map(|n| (n, plug)))
+    }
+}
+
+/// Parses `list` output: `plug<sep>alias` per line; `N/A` and notices skipped.
+fn parse_list(stdout: &str, sep: &str) -> Vec<(String, Option<String>)> {
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "N/A" && !l.starts_with("NOTICE"))
+        .map(|l| {
+            let mut parts = l.splitn(2, sep);
+            let plug = parts.next().unwrap_or_default().trim().to_owned();
+            let alias = parts
+                .next()
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty());
+            (plug, alias)
+        })
+        .filter(|(p, _)| !p.is_empty())
+        .collect()
+}
+
+/// The plug whose id or alias is `target`.
+fn match_plug(plugs: &[(String, Option<String>)], target: &NodeName) -> Option<String> {
+    plugs
+        .iter()
+        .find(|(p, a)| p == target.as_str() || a.as_deref() == Some(target.as_str()))
+        .map(|(p, _)| p.clone())
+}
+
+/// Reads an agent's meta-data without configuring a device.
+pub async fn fetch_metadata(
+    program: &Path,
+    timeout: Duration,
+) -> Result<DeviceMetadata, FenceError> {
+    let name = program.file_name().map_or_else(
+        || program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let stdin = stdin_lines(&name, DeviceAction::Metadata, &DeviceParams::new(), None)?;
+    let mut spec = ProcessSpec::new(program, timeout).stdin(stdin);
+    spec.reap_group_on_exit = true;
+    let done = process::run(&spec)
+        .await
+        .map_err(|e| FenceError::Metadata {
+            device: name.clone(),
+            reason: format!("cannot run the agent: {e}"),
+        })?;
+    if done.termination != Termination::Exited(0) {
+        return Err(FenceError::Metadata {
+            device: name,
+            reason: format!(
+                "action=metadata ended with {:?}: {}",
+                done.termination,
+                String::from_utf8_lossy(&done.stderr).trim()
+            ),
+        });
+    }
+    let xml = String::from_utf8_lossy(&done.stdout);
+    metadata_xml::parse(&xml).map_err(|e| FenceError::Metadata {
+        device: name,
+        reason: e.to_string(),
+    })
+}
+
+#[async_trait]
+impl FenceDevice for AgentDevice {
+    fn id(&self) -> &DeviceId {
+        &self.id
+    }
+
+    fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+        self.metadata
+            .get_or_try_init(|| fetch_metadata(&self.program, METADATA_TIMEOUT))
+            .await
+            .cloned()
+            .map_err(|e| match e {
+                FenceError::Metadata { reason, .. } => FenceError::Metadata {
+                    device: format!("{} ({})", self.id, self.agent_name()),
+                    reason,
+                },
+                other => other,
+            })
+    }
+
+    async fn list_targets(&self, timeout: Duration) -> Result<Vec<NodeName>, FenceError> {
+        if let Some(hosts) = self.targets.configured() {
+            return Ok(hosts);
+        }
+        let plugs = self.list_plugs(timeout).await?;
+        Ok(plugs
+            .into_iter()
+            .filter_map(|(p, a)| a.and_then(|a| a.parse().ok()).or_else(|| p.parse().ok()))
+            .collect())
+    }
+
+    async fn can_fence(&self, target: &NodeName, timeout: Duration) -> Result<bool, FenceError> {
+        match &self.targets {
+            Targets::Dynamic => Ok(match_plug(&self.list_plugs(timeout).await?, target).is_some()),
+            configured => Ok(configured.plug_for(target).is_some()),
+        }
+    }
+
+    async fn fence(
+        &self,
+        target: &NodeName,
+        action: FenceAction,
+        timeout: Duration,
+    ) -> Result<(), FenceError> {
+        let started = tokio::time::Instant::now();
+        let plug = self.plug_for(target, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        let action = DeviceAction::from(action);
+        let run = self
+            .run(
+                action,
+                plug.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
+                left,
+            )
+            .await?;
+        let result = self.expect_success(&run, Some(target), timeout);
+        match &result {
+            Ok(()) => tracing::info!(device = %self.id, %target, %action, "fence agent confirmed"),
+            Err(e) => {
+                tracing::warn!(device = %self.id, %target, %action, error = %e, "fence agent failed");
+            }
+        }
+        result
+    }
+
+    async fn status(&self, target: &NodeName, timeout: Duration) -> Result<PowerState, FenceError> {
+        let started = tokio::time::Instant::now();
+        let plug = self.plug_for(target, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        let run = self
+            .run(
+                DeviceAction::Status,
+                plug.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
+                left,
+            )
+            .await?;
+        match run.exit_code {
+            Some(0) => Ok(PowerState::On),
+            Some(2) => Ok(PowerState::Off),
+            _ => self
+                .expect_success(&run, Some(target), timeout)
+                .map(|()| PowerState::Unknown),
+        }
+    }
+
+    async fn monitor(&self, timeout: Duration) -> Result<(), FenceError> {
+        let run = self.run(DeviceAction::Monitor, None, timeout).await?;
+        self.expect_success(&run, None, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_has_action_first_and_refuses_injection() {
+        let mut p = DeviceParams::new();
+        p.insert("ip", "10.0.0.1");
+        p.insert("action", "off");
+        p.insert("password", "pw");
+        let text = String::from_utf8(
+            stdin_lines("d", DeviceAction::Reboot, &p, Some(("plug", "3"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(text, "action=reboot\nip=10.0.0.1\npassword=pw\nplug=3\n");
+
+        p.insert("password", "pw\naction=on");
+        let e = stdin_lines("d", DeviceAction::Reboot, &p, None).unwrap_err();
+        assert!(!e.to_string().contains("action=on"), "{e}");
+        let mut q = DeviceParams::new();
+        q.insert("a=b", "1");
+        assert!(stdin_lines("d", DeviceAction::Status, &q, None).is_err());
+    }
+
+    #[test]
+    fn list_output_parses() {
+        let plugs = parse_list("1,node-a\n2,node-b\n\nN/A\n3\n", ",");
+        assert_eq!(
+            plugs,
+            vec![
+                ("1".into(), Some("node-a".into())),
+                ("2".into(), Some("node-b".into())),
+                ("3".into(), None)
+            ]
+        );
+        assert_eq!(
+            match_plug(&plugs, &"node-b".parse().unwrap()),
+            Some("2".into())
+        );
+        assert_eq!(match_plug(&plugs, &"3".parse().unwrap()), Some("3".into()));
+        assert_eq!(match_plug(&plugs, &"node-c".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn reasons_prefer_error_lines() {
+        let run = AgentRun {
+            action: DeviceAction::Off,
+            exit_code: Some(1),
+            timed_out: false,
+            stdout: String::new(),
+            stderr: "WARNING: x\nERROR: Failed: Timed out waiting to power OFF\n\n".into(),
+            elapsed_ms: 1,
+        };
+        assert_eq!(
+            run.reason(),
+            "ERROR: Failed: Timed out waiting to power OFF (exit code 1)"
+        );
+    }
+}

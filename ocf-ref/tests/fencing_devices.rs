@@ -1,0 +1,210 @@
+//! The devices against the real peers: fence-agents' `fence_dummy`, cluster-glue's
+//! `stonith -t null`, and the native devices.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ocf_core::NodeName;
+use ocf_fencing::{
+    DeviceAction, DeviceParams, ErrorKind, FenceAction, FenceDevice, FenceError, PowerState,
+    Targets,
+};
+use ocf_ref::fencing::agent::{self, AgentDevice};
+use ocf_ref::fencing::native::{ManualDevice, NullDevice};
+use ocf_ref::fencing::stonith::{self, StonithDevice};
+
+const T: Duration = Duration::from_secs(30);
+
+fn n(s: &str) -> NodeName {
+    s.parse().unwrap()
+}
+
+fn fence_dummy() -> PathBuf {
+    agent::resolve_agent("fence_dummy", &agent::agents_dir()).expect("fence-agents installed")
+}
+
+/// A fence_dummy device for node `n1` whose power state lives in a temp dir.
+fn dummy(dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> AgentDevice {
+    let mut params = DeviceParams::new();
+    params.insert(
+        "status_file",
+        dir.path().join("state").display().to_string(),
+    );
+    for (k, v) in extra {
+        params.insert(*k, *v);
+    }
+    AgentDevice::new(
+        "dummy".parse().unwrap(),
+        fence_dummy(),
+        params,
+        Targets::hosts([n("n1")]),
+    )
+}
+
+#[tokio::test]
+async fn fence_dummy_powers_off_and_on_through_its_status_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dummy(&dir, &[]);
+    // No status file yet: fence_dummy reports off.
+    assert_eq!(dev.status(&n("n1"), T).await.unwrap(), PowerState::Off);
+    dev.fence(&n("n1"), FenceAction::On, T).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("state")).unwrap(),
+        "on"
+    );
+    assert_eq!(dev.status(&n("n1"), T).await.unwrap(), PowerState::On);
+    dev.fence(&n("n1"), FenceAction::Off, T).await.unwrap();
+    assert_eq!(dev.status(&n("n1"), T).await.unwrap(), PowerState::Off);
+    dev.fence(&n("n1"), FenceAction::Reboot, T).await.unwrap();
+    assert_eq!(dev.status(&n("n1"), T).await.unwrap(), PowerState::On);
+    dev.monitor(T).await.unwrap();
+    dev.validate(T).await.unwrap();
+}
+
+#[tokio::test]
+async fn fence_dummy_meta_data_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dummy(&dir, &[]).metadata().await.unwrap();
+    assert_eq!(md.name, "fence_dummy");
+    assert!(md.parameter("status_file").is_some());
+    assert!(md.parameter("action").unwrap().required);
+    assert!(md.supports(DeviceAction::Reboot));
+    assert!(md.supports(DeviceAction::ValidateAll));
+    assert!(!md.supports(DeviceAction::List));
+    // A single-host agent: no plug is sent.
+    assert_eq!(md.plug_parameter(), None);
+}
+
+#[tokio::test]
+async fn fence_dummy_type_fail_fails_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dummy(&dir, &[("type", "fail"), ("power_timeout", "1")]);
+    let e = dev.fence(&n("n1"), FenceAction::Off, T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert!(e.to_string().contains("dummy"), "{e}");
+}
+
+#[tokio::test]
+async fn nodes_outside_the_host_list_are_refused_without_running_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dummy(&dir, &[]);
+    let e = dev.fence(&n("n9"), FenceAction::Off, T).await.unwrap_err();
+    assert!(matches!(e, FenceError::NotATarget { .. }), "{e}");
+    assert!(!dir.path().join("state").exists());
+    assert!(!dev.can_fence(&n("n9"), T).await.unwrap());
+    assert!(dev.can_fence(&n("n1"), T).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_agent_past_its_timeout_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    // fence_dummy's own wait for a failing power change is 20 s; ours is 1 s.
+    let dev = dummy(&dir, &[("type", "fail")]);
+    let e = dev
+        .fence(&n("n1"), FenceAction::Off, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FenceError::DeviceTimedOut { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn a_missing_agent_is_a_config_error() {
+    let e = agent::resolve_agent("fence_nonexistent_xyz", &agent::agents_dir()).unwrap_err();
+    assert!(e.to_string().contains("ocf fence agents"), "{e}");
+    assert!(agent::resolve_agent("ls", &agent::agents_dir()).is_err());
+}
+
+#[tokio::test]
+async fn installed_agents_are_listed() {
+    let agents = agent::list_agents(&agent::agents_dir()).unwrap();
+    assert!(agents.iter().any(|a| a.name == "fence_dummy"), "{agents:?}");
+    assert!(agents.iter().all(|a| a.name.starts_with("fence_")));
+}
+
+fn null_device(targets: Targets) -> StonithDevice {
+    let params: DeviceParams = [("hostlist", "a b")].into_iter().collect();
+    StonithDevice::new("null".parse().unwrap(), "null", params, targets)
+}
+
+#[tokio::test]
+async fn stonith_null_lists_and_resets_its_hosts() {
+    let dev = null_device(Targets::Dynamic);
+    assert_eq!(dev.list_targets(T).await.unwrap(), vec![n("a"), n("b")]);
+    assert!(dev.can_fence(&n("a"), T).await.unwrap());
+    dev.fence(&n("a"), FenceAction::Reboot, T).await.unwrap();
+    dev.fence(&n("b"), FenceAction::Off, T).await.unwrap();
+    dev.fence(&n("b"), FenceAction::On, T).await.unwrap();
+    dev.monitor(T).await.unwrap();
+    // The null plugin would say yes to any name; the device refuses unlisted ones.
+    let e = dev
+        .fence(&n("c"), FenceAction::Reboot, T)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FenceError::NotATarget { .. }), "{e}");
+    let e = dev.status(&n("a"), T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+}
+
+#[tokio::test]
+async fn stonith_null_meta_data_and_plugins() {
+    let md = null_device(Targets::Dynamic).metadata().await.unwrap();
+    assert_eq!(md.name, "null");
+    assert!(md.parameter("hostlist").unwrap().required);
+    let plugins = stonith::list_plugins(&stonith::stonith_program(), T)
+        .await
+        .unwrap();
+    assert!(plugins.iter().any(|p| p == "null"), "{plugins:?}");
+    assert!(plugins.iter().any(|p| p == "meatware"), "{plugins:?}");
+}
+
+#[tokio::test]
+async fn stonith_with_a_host_map_uses_the_plug() {
+    let dev = null_device(Targets::host_map([(n("node-a"), "a".to_owned())]));
+    dev.fence(&n("node-a"), FenceAction::Reboot, T)
+        .await
+        .unwrap();
+    assert!(dev.fence(&n("a"), FenceAction::Reboot, T).await.is_err());
+}
+
+#[tokio::test]
+async fn stonith_with_a_bad_config_fails_with_the_plugin_code() {
+    let dev = StonithDevice::new(
+        "null".parse().unwrap(),
+        "null",
+        DeviceParams::new(),
+        Targets::Dynamic,
+    );
+    let e = dev.list_targets(T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+}
+
+#[tokio::test]
+async fn null_device_remembers_power() {
+    let dev = NullDevice::new("null".parse().unwrap(), [n("a")]);
+    assert_eq!(dev.status(&n("a"), T).await.unwrap(), PowerState::On);
+    dev.fence(&n("a"), FenceAction::Off, T).await.unwrap();
+    assert_eq!(dev.status(&n("a"), T).await.unwrap(), PowerState::Off);
+    assert_eq!(dev.fence_calls(), 1);
+    assert!(dev.fence(&n("b"), FenceAction::Off, T).await.is_err());
+}
+
+#[tokio::test]
+async fn manual_device_waits_for_the_operator_and_times_out_without_one() {
+    let dev = ManualDevice::new("meat".parse().unwrap(), [n("a")]);
+    let e = dev
+        .fence(&n("a"), FenceAction::Reboot, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FenceError::DeviceTimedOut { .. }), "{e}");
+    assert!(dev.pending().is_empty());
+    assert!(!dev.acknowledge(&n("a")));
+
+    let op = dev.clone();
+    let task = tokio::spawn(async move { dev.fence(&n("a"), FenceAction::Off, T).await });
+    op.wait_pending().await;
+    assert_eq!(op.pending(), vec![n("a")]);
+    assert!(op.acknowledge(&n("a")));
+    task.await.unwrap().unwrap();
+    assert!(op.pending().is_empty());
+}
