@@ -1,0 +1,363 @@
+//! A small failover manager: the three APIs put together the way a cluster manager uses them.
+//!
+//! It is not a Pacemaker clone. Its rules:
+//! - **One actor.** On every node a manager follows the local membership, but only the
+//!   lowest-id member of a quorate view acts ([`plan::is_acting`]). A minority never acts.
+//! - **Fence before recovery.** A node that left the view is unclean until fenced; no resource
+//!   is started anywhere while any unclean node is unfenced ([`plan::unclean_after`]).
+//! - **One primary location.** Each resource runs on one node. The acting manager probes the
+//!   members (a `monitor` on each executor) to learn where it runs, and starts it on the
+//!   preferred member only when it runs nowhere ([`plan::choose_location`]).
+//!
+//! Each step is reported as a [`FailoverEvent`] to any number of subscribers.
+//!
+//! The manager reaches other nodes' executors through the [`Peer`] list. In one process (the
+//! demo, the tests) those are the executors themselves; across machines they would be clients
+//! of each node's daemon. Placement is rediscovered by probing, so a new acting node needs no
+//! state from the old one.
+
+pub mod plan;
+mod quorum;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocf_core::{NodeId, NodeName};
+use ocf_fencing::{FenceAction, FenceRequest, Fencer, IncidentId, RequesterId};
+use ocf_membership::{EventKind, Membership, MembershipError, View};
+use ocf_resources::{Action, Executor, ExitCode, Operation};
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast};
+
+pub use quorum::QuorumPolicy;
+
+/// A node the manager can place resources on.
+#[derive(Clone)]
+pub struct Peer {
+    /// The node's id in the membership.
+    pub id: NodeId,
+    /// The node's name (what fence devices know it by).
+    pub name: NodeName,
+    /// The node's executor.
+    pub executor: Arc<dyn Executor>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One resource under the manager's care: its name in every executor, and where it prefers
+/// to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePolicy {
+    /// The resource's name, registered under the same name in every peer's executor.
+    pub name: String,
+    /// Preferred nodes, best first.
+    pub prefer: Vec<NodeId>,
+}
+
+/// How the manager acts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FailoverConfig {
+    /// Timeout for each probe, start and stop.
+    pub operation_timeout: Duration,
+    /// What the fencer is asked to do to an unclean node.
+    pub fence_action: FenceAction,
+    /// Timeout for each fence request.
+    pub fence_timeout: Duration,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        Self {
+            operation_timeout: Duration::from_secs(20),
+            fence_action: FenceAction::Reboot,
+            fence_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the manager did, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailoverEvent {
+    /// The local membership installed a view.
+    ViewInstalled {
+        /// The local node.
+        node: NodeId,
+        /// The view's id, as text.
+        view: String,
+        /// Its members.
+        members: Vec<NodeId>,
+        /// The nodes that left since the previous view.
+        left: Vec<NodeId>,
+        /// Whether it is quorate.
+        quorate: bool,
+        /// Whether the local manager acts in it.
+        acting: bool,
+    },
+    /// An unclean node was fenced.
+    Fenced {
+        /// The fenced node.
+        node: NodeId,
+        /// The fencer's record id.
+        record: u64,
+    },
+    /// Fencing an unclean node failed; recovery waits.
+    FenceFailed {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// A resource was started.
+    Started {
+        /// The resource.
+        resource: String,
+        /// Where.
+        node: NodeId,
+    },
+    /// Starting a resource failed.
+    StartFailed {
+        /// The resource.
+        resource: String,
+        /// Where.
+        node: NodeId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why the manager stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FailoverError {
+    /// Its membership source failed.
+    #[error("failover manager on node {node}: {source}")]
+    Membership {
+        /// The local node.
+        node: NodeId,
+        /// What failed.
+        source: MembershipError,
+    },
+}
+
+/// The failover manager of one node.
+pub struct FailoverManager {
+    local: NodeId,
+    membership: Arc<dyn Membership>,
+    fencer: Arc<dyn Fencer>,
+    peers: BTreeMap<NodeId, Peer>,
+    resources: Vec<ResourcePolicy>,
+    config: FailoverConfig,
+    events: broadcast::Sender<FailoverEvent>,
+    unclean: Mutex<BTreeSet<NodeId>>,
+}
+
+impl std::fmt::Debug for FailoverManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailoverManager")
+            .field("local", &self.local)
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
+            .field("resources", &self.resources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FailoverManager {
+    /// A manager for node `local`.
+    pub fn new(
+        local: NodeId,
+        membership: Arc<dyn Membership>,
+        fencer: Arc<dyn Fencer>,
+        peers: impl IntoIterator<Item = Peer>,
+        resources: Vec<ResourcePolicy>,
+        config: FailoverConfig,
+    ) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            local,
+            membership,
+            fencer,
+            peers: peers.into_iter().map(|p| (p.id, p)).collect(),
+            resources,
+            config,
+            events,
+            unclean: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// A new subscriber to what this manager does from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<FailoverEvent> {
+        self.events.subscribe()
+    }
+
+    /// Follows the membership until its stream ends, acting on each view.
+    pub async fn run(&self) -> Result<(), FailoverError> {
+        let wrap = |source| FailoverError::Membership {
+            node: self.local,
+            source,
+        };
+        let mut sub = self.membership.subscribe().await.map_err(wrap)?;
+        if let Some(view) = sub.initial_view().cloned() {
+            self.on_view(&view).await;
+        }
+        while let Some(event) = sub.next_event().await.map_err(wrap)? {
+            if event.kind == EventKind::Evicted {
+                tracing::warn!(node = %self.local, "evicted from the cluster; not acting");
+                continue;
+            }
+            self.on_view(&event.view).await;
+        }
+        Ok(())
+    }
+
+    /// Handles one installed view: remembers who left, and acts if this node is the actor.
+    pub async fn on_view(&self, view: &View) {
+        let acting = plan::is_acting(view, self.local);
+        let unclean = {
+            let mut unclean = self.unclean.lock().await;
+            *unclean = plan::unclean_after(view, &unclean);
+            unclean.remove(&self.local);
+            unclean.clone()
+        };
+        self.emit(FailoverEvent::ViewInstalled {
+            node: self.local,
+            view: view.id.to_string(),
+            members: view.member_ids().collect(),
+            left: view.left().to_vec(),
+            quorate: view.is_quorate(),
+            acting,
+        });
+        if !acting {
+            return;
+        }
+        if !self.fence_all(&unclean, view).await {
+            tracing::warn!(node = %self.local, "fencing incomplete; no recovery in view {}", view.id);
+            return;
+        }
+        for resource in &self.resources {
+            self.place(resource, view).await;
+        }
+    }
+
+    /// Fences every unclean node; true when all were fenced.
+    async fn fence_all(&self, unclean: &BTreeSet<NodeId>, view: &View) -> bool {
+        let mut all = true;
+        for &node in unclean {
+            let Some(peer) = self.peers.get(&node) else {
+                self.emit(FailoverEvent::FenceFailed {
+                    node,
+                    reason: format!("node {node} has no known name to fence it by"),
+                });
+                all = false;
+                continue;
+            };
+            // Both ids are short ASCII built from numbers and a node name, but they are
+            // checked types: a failure is reported, never a panic.
+            let ids = (
+                RequesterId::new(format!("failover@node-{}", self.local)),
+                IncidentId::new(format!("{}@left-view-{}", peer.name, view.id)),
+            );
+            let (Ok(requester), Ok(incident)) = ids else {
+                self.emit(FailoverEvent::FenceFailed {
+                    node,
+                    reason: format!("cannot name a fence request for {}", peer.name),
+                });
+                all = false;
+                continue;
+            };
+            let request = FenceRequest::new(peer.name.clone(), self.config.fence_action, requester)
+                .with_timeout(self.config.fence_timeout)
+                .with_incident(incident);
+            match self.fencer.fence(request).await {
+                Ok(record) => {
+                    self.unclean.lock().await.remove(&node);
+                    self.emit(FailoverEvent::Fenced {
+                        node,
+                        record: record.id,
+                    });
+                }
+                Err(e) => {
+                    all = false;
+                    self.emit(FailoverEvent::FenceFailed {
+                        node,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    /// Makes sure `resource` runs on exactly one member, starting it where it belongs if it
+    /// runs nowhere.
+    async fn place(&self, resource: &ResourcePolicy, view: &View) {
+        let running = self.probe(&resource.name, view).await;
+        if !running.is_empty() {
+            if running.len() > 1 {
+                tracing::error!(resource = %resource.name, ?running, "active on more than one node");
+            }
+            return;
+        }
+        let Some(target) = plan::choose_location(view, &resource.prefer) else {
+            return;
+        };
+        let Some(peer) = self.peers.get(&target) else {
+            return;
+        };
+        let op = Operation::new(Action::Start, self.config.operation_timeout);
+        let event = match peer.executor.execute(&resource.name, op).await {
+            Ok(result) if result.succeeded() => FailoverEvent::Started {
+                resource: resource.name.clone(),
+                node: target,
+            },
+            Ok(result) => FailoverEvent::StartFailed {
+                resource: resource.name.clone(),
+                node: target,
+                reason: result.outcome().map_or_else(
+                    || format!("{:?}", result.result),
+                    ocf_resources::Outcome::summary,
+                ),
+            },
+            Err(e) => FailoverEvent::StartFailed {
+                resource: resource.name.clone(),
+                node: target,
+                reason: e.to_string(),
+            },
+        };
+        self.emit(event);
+    }
+
+    /// The members on which `resource` reports running (a `monitor` on each).
+    async fn probe(&self, resource: &str, view: &View) -> Vec<NodeId> {
+        let mut running = Vec::new();
+        for node in view.member_ids() {
+            let Some(peer) = self.peers.get(&node) else {
+                continue;
+            };
+            let op = Operation::new(Action::Monitor, self.config.operation_timeout);
+            if let Ok(result) = peer.executor.execute(resource, op).await {
+                let code = result.outcome().and_then(ocf_resources::Outcome::exit_code);
+                if matches!(code, Some(ExitCode::Success | ExitCode::RunningPromoted)) {
+                    running.push(node);
+                }
+            }
+        }
+        running
+    }
+
+    fn emit(&self, event: FailoverEvent) {
+        tracing::info!(node = %self.local, ?event, "failover");
+        // No subscriber is not an error: the manager acts whether or not anyone watches.
+        let _ = self.events.send(event);
+    }
+}
