@@ -188,6 +188,27 @@ pub struct OperationResult {
 }
 
 impl OperationResult {
+    /// A result of a one-shot run with no queueing time; set the other fields as needed.
+    pub fn new(
+        call_id: u64,
+        resource: impl Into<String>,
+        agent: AgentId,
+        action: Action,
+        result: OpResult,
+    ) -> Self {
+        Self {
+            call_id,
+            resource: resource.into(),
+            agent,
+            action,
+            interval: Duration::ZERO,
+            recurring: None,
+            started_at_ms: 0,
+            queued: Duration::ZERO,
+            result,
+        }
+    }
+
     /// The agent's outcome, when it ran.
     pub fn outcome(&self) -> Option<&Outcome> {
         match &self.result {

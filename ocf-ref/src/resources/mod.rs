@@ -20,7 +20,7 @@ pub mod script;
 pub mod tester;
 
 pub use directory::{AgentEntry, ListError, list};
-// EXEC
+pub use executor::{ExecutorConfig, LocalExecutor};
 pub use native::NativeDummy;
 pub use registry::AgentRegistry;
 pub use script::ScriptAgent;

@@ -1,0 +1,250 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `ocf ra` as a user runs it: list, meta, run (exit codes) and test, with `OCF_ROOT`
+//! honoured, against the real agents and the broken fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const OCF: &str = env!("CARGO_BIN_EXE_ocf");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn ocf(args: &[&str]) -> Output {
+    Command::new(OCF)
+        .args(args)
+        .env_remove("OCF_ROOT")
+        .output()
+        .unwrap()
+}
+
+fn ocf_in(root: &Path, args: &[&str]) -> Output {
+    Command::new(OCF)
+        .args(args)
+        .env("OCF_ROOT", root)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn list_shows_installed_agents_and_honours_ocf_root() {
+    let out = ocf(&["ra", "list", "--provider", "pacemaker"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.lines().any(|l| l == "ocf:pacemaker:Stateful"),
+        "{stdout}"
+    );
+
+    let out = ocf_in(&fixtures(), &["ra", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"ocf:broken:hang") && ids.contains(&"ocf:test:envdump"),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.iter().any(|i| i.contains("heartbeat")),
+        "OCF_ROOT ignored: {ids:?}"
+    );
+}
+
+#[test]
+fn meta_prints_parsed_meta_data() {
+    let out = ocf(&["ra", "meta", "ocf:pacemaker:Stateful", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["name"], "Stateful");
+    assert_eq!(json["api_version"], "1.1");
+    let out = ocf(&["ra", "meta", "ocf:heartbeat:Dummy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("monitor"));
+
+    let out = ocf_in(&fixtures(), &["ra", "meta", "ocf:broken:bad-meta"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cut short"),
+        "{}",
+        text(&out)
+    );
+    let out = ocf(&["ra", "meta", "heartbeat:Dummy"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a malformed id is a usage error: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn run_exits_with_the_agents_ocf_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("state={}", dir.path().join("d.state").display());
+    let run = |action: &str| {
+        ocf(&[
+            "ra",
+            "run",
+            "ocf:heartbeat:Dummy",
+            action,
+            "-p",
+            &state,
+            "--instance",
+            "cli",
+        ])
+    };
+    assert_eq!(run("monitor").status.code(), Some(7));
+    assert_eq!(run("start").status.code(), Some(0));
+    assert_eq!(run("monitor").status.code(), Some(0));
+    assert_eq!(run("stop").status.code(), Some(0));
+    let out = ocf(&[
+        "ra",
+        "run",
+        "ocf:heartbeat:Dummy",
+        "monitor",
+        "-p",
+        &state,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outcome"]["status"]["kind"], "exited");
+    assert_eq!(json["outcome"]["status"]["code"], 7);
+
+    // Invalid parameters: 6 (OCF_ERR_CONFIGURED), nothing run, the problem named.
+    let out = ocf(&[
+        "ra",
+        "run",
+        "ocf:heartbeat:Dummy",
+        "start",
+        "-p",
+        "colour=red",
+    ]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
+}
+
+#[test]
+fn run_reports_broken_agents_clearly() {
+    let root = fixtures();
+    let out = ocf_in(
+        &root,
+        &[
+            "ra",
+            "run",
+            "ocf:broken:hang",
+            "start",
+            "--timeout",
+            "300ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timed out after 300 ms"),
+        "{}",
+        text(&out)
+    );
+
+    let out = ocf_in(&root, &["ra", "run", "ocf:broken:exit42", "start"]);
+    assert_eq!(out.status.code(), Some(42), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an OCF exit code"));
+
+    let out = ocf_in(
+        &root,
+        &["ra", "run", "ocf:broken:killed", "monitor", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(128 + 9), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outcome"]["status"]["kind"], "signaled");
+
+    let out = ocf_in(&root, &["ra", "run", "ocf:broken:not-executable", "start"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let out = ocf_in(&root, &["ra", "run", "ocf:broken:absent", "start"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not installed"));
+}
+
+#[test]
+fn test_passes_dummy_and_stateful() {
+    let dir = tempfile::tempdir().unwrap();
+    for agent in [
+        "ocf:heartbeat:Dummy",
+        "ocf:pacemaker:Dummy",
+        "ocf:pacemaker:Stateful",
+    ] {
+        let state = format!(
+            "state={}",
+            dir.path().join(agent.replace(':', "-")).display()
+        );
+        let out = ocf(&["ra", "test", agent, "-p", &state, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{agent}: {}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["passed"], true);
+        let checks = report["checks"].as_array().unwrap();
+        let status_of = |name: &str| {
+            checks
+                .iter()
+                .find(|c| c["name"] == name)
+                .map(|c| c["status"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            status_of("start again returns 0 (idempotent)").as_deref(),
+            Some("pass")
+        );
+        assert_eq!(
+            status_of("monitor of the stopped resource returns 7 again").as_deref(),
+            Some("pass")
+        );
+        let promoted = status_of("monitor of the promoted resource returns 8");
+        if agent.ends_with("Stateful") {
+            assert_eq!(promoted.as_deref(), Some("pass"), "{agent}");
+        } else {
+            assert_eq!(promoted, None);
+        }
+        assert!(
+            !dir.path().join(agent.replace(':', "-")).exists(),
+            "{agent} left its state behind"
+        );
+    }
+}
+
+#[test]
+fn test_fails_broken_agents_with_reasons() {
+    let root = fixtures();
+    let out = ocf_in(&root, &["ra", "test", "ocf:broken:bad-meta"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAIL  meta-data parses"), "{stdout}");
+
+    // exit42's monitor of a stopped resource returns 42: mandatory failure, explained.
+    let out = ocf_in(&root, &["ra", "test", "ocf:broken:exit42", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|c| c["detail"].as_str().unwrap().contains("42")),
+        "{failed:#?}"
+    );
+}
