@@ -14,3 +14,4 @@ pub mod fencer;
 pub mod metadata_xml;
 pub mod native;
 pub mod stonith;
+pub mod tester;
