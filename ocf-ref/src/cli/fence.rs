@@ -1,19 +1,365 @@
-//! `ocf fence`: fence agents and devices.
+//! `ocf fence`: fence agents: list them, read their meta-data, run an action, test one.
+//!
+//! Parameters are given as `-p key=value`. Passwords and keys (by name: `password`, `passwd`,
+//! `key`, ...) are kept as secrets: never printed, and handed to the agent on its stdin only.
+//! Note that `ocf`'s *own* command line is visible in `ps`: for secrets, use
+//! `--params-stdin` and write `key=value` lines to `ocf`'s standard input instead.
+//!
+//! Exit codes of `ocf fence run`: the agent's own (0 success; for `status` 0 on and 2 off;
+//! 1 error); 70 when the agent could not be run or timed out. `ocf fence test` exits 0 when
+//! no check failed, 1 otherwise.
 
-use clap::Subcommand;
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
-use super::CliResult;
+use clap::{Args, Subcommand};
+use ocf_core::NodeName;
+use ocf_fencing::{DeviceAction, DeviceParams, Targets};
+use serde::Serialize;
+
+use super::output::print_json;
+use super::{CliResult, EXIT_FAILURE};
+use crate::fencing::agent::{self, AgentDevice};
+use crate::fencing::tester::{self, TestOptions, Verdict};
 
 /// `ocf fence` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum FenceCommand {
-    /// List the installed fence agents.
-    Agents,
+    /// List the installed fence agents (`fence_*` in the agents directory).
+    Agents(AgentsArgs),
+    /// Print an agent's meta-data: its parameters and actions.
+    Meta(MetaArgs),
+    /// Run one action of an agent.
+    Run(RunArgs),
+    /// Check an agent's conformance: meta-data, monitor, status, and a power round trip where
+    /// that is safe.
+    Test(TestArgs),
+}
+
+/// Where agents are found and how output is printed.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The directory holding the `fence_*` agents.
+    #[arg(long, env = "OCF_FENCE_AGENTS_DIR", default_value = agent::DEFAULT_AGENTS_DIR)]
+    pub agents_dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ocf fence agents`.
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `ocf fence meta`.
+#[derive(Debug, Args)]
+pub struct MetaArgs {
+    /// A `fence_*` name from the agents directory, or a path.
+    pub agent: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Agent parameters, from the command line and optionally stdin.
+#[derive(Debug, Args)]
+pub struct ParamArgs {
+    /// A parameter for the agent, `key=value` (repeatable). Secrets by name are redacted.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Also read `key=value` lines from standard input (keeps secrets out of `ps`).
+    #[arg(long)]
+    pub params_stdin: bool,
+}
+
+/// `ocf fence run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A `fence_*` name from the agents directory, or a path.
+    pub agent: String,
+    /// The action: reboot, off, on, status, list, monitor, metadata, validate-all.
+    #[arg(short, long)]
+    pub action: DeviceAction,
+    /// The node to act on, sent to the agent as `plug=`.
+    #[arg(short, long)]
+    pub target: Option<NodeName>,
+    #[command(flatten)]
+    params: ParamArgs,
+    /// Do not check the parameters against the agent's meta-data first.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Seconds the agent may take.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `ocf fence test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A `fence_*` name from the agents directory, or a path.
+    pub agent: String,
+    /// The node to check status of and power-cycle, on a multi-host agent (sent as `plug=`).
+    #[arg(short, long)]
+    pub target: Option<NodeName>,
+    #[command(flatten)]
+    params: ParamArgs,
+    /// Run the off/on/reboot round trip even though the agent may drive real hardware.
+    #[arg(long)]
+    pub power_cycle: bool,
+    /// Seconds each agent call may take.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Writes text to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> std::io::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Runs an `ocf fence` subcommand.
 pub async fn run(command: FenceCommand) -> CliResult {
     match command {
-        FenceCommand::Agents => Err("`ocf fence agents` is not written yet".into()),
+        FenceCommand::Agents(a) => agents(&a),
+        FenceCommand::Meta(a) => meta(&a).await,
+        FenceCommand::Run(a) => run_action(a).await,
+        FenceCommand::Test(a) => test(a).await,
     }
+}
+
+fn agents(args: &AgentsArgs) -> CliResult {
+    let list = agent::list_agents(&args.common.agents_dir).map_err(|e| {
+        format!(
+            "cannot list fence agents in {}: {e}; is fence-agents installed? (--agents-dir or OCF_FENCE_AGENTS_DIR)",
+            args.common.agents_dir.display()
+        )
+    })?;
+    if args.common.json {
+        print_json(&list)?;
+    } else {
+        let mut text = String::new();
+        for a in &list {
+            let _ = writeln!(text, "{}", a.name);
+        }
+        emit(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn meta(args: &MetaArgs) -> CliResult {
+    let path = agent::resolve_agent(&args.agent, &args.common.agents_dir)?;
+    let md = agent::fetch_metadata(&path, agent::METADATA_TIMEOUT).await?;
+    if args.common.json {
+        print_json(&md)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    let _ = writeln!(text, "{} - {}", md.name, md.shortdesc);
+    if !md.longdesc.is_empty() && md.longdesc != md.name {
+        let _ = writeln!(text, "\n{}", md.longdesc);
+    }
+    let _ = writeln!(text, "\nParameters:");
+    for p in &md.parameters {
+        let mut flags = Vec::new();
+        if p.required {
+            flags.push("required".to_owned());
+        }
+        if p.secret {
+            flags.push("secret".to_owned());
+        }
+        if p.deprecated {
+            flags.push("deprecated".to_owned());
+        }
+        if let Some(d) = &p.default {
+            flags.push(format!("default {d:?}"));
+        }
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", flags.join(", "))
+        };
+        let _ = writeln!(
+            text,
+            "  {:<24} {:?}{flags}\n      {}",
+            p.name, p.kind, p.shortdesc
+        );
+    }
+    let _ = writeln!(text, "\nActions: {}", md.actions.join(" "));
+    emit(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn collect_params(
+    args: &ParamArgs,
+) -> Result<DeviceParams, Box<dyn std::error::Error + Send + Sync>> {
+    let mut params = DeviceParams::new();
+    let mut add = |line: &str, origin: &str| -> Result<(), String> {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return Ok(());
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            // The line may be a bare password: do not echo it.
+            return Err(format!("a parameter from {origin} is not key=value"));
+        };
+        params.insert(k.trim(), v);
+        Ok(())
+    };
+    for p in &args.params {
+        add(p, "-p")?;
+    }
+    if args.params_stdin {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            eprintln!("ocf: reading key=value lines from stdin; end with Ctrl-D");
+        }
+        for line in stdin.lock().lines() {
+            add(&line?, "stdin")?;
+        }
+    }
+    Ok(params)
+}
+
+/// What `ocf fence run --json` prints.
+#[derive(Debug, Serialize)]
+struct RunOutput<'a> {
+    agent: String,
+    target: Option<&'a NodeName>,
+    #[serde(flatten)]
+    run: &'a agent::AgentRun,
+    /// For `status`: the power state the exit code means.
+    power: Option<&'static str>,
+}
+
+async fn run_action(args: RunArgs) -> CliResult {
+    let path = agent::resolve_agent(&args.agent, &args.common.agents_dir)?;
+    let params = collect_params(&args.params)?;
+    if !args.no_validate {
+        let md = agent::fetch_metadata(&path, agent::METADATA_TIMEOUT).await?;
+        let problems = agent::check_params(&md, &params, args.target.is_some());
+        if !problems.is_empty() {
+            return Err(format!(
+                "{}: {} (or pass --no-validate)",
+                args.agent,
+                problems.join("; ")
+            )
+            .into());
+        }
+    }
+    if args.action.needs_target() && args.target.is_none() {
+        tracing::info!("no --target: fine for single-host agents such as fence_dummy");
+    }
+    let id = "cli".parse()?;
+    let dev = AgentDevice::new(id, &path, params, Targets::Dynamic);
+    let plug = args.target.as_ref().map(|t| ("plug", t.as_str()));
+    eprintln!(
+        "ocf: running {} action={}{}",
+        args.agent,
+        args.action,
+        args.target
+            .as_ref()
+            .map(|t| format!(" plug={t}"))
+            .unwrap_or_default()
+    );
+    let run = dev
+        .run(args.action, plug, Duration::from_secs(args.timeout))
+        .await?;
+    let power = match (args.action, run.exit_code) {
+        (DeviceAction::Status, Some(0)) => Some("on"),
+        (DeviceAction::Status, Some(2)) => Some("off"),
+        _ => None,
+    };
+    if args.common.json {
+        print_json(&RunOutput {
+            agent: args.agent.clone(),
+            target: args.target.as_ref(),
+            run: &run,
+            power,
+        })?;
+    } else {
+        emit(&run.stdout)?;
+        if !run.success() && power.is_none() {
+            eprint!("{}", run.stderr);
+        }
+        if let Some(p) = power {
+            eprintln!("ocf: power is {p}");
+        }
+    }
+    if run.timed_out {
+        return Err(format!(
+            "{} action={} timed out after {} s (raise --timeout)",
+            args.agent, args.action, args.timeout
+        )
+        .into());
+    }
+    match run.exit_code {
+        Some(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(EXIT_FAILURE))),
+        None => Err(format!(
+            "{} action={} was killed by a signal",
+            args.agent, args.action
+        )
+        .into()),
+    }
+}
+
+async fn test(args: TestArgs) -> CliResult {
+    let path = agent::resolve_agent(&args.agent, &args.common.agents_dir)?;
+    let mut opts = TestOptions::new(path);
+    opts.params = collect_params(&args.params)?;
+    opts.target = args.target;
+    opts.power_cycle = args.power_cycle;
+    opts.timeout = Duration::from_secs(args.timeout);
+    eprintln!("ocf: testing {} ...", args.agent);
+    let report = tester::test_agent(&opts).await;
+    if args.common.json {
+        print_json(&report)?;
+    } else {
+        let mut text = String::new();
+        for c in &report.checks {
+            let v = match c.verdict {
+                Verdict::Pass => "PASS",
+                Verdict::Fail => "FAIL",
+                Verdict::Warn => "WARN",
+                Verdict::Skip => "SKIP",
+            };
+            let _ = writeln!(
+                text,
+                "{v} {:<18} {:>6} ms  {}",
+                c.name, c.elapsed_ms, c.detail
+            );
+        }
+        let failed = report
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count();
+        let _ = writeln!(
+            text,
+            "{}: {} ({} checks, {failed} failed)",
+            report.agent,
+            if report.passed {
+                "conformant"
+            } else {
+                "NOT conformant"
+            },
+            report.checks.len()
+        );
+        emit(&text)?;
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -190,13 +190,15 @@ impl AgentRun {
             .stderr
             .lines()
             .chain(self.stdout.lines())
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
+            .map(|l| strip_timestamp(l.trim()))
+            // fencing.py's generic follow-up, which hides the real error line before it.
+            .filter(|l| !l.is_empty() && !l.contains("Please use '-h' for usage"))
             .collect();
         let line = lines
             .iter()
             .rev()
-            .find(|l| l.contains("Failed") || l.contains("ERROR"))
+            .find(|l| l.contains("Failed"))
+            .or_else(|| lines.iter().rev().find(|l| l.contains("ERROR")))
             .or_else(|| lines.last());
         let code = self.exit_code.map_or_else(
             || "killed by a signal".to_owned(),
@@ -210,6 +212,18 @@ impl AgentRun {
             None => code,
         }
     }
+}
+
+/// Drops fencing.py's `2026-11-25 10:43:56,759 ` log prefix.
+fn strip_timestamp(line: &str) -> &str {
+    let b = line.as_bytes();
+    let stamped = b.len() > 24
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[10] == b' '
+        && b[19] == b','
+        && b[23] == b' ';
+    if stamped { &line[24..] } else { line }
 }
 
 /// A fence device run by a fence-agents executable.
@@ -419,6 +433,45 @@ fn match_plug(plugs: &[(String, Option<String>)], target: &NodeName) -> Option<S
         .map(|(p, _)| p.clone())
 }
 
+/// Checks parameters against an agent's meta-data before running it: unknown names, values
+/// of the wrong type, required parameters missing. Returns one line per problem (empty when
+/// all is well); values are never quoted, they may be secrets.
+///
+/// `action` and the plug (`plug`/`port`, when `target_given`) are supplied by the caller and
+/// are not required here.
+pub fn check_params(md: &DeviceMetadata, params: &DeviceParams, target_given: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, value) in params.iter() {
+        match md.parameter(name) {
+            None => problems.push(format!(
+                "{} has no parameter {name:?}; see `ocf fence meta {}`",
+                md.name, md.name
+            )),
+            Some(p) if !p.kind.accepts(value.expose()) => {
+                problems.push(format!("{name} must be of type {:?}", p.kind));
+            }
+            Some(_) => {}
+        }
+    }
+    for p in &md.parameters {
+        let supplied =
+            p.name == "action" || (target_given && (p.name == "plug" || p.name == "port"));
+        if p.required && p.default.is_none() && !supplied && !params.contains(&p.name) {
+            // An obsoleted name given under its replacement (port → plug) counts.
+            let replaced = md.parameters.iter().any(|q| {
+                q.obsoletes.as_deref() == Some(p.name.as_str()) && params.contains(&q.name)
+            });
+            if !replaced {
+                problems.push(format!(
+                    "required parameter {} is missing (-p {}=...)",
+                    p.name, p.name
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Reads an agent's meta-data without configuring a device.
 pub async fn fetch_metadata(
     program: &Path,
@@ -593,6 +646,27 @@ mod tests {
     }
 
     #[test]
+    fn params_are_checked_against_meta_data() {
+        let md = metadata_xml::parse(
+            r#"<resource-agent name="fence_x"><parameters>
+<parameter name="action" required="1"><content type="string"/></parameter>
+<parameter name="ip" required="1"><content type="string"/></parameter>
+<parameter name="plug" required="1"><content type="string"/></parameter>
+<parameter name="power_wait"><content type="second"/></parameter>
+</parameters></resource-agent>"#,
+        )
+        .unwrap();
+        let mut p = DeviceParams::new();
+        p.insert("power_wait", "soon");
+        p.insert("bogus", "1");
+        let problems = check_params(&md, &p, false);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        let mut ok = DeviceParams::new();
+        ok.insert("ip", "10.0.0.1");
+        assert!(check_params(&md, &ok, true).is_empty());
+    }
+
+    #[test]
     fn reasons_prefer_error_lines() {
         let run = AgentRun {
             action: DeviceAction::Off,
@@ -606,5 +680,10 @@ mod tests {
             run.reason(),
             "ERROR: Failed: Timed out waiting to power OFF (exit code 1)"
         );
+        let run = AgentRun {
+            stderr: "2026-11-25 10:43:56,759 ERROR: Ipmitool not found\n2026-11-25 10:43:56,759 ERROR: Please use '-h' for usage\n".into(),
+            ..run
+        };
+        assert_eq!(run.reason(), "ERROR: Ipmitool not found (exit code 1)");
     }
 }

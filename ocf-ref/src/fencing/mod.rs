@@ -10,6 +10,8 @@
 //! - [`metadata_xml`]: the meta-data XML parser.
 
 pub mod agent;
+pub mod fencer;
 pub mod metadata_xml;
 pub mod native;
 pub mod stonith;
+pub mod tester;
