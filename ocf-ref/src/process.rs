@@ -189,12 +189,14 @@ pub async fn run(spec: &ProcessSpec) -> Result<Finished, SpawnError> {
     let started = Instant::now();
     let pid = child.id().unwrap_or(0);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stdout = child.stdout.take().map(|p| {
-        tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone()))
-    });
-    let stderr = child.stderr.take().map(|p| {
-        tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone()))
-    });
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone())));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| tokio::spawn(read_bounded(p, spec.output_limit, stop_rx.clone())));
     if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), spec.stdin.clone()) {
         // An agent that exits without reading its input gives EPIPE: not our failure.
         tokio::spawn(async move {
@@ -207,21 +209,18 @@ pub async fn run(spec: &ProcessSpec) -> Result<Finished, SpawnError> {
         path: spec.program.clone(),
         source,
     };
-    let termination = match tokio::time::timeout(spec.timeout, child.wait()).await {
-        Ok(status) => {
-            let status = status.map_err(io_err)?;
-            if spec.reap_group_on_exit {
-                stop_group(&mut child, pid, spec.kill_grace).await;
-            }
-            classify(status)
-        }
-        Err(_) => {
-            tracing::warn!(program = %spec.program.display(), pid, timeout = ?spec.timeout, "timed out; stopping its process group");
+    let termination = if let Ok(status) = tokio::time::timeout(spec.timeout, child.wait()).await {
+        let status = status.map_err(io_err)?;
+        if spec.reap_group_on_exit {
             stop_group(&mut child, pid, spec.kill_grace).await;
-            // The group has had SIGKILL if it outlived the grace: this wait cannot hang.
-            child.wait().await.map_err(io_err)?;
-            Termination::TimedOut
         }
+        classify(status)
+    } else {
+        tracing::warn!(program = %spec.program.display(), pid, timeout = ?spec.timeout, "timed out; stopping its process group");
+        stop_group(&mut child, pid, spec.kill_grace).await;
+        // The group has had SIGKILL if it outlived the grace: this wait cannot hang.
+        child.wait().await.map_err(io_err)?;
+        Termination::TimedOut
     };
     let elapsed = started.elapsed();
 

@@ -23,7 +23,11 @@ pub const EXIT_FAILURE: u8 = 70;
 
 /// The `ocf` command's arguments.
 #[derive(Debug, Parser)]
-#[command(name = "ocf", version, about = "Open Cluster Framework: membership, fencing and resource agents")]
+#[command(
+    name = "ocf",
+    version,
+    about = "Open Cluster Framework: membership, fencing and resource agents"
+)]
 pub struct Cli {
     /// More log output on stderr (repeat for more); `RUST_LOG` overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -57,7 +61,10 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ocf: cannot start the async runtime: {e}");
