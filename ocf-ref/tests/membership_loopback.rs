@@ -4,6 +4,7 @@
 //! identical event sequences.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -47,9 +48,11 @@ fn write_configs(dir: &Path) -> Vec<PathBuf> {
     let mut nodes = String::new();
     for (i, port) in ports.iter().enumerate() {
         let id = i + 1;
-        nodes.push_str(&format!(
-            "[[nodes]]\nid = {id}\nname = \"n{id}\"\naddress = \"127.0.0.1:{port}\"\n"
-        ));
+        writeln!(
+            nodes,
+            "[[nodes]]\nid = {id}\nname = \"n{id}\"\naddress = \"127.0.0.1:{port}\""
+        )
+        .unwrap();
     }
     (1..=NODES)
         .map(|id| {
@@ -149,7 +152,7 @@ async fn wait_for_view(dir: &Path, ids: &[u32], patience: Duration) -> Option<Vi
     while Instant::now() < deadline {
         let vs = views(dir, ids).await;
         if let Some(Some(first)) = vs.first() {
-            let members: Vec<u32> = first.member_ids().map(|m| m.get()).collect();
+            let members: Vec<u32> = first.member_ids().map(ocf_core::NodeId::get).collect();
             if members == ids
                 && vs
                     .iter()
