@@ -90,11 +90,14 @@ pub async fn serve_source(
     }
     let listener = UnixListener::bind(path).map_err(socket_err)?;
     let task = tokio::spawn(async move {
+        // Client tasks live in this set, so stopping the server ends them all.
+        let mut clients = tokio::task::JoinSet::new();
         loop {
+            while clients.try_join_next().is_some() {}
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let source = Arc::clone(&source);
-                    tokio::spawn(async move {
+                    clients.spawn(async move {
                         if let Err(e) = serve_client(source, stream).await {
                             tracing::debug!(error = %e, "local membership client left");
                         }
@@ -228,11 +231,14 @@ impl Daemon {
         self.server.path()
     }
 
-    /// Stops serving and stops the engine.
+    /// Stops the engine, then the socket (subscribers see the end of their stream first).
     pub async fn shutdown(self) {
+        self.engine.stop();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         drop(self.server);
-        if let Ok(engine) = Arc::try_unwrap(self.engine) {
-            engine.shutdown().await;
+        match Arc::try_unwrap(self.engine) {
+            Ok(engine) => engine.shutdown().await,
+            Err(engine) => engine.stop(),
         }
     }
 }

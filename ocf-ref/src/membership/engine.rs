@@ -111,7 +111,7 @@ pub struct BuiltinEngine {
     local: NodeId,
     hub: Arc<EventHub>,
     stats: Arc<TransportStats>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     task: Option<JoinHandle<()>>,
     address: std::net::SocketAddr,
 }
@@ -178,7 +178,7 @@ impl BuiltinEngine {
             local,
             hub,
             stats,
-            stop: Some(stop_tx),
+            stop: std::sync::Mutex::new(Some(stop_tx)),
             task: Some(task),
             address,
         })
@@ -199,11 +199,23 @@ impl BuiltinEngine {
         self.address
     }
 
-    /// Stops the node and waits for its task.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
+    /// Stops the node: it stops sending and receiving, and every subscription ends after
+    /// the events already delivered. Safe to call more than once.
+    pub fn stop(&self) {
+        let stop = self
+            .stop
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
+        self.hub.close();
+    }
+
+    /// Stops the node and waits until its UDP socket is closed.
+    pub async fn shutdown(mut self) {
+        self.stop();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -212,6 +224,7 @@ impl BuiltinEngine {
 
 impl Drop for BuiltinEngine {
     fn drop(&mut self) {
+        self.hub.close();
         if let Some(task) = self.task.take() {
             task.abort();
         }

@@ -13,10 +13,12 @@ use tokio::sync::broadcast;
 /// How many events a slow subscriber may fall behind before it is told it lagged.
 pub const HUB_CAPACITY: usize = 1024;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct HubState {
     current: Option<View>,
     last_seq: u64,
+    /// `None` once the source has shut down: subscribers then see the end of the stream.
+    tx: Option<broadcast::Sender<MembershipEvent>>,
 }
 
 /// The event log of one membership source.
@@ -24,7 +26,6 @@ struct HubState {
 pub struct EventHub {
     engine: String,
     state: Mutex<HubState>,
-    tx: broadcast::Sender<MembershipEvent>,
 }
 
 impl EventHub {
@@ -33,8 +34,11 @@ impl EventHub {
         let (tx, _) = broadcast::channel(HUB_CAPACITY);
         Self {
             engine: engine.into(),
-            state: Mutex::new(HubState::default()),
-            tx,
+            state: Mutex::new(HubState {
+                current: None,
+                last_seq: 0,
+                tx: Some(tx),
+            }),
         }
     }
 
@@ -49,8 +53,15 @@ impl EventHub {
         if event.kind != EventKind::Evicted {
             state.current = Some(event.view.clone());
         }
-        // No receiver is fine: nobody subscribed yet.
-        let _ = self.tx.send(event);
+        if let Some(tx) = &state.tx {
+            // No receiver is fine: nobody subscribed yet.
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Ends every subscription (after the events already published): the source stopped.
+    pub fn close(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).tx = None;
     }
 
     /// The view installed now.
@@ -66,10 +77,15 @@ impl EventHub {
     /// exact: no event is both in the initial view and in the stream, none is in neither.
     pub fn subscribe(&self) -> HubSubscription {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let rx = match &state.tx {
+            Some(tx) => tx.subscribe(),
+            // Closed: a receiver whose sender is gone reports the end at once.
+            None => broadcast::channel(1).1,
+        };
         HubSubscription {
             engine: self.engine.clone(),
             initial: state.current.clone(),
-            rx: self.tx.subscribe(),
+            rx,
         }
     }
 }
@@ -97,5 +113,56 @@ impl Subscription for HubSubscription {
                 Err(MembershipError::Lagged { missed })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocf_core::NodeId;
+    use ocf_membership::{Member, Quorum, ViewId};
+
+    fn event(seq: u64) -> MembershipEvent {
+        let view = View::new(
+            ViewId::new(seq, NodeId::new(1), 0),
+            vec![Member::new(NodeId::new(1), "n1".parse().unwrap())],
+            None,
+            Quorum::majority(1, 1),
+        );
+        MembershipEvent::new(seq, EventKind::NewMembership, view)
+    }
+
+    /// Subscribers that join while events are published get exactly the events after their
+    /// initial view: no gap, no repeat.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscribers_joining_mid_stream_see_no_gap() {
+        let hub = std::sync::Arc::new(EventHub::new("test"));
+        let publisher = {
+            let hub = std::sync::Arc::clone(&hub);
+            tokio::spawn(async move {
+                for seq in 1..=500 {
+                    hub.publish(event(seq));
+                    if seq % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut subs = Vec::new();
+        for _ in 0..20 {
+            subs.push(hub.subscribe());
+            tokio::task::yield_now().await;
+        }
+        publisher.await.unwrap();
+        hub.publish(event(500)); // a repeat is ignored
+        for mut s in subs {
+            let mut expect = s.initial_view().map_or(1, |v| v.id.instance + 1);
+            while expect <= 500 {
+                let e = s.next_event().await.unwrap().unwrap();
+                assert_eq!(e.seq, expect);
+                expect += 1;
+            }
+        }
+        assert_eq!(hub.current().unwrap().id.instance, 500);
     }
 }
