@@ -1,10 +1,17 @@
 //! `ocf node`, `ocf members` and `ocf keygen`: membership.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use ocf_membership::{Membership, MembershipEvent, View};
 
 use super::CliResult;
+use super::output::{print_json, print_json_line};
+use crate::membership::client::DaemonClient;
+use crate::membership::config::NodeConfig;
+use crate::membership::daemon;
+use crate::membership::key::ClusterKey;
 
 /// `ocf node` arguments.
 #[derive(Debug, Args)]
@@ -12,6 +19,16 @@ pub struct NodeArgs {
     /// The node's configuration file (TOML).
     #[arg(long)]
     pub config: PathBuf,
+}
+
+/// Which membership engine `ocf members` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Backend {
+    /// The built-in engine, through the node daemon's socket.
+    #[default]
+    Builtin,
+    /// Corosync's CPG/quorum services on this host.
+    Corosync,
 }
 
 /// `ocf members` arguments.
@@ -26,6 +43,9 @@ pub struct MembersArgs {
     /// Print events as they happen instead of the current view.
     #[arg(long)]
     pub watch: bool,
+    /// Which engine to ask.
+    #[arg(long, value_enum, default_value_t = Backend::Builtin)]
+    pub backend: Backend,
 }
 
 /// `ocf keygen` arguments.
@@ -35,17 +55,107 @@ pub struct KeygenArgs {
     pub path: PathBuf,
 }
 
-/// Runs `ocf node`.
-pub async fn run_node(_args: NodeArgs) -> CliResult {
-    Err("`ocf node` is not written yet".into())
+/// Runs `ocf node`: the membership daemon, until SIGINT or SIGTERM.
+pub async fn run_node(args: NodeArgs) -> CliResult {
+    let config = NodeConfig::load(&args.config)?;
+    let daemon = daemon::serve(&config).await?;
+    eprintln!(
+        "ocf node {} of cluster {}: membership on udp {}, local API on {}",
+        config.node_id,
+        config.cluster,
+        daemon.engine().address(),
+        daemon.socket().display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    daemon.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn view_text(view: Option<&View>) -> String {
+    let Some(v) = view else {
+        return "no view installed yet".to_owned();
+    };
+    let members: Vec<String> = v
+        .members
+        .iter()
+        .map(|m| format!("{}({})", m.name, m.id))
+        .collect();
+    format!(
+        "view {} {} votes {}/{}: {}",
+        v.id,
+        if v.quorate { "quorate" } else { "NOT quorate" },
+        v.quorum.votes,
+        v.quorum.expected_votes,
+        members.join(" ")
+    )
+}
+
+fn event_text(e: &MembershipEvent) -> String {
+    let ids = |ids: &[ocf_core::NodeId]| {
+        ids.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "#{} {} joined [{}] left [{}] {}",
+        e.seq,
+        e.kind.ocf_name(),
+        ids(e.view.joined()),
+        ids(e.view.left()),
+        view_text(Some(&e.view))
+    )
 }
 
 /// Runs `ocf members`.
-pub async fn run_members(_args: MembersArgs) -> CliResult {
-    Err("`ocf members` is not written yet".into())
+pub async fn run_members(args: MembersArgs) -> CliResult {
+    if args.backend == Backend::Corosync {
+        return Err("corosync backend not built".into());
+    }
+    let Some(config_path) = args.config else {
+        return Err(
+            "`ocf members` needs --config FILE (the node's config names its daemon's socket)"
+                .into(),
+        );
+    };
+    let config = NodeConfig::load(&config_path)?;
+    let client = DaemonClient::new(config.socket_path());
+    if !args.watch {
+        let view = client.current_view().await?;
+        if args.json {
+            print_json(&view)?;
+        } else {
+            println!("{}", view_text(view.as_ref()));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut sub = client.subscribe().await?;
+    if args.json {
+        print_json_line(&serde_json::json!({ "initial_view": sub.initial_view() }))?;
+    } else {
+        println!("{}", view_text(sub.initial_view()));
+    }
+    while let Some(event) = sub.next_event().await? {
+        if args.json {
+            print_json_line(&event)?;
+        } else {
+            println!("{}", event_text(&event));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `ocf keygen`.
-pub fn run_keygen(_args: KeygenArgs) -> CliResult {
-    Err("`ocf keygen` is not written yet".into())
+#[allow(clippy::needless_pass_by_value)] // the signature every subcommand shares
+pub fn run_keygen(args: KeygenArgs) -> CliResult {
+    ClusterKey::random().write_new(&args.path)?;
+    eprintln!(
+        "wrote a new cluster key to {} (mode 0600)",
+        args.path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,24 @@
-//! membership: see the crate documentation.
+//! The built-in membership engine.
+//!
+//! - [`protocol`]: the sans-IO core (failure detection, view agreement, quorum);
+//! - [`wire`]: the authenticated packet format; [`key`]: the cluster key file;
+//! - [`config`]: the node's TOML configuration;
+//! - [`sim`]: the deterministic simulator that checks the invariants;
+//! - [`transport`]: the UDP driver; [`engine`]: the built-in engine behind the `Membership`
+//!   trait; [`hub`]: the one ordered event log every subscriber shares;
+//! - [`daemon`]: the node daemon's local socket API ([`local_api`]); [`client`]: a
+//!   `Membership` over that socket.
+//!
+//! See `ALGORITHM.md` in this directory for the protocol and its invariants.
+
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod hub;
+pub mod key;
+pub mod local_api;
+pub mod protocol;
+pub mod sim;
+pub mod transport;
+pub mod wire;

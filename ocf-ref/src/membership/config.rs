@@ -1,0 +1,349 @@
+//! The node configuration file (`node.toml`) of the built-in membership engine.
+//!
+//! ```toml
+//! cluster = "c1"
+//! node_id = 1
+//! key_file = "/etc/ocf/authkey"
+//! socket = "/run/ocf/c1-1.sock"      # optional
+//! [timing]                           # optional
+//! heartbeat_ms = 200
+//! dead_ms = 1000
+//! [quorum]                           # optional
+//! two_node = false
+//! wait_for_all = false
+//! [[nodes]]
+//! id = 1
+//! name = "n1"
+//! address = "127.0.0.1:7401"
+//! votes = 1                          # optional
+//! ```
+//!
+//! Unknown keys and bad values are errors that name the key.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ocf_core::{NodeId, NodeName};
+use serde::Deserialize;
+
+use super::protocol::{ClusterSpec, NodeSpec, QuorumOptions, Timing};
+
+/// What is wrong with a node configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read membership config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or a value of the wrong type.
+    #[error("membership config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the key and line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("membership config {path}: key `{key}`: {problem}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The offending key, dotted (`timing.dead_ms`, `nodes[2].address`).
+        key: String,
+        /// What is wrong and what would be right.
+        problem: String,
+    },
+}
+
+/// `[timing]`: the failure detector's periods, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimingConfig {
+    /// How often each node probes one peer (ms). Rule of thumb: 200 on a LAN; at least 10.
+    pub heartbeat_ms: u64,
+    /// How long a node may stay silent before it is declared dead (ms); must be at least three
+    /// heartbeats so a suspect can be probed again before it is dropped.
+    pub dead_ms: u64,
+}
+
+impl Default for TimingConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 200,
+            dead_ms: 1000,
+        }
+    }
+}
+
+/// `[quorum]`: votequorum-like options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuorumConfig {
+    /// Two-node cluster: one vote is quorate (expected votes 2). Implies `wait_for_all`.
+    pub two_node: bool,
+    /// Not quorate until every configured node has been a member of one view at once.
+    pub wait_for_all: bool,
+    /// Overrides the expected votes (default: the sum of all nodes' votes).
+    pub expected_votes: Option<u32>,
+}
+
+/// One `[[nodes]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// The node's id, unique in the cluster.
+    pub id: u32,
+    /// The node's name, unique in the cluster.
+    pub name: NodeName,
+    /// The UDP address the node listens on.
+    pub address: SocketAddr,
+    /// The votes it brings to quorum (default 1).
+    #[serde(default = "one")]
+    pub votes: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The cluster's name (part of every packet's authentication, so clusters never mix).
+    pub cluster: String,
+    /// This node's id; must be one of `nodes`.
+    pub node_id: u32,
+    /// The shared cluster key file (`ocf keygen` writes one).
+    pub key_file: PathBuf,
+    /// The local API socket (default `/run/ocf/<cluster>-<node_id>.sock`).
+    pub socket: Option<PathBuf>,
+    /// Failure-detector timing.
+    #[serde(default)]
+    pub timing: TimingConfig,
+    /// Quorum options.
+    #[serde(default)]
+    pub quorum: QuorumConfig,
+    /// Every node of the cluster, this one included.
+    pub nodes: Vec<NodeEntry>,
+}
+
+impl NodeConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        };
+        if self.cluster.is_empty()
+            || self.cluster.len() > 64
+            || !self
+                .cluster
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "cluster",
+                "must be 1 to 64 characters of letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        let t = self.timing;
+        if !(10..=60_000).contains(&t.heartbeat_ms) {
+            return Err(invalid(
+                "timing.heartbeat_ms",
+                format!("{} is out of range 10..=60000", t.heartbeat_ms),
+            ));
+        }
+        if t.dead_ms < 3 * t.heartbeat_ms || t.dead_ms > 600_000 {
+            return Err(invalid(
+                "timing.dead_ms",
+                format!(
+                    "{} must be at least 3 × heartbeat_ms ({}) and at most 600000",
+                    t.dead_ms,
+                    3 * t.heartbeat_ms
+                ),
+            ));
+        }
+        if self.nodes.is_empty() {
+            return Err(invalid(
+                "nodes",
+                "at least one [[nodes]] entry is needed".into(),
+            ));
+        }
+        let (mut ids, mut names, mut addrs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !ids.insert(n.id) {
+                return Err(invalid(
+                    &format!("nodes[{i}].id"),
+                    format!("id {} appears twice", n.id),
+                ));
+            }
+            if !names.insert(n.name.clone()) {
+                return Err(invalid(
+                    &format!("nodes[{i}].name"),
+                    format!("name {} appears twice", n.name),
+                ));
+            }
+            if !addrs.insert(n.address) {
+                return Err(invalid(
+                    &format!("nodes[{i}].address"),
+                    format!("address {} appears twice", n.address),
+                ));
+            }
+            if n.votes > 1000 {
+                return Err(invalid(
+                    &format!("nodes[{i}].votes"),
+                    format!("{} is out of range 0..=1000", n.votes),
+                ));
+            }
+        }
+        if !ids.contains(&self.node_id) {
+            return Err(invalid(
+                "node_id",
+                format!("{} is not the id of any [[nodes]] entry", self.node_id),
+            ));
+        }
+        if self.quorum.two_node && self.nodes.len() != 2 {
+            return Err(invalid(
+                "quorum.two_node",
+                format!("needs exactly 2 nodes, the config has {}", self.nodes.len()),
+            ));
+        }
+        if self.quorum.expected_votes == Some(0) {
+            return Err(invalid(
+                "quorum.expected_votes",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn local_id(&self) -> NodeId {
+        NodeId::new(self.node_id)
+    }
+
+    /// This node's entry.
+    pub fn local_entry(&self) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.id == self.node_id)
+    }
+
+    /// The node with this id.
+    pub fn entry(&self, id: NodeId) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.id == id.get())
+    }
+
+    /// The local API socket path: `socket`, or `/run/ocf/<cluster>-<node_id>.sock`.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket.clone().unwrap_or_else(|| {
+            PathBuf::from(format!("/run/ocf/{}-{}.sock", self.cluster, self.node_id))
+        })
+    }
+
+    /// The protocol's view of the cluster: ids, votes, quorum options and timing.
+    pub fn cluster_spec(&self) -> Arc<ClusterSpec> {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| NodeSpec {
+                id: NodeId::new(n.id),
+                votes: n.votes,
+            })
+            .collect();
+        Arc::new(ClusterSpec::new(
+            nodes,
+            QuorumOptions {
+                two_node: self.quorum.two_node,
+                wait_for_all: self.quorum.wait_for_all || self.quorum.two_node,
+                expected_votes: self.quorum.expected_votes,
+            },
+            Timing::new(self.timing.heartbeat_ms, self.timing.dead_ms),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+cluster = "c1"
+node_id = 1
+key_file = "/etc/ocf/authkey"
+[[nodes]]
+id = 1
+name = "n1"
+address = "127.0.0.1:7401"
+[[nodes]]
+id = 2
+name = "n2"
+address = "127.0.0.1:7402"
+votes = 2
+"#;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(text, Path::new("node.toml"))
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.timing, TimingConfig::default());
+        assert_eq!(c.socket_path(), PathBuf::from("/run/ocf/c1-1.sock"));
+        assert_eq!(c.nodes[0].votes, 1);
+        assert_eq!(c.nodes[1].votes, 2);
+        assert_eq!(c.cluster_spec().expected_votes(), 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nnodeid = 3")).unwrap_err();
+        assert!(e.to_string().contains("nodeid"), "{e}");
+        let e = parse(&GOOD.replace("votes = 2", "votes = 2\nweight = 1")).unwrap_err();
+        assert!(e.to_string().contains("weight"), "{e}");
+        let e = parse(&format!("{GOOD}\n[timing]\nheartbeat = 5\n")).unwrap_err();
+        assert!(e.to_string().contains("heartbeat"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = parse(&format!("{GOOD}\n[timing]\ndead_ms = 100\n")).unwrap_err();
+        assert!(e.to_string().contains("timing.dead_ms"), "{e}");
+        let e = parse(&GOOD.replace("node_id = 1", "node_id = 9")).unwrap_err();
+        assert!(e.to_string().contains("node_id"), "{e}");
+        let e = parse(&GOOD.replace("127.0.0.1:7402", "127.0.0.1:7401")).unwrap_err();
+        assert!(e.to_string().contains("nodes[1].address"), "{e}");
+        let e = parse(&GOOD.replace("127.0.0.1:7402", "nowhere")).unwrap_err();
+        assert!(e.to_string().contains("address"), "{e}");
+        let e = parse(&GOOD.replace("\"n2\"", "\"bad name\"")).unwrap_err();
+        assert!(e.to_string().contains("name"), "{e}");
+        let e = parse(&format!("{GOOD}\n[quorum]\ntwo_node = 3\n")).unwrap_err();
+        assert!(e.to_string().contains("two_node"), "{e}");
+    }
+}

@@ -1,0 +1,863 @@
+//! One node's protocol state machine: failure detection and view agreement, with no I/O.
+//!
+//! Feed it [`Node::handle`] (a message arrived) and [`Node::tick`] (time passed, called at
+//! least every few milliseconds); collect the [`Output`]s: messages to send and events to
+//! deliver. Time is an input in milliseconds from any clock; the node keeps its own monotonic
+//! time, so a clock that steps backwards only delays it. Randomness comes from a seed.
+//! See `ALGORITHM.md` beside this module for the protocol and its invariants.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ocf_core::NodeId;
+use ocf_membership::{EventKind, Quorum, ViewId};
+
+use super::message::{Body, CommittedView, Envelope, Proposal, ProposedMember, Update, ViewMember};
+use super::rng::{Cursor, Rng};
+use super::spec::{ClusterSpec, GOSSIP_PER_MESSAGE, INDIRECT_PROBES, gossip_retransmits};
+
+/// Something the node wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this message to that node.
+    Send {
+        /// The destination.
+        to: NodeId,
+        /// The message.
+        msg: Envelope,
+    },
+    /// Deliver this event to local subscribers.
+    Event(Event),
+}
+
+/// A membership event produced by the core: a view was installed, or this node learnt it was
+/// left out of a newer view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Gapless per process, from 1.
+    pub seq: u64,
+    /// What happened.
+    pub kind: EventKind,
+    /// The installed view (for `Evicted`, the last one installed).
+    pub view: Arc<CommittedView>,
+    /// The quorum of that view as this node computed it.
+    pub quorum: Quorum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Never heard of in this process's life.
+    Unknown,
+    Alive,
+    Dead,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    inc: u64,
+    refute: u32,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    id: u32,
+    target: usize,
+    sent: u64,
+    indirect_sent: bool,
+}
+
+/// A member's answer to a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Waiting,
+    /// Accepted, with the member's `born_on` if its installed view holds it.
+    Accepted(Option<ViewId>),
+}
+
+#[derive(Debug)]
+struct Round {
+    proposal: Arc<Proposal>,
+    /// Per proposal member: its answer, if it accepted.
+    answers: Vec<Answer>,
+    started: u64,
+    last_send: u64,
+}
+
+/// One node of the built-in membership protocol.
+#[derive(Debug)]
+pub struct Node {
+    spec: Arc<ClusterSpec>,
+    me: NodeId,
+    my_pos: usize,
+    inc: u64,
+    refute: u32,
+    rng: Rng,
+    /// Monotonic local time, advanced by the positive steps of the input clock.
+    clock: u64,
+    last_input: Option<u64>,
+    started: u64,
+    peers: Vec<Peer>,
+    // Failure detection.
+    probe_seq: u32,
+    next_period: u64,
+    alive_cursor: Cursor,
+    other_cursor: Cursor,
+    probes: Vec<Probe>,
+    suspects: Vec<(usize, u64)>,
+    gossip: VecDeque<(Update, u32)>,
+    // View agreement.
+    candidates: Vec<ProposedMember>,
+    candidates_dirty: bool,
+    installed: Option<Arc<CommittedView>>,
+    quorate: Option<bool>,
+    seen_all: bool,
+    promised: Option<ViewId>,
+    max_instance: u64,
+    max_view_seen: Option<ViewId>,
+    round: Option<Round>,
+    changed_since: Option<u64>,
+    evicted_from: Option<ViewId>,
+    last_view_req: Option<(ViewId, u64)>,
+    seq: u64,
+}
+
+impl Node {
+    /// A fresh process of node `me`, with incarnation `inc` (which must exceed every earlier
+    /// incarnation of this node: wall-clock milliseconds at start do), a random `seed`, and
+    /// the time `now` in milliseconds. Returns `None` when `me` is not in `spec`.
+    pub fn new(spec: Arc<ClusterSpec>, me: NodeId, inc: u64, seed: u64, now: u64) -> Option<Self> {
+        let my_pos = spec.position(me)?;
+        let n = spec.nodes().len();
+        let mut rng = Rng::new(seed ^ u64::from(me.get()).rotate_left(32) ^ inc);
+        let mut peers = vec![
+            Peer {
+                inc: 0,
+                refute: 0,
+                state: State::Unknown,
+            };
+            n
+        ];
+        peers[my_pos] = Peer {
+            inc,
+            refute: 0,
+            state: State::Alive,
+        };
+        let alive_cursor = Cursor::new(n, &mut rng);
+        let other_cursor = Cursor::new(n, &mut rng);
+        // Spread the first probe over one period so nodes started together do not beat in step.
+        let first = rng.below(spec.timing.heartbeat_ms);
+        Some(Self {
+            me,
+            my_pos,
+            inc,
+            refute: 0,
+            clock: 0,
+            last_input: Some(now),
+            started: 0,
+            peers,
+            probe_seq: 0,
+            next_period: first,
+            alive_cursor,
+            other_cursor,
+            probes: Vec::new(),
+            suspects: Vec::new(),
+            gossip: VecDeque::new(),
+            candidates: vec![ProposedMember { id: me, inc }],
+            candidates_dirty: true,
+            installed: None,
+            quorate: None,
+            seen_all: false,
+            promised: None,
+            max_instance: 0,
+            max_view_seen: None,
+            round: None,
+            changed_since: None,
+            evicted_from: None,
+            last_view_req: None,
+            seq: 0,
+            rng,
+            spec,
+        })
+    }
+
+    /// Like [`Node::new`], but every other node is already known alive with incarnation given
+    /// by `inc_of` (simulations of large clusters start from a formed cluster this way).
+    pub fn new_with_peers(
+        spec: Arc<ClusterSpec>,
+        me: NodeId,
+        inc: u64,
+        seed: u64,
+        now: u64,
+        inc_of: impl Fn(NodeId) -> u64,
+    ) -> Option<Self> {
+        let mut node = Self::new(spec, me, inc, seed, now)?;
+        for (i, n) in node.spec.nodes().iter().enumerate() {
+            if i != node.my_pos {
+                node.peers[i] = Peer {
+                    inc: inc_of(n.id),
+                    refute: 0,
+                    state: State::Alive,
+                };
+            }
+        }
+        node.candidates_dirty = true;
+        Some(node)
+    }
+
+    /// Installs `view` directly (simulations that start from a formed cluster). Ignored
+    /// unless the view holds this node with its incarnation.
+    pub fn install_initial(&mut self, view: Arc<CommittedView>, out: &mut Vec<Output>) {
+        self.try_install(view, out);
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// This process's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.inc
+    }
+
+    /// The view installed now.
+    pub fn installed(&self) -> Option<&Arc<CommittedView>> {
+        self.installed.as_ref()
+    }
+
+    /// Whether the installed view is quorate.
+    pub fn is_quorate(&self) -> bool {
+        self.quorate.unwrap_or(false)
+    }
+
+    /// The node this one believes coordinates its partition (the lowest live id it knows).
+    pub fn coordinator(&mut self) -> NodeId {
+        self.refresh_candidates();
+        self.candidates.first().map_or(self.me, |m| m.id)
+    }
+
+    /// A one-line description of this node's state, for simulator traces.
+    pub fn summary(&self) -> String {
+        let peers: Vec<String> = self
+            .spec
+            .nodes()
+            .iter()
+            .zip(&self.peers)
+            .map(|(n, p)| format!("{}:{:?}/{}/{}", n.id, p.state, p.inc % 100_000, p.refute))
+            .collect();
+        format!(
+            "node {} inc {} refute {} clock {} installed {:?} promised {:?} max_inst {} round {:?} suspects {:?} peers [{}]",
+            self.me,
+            self.inc % 100_000,
+            self.refute,
+            self.clock,
+            self.installed.as_ref().map(|v| (
+                v.id.to_string(),
+                v.members.iter().map(|m| m.id.get()).collect::<Vec<_>>()
+            )),
+            self.promised.map(|p| p.to_string()),
+            self.max_instance,
+            self.round
+                .as_ref()
+                .map(|r| (r.proposal.id.to_string(), r.answers.clone())),
+            self.suspects,
+            peers.join(" ")
+        )
+    }
+
+    fn advance(&mut self, now: u64) -> u64 {
+        if let Some(last) = self.last_input {
+            self.clock += now.saturating_sub(last);
+        }
+        self.last_input = Some(now);
+        self.clock
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    fn envelope(&mut self, body: Body) -> Envelope {
+        let n = self.gossip.len().min(GOSSIP_PER_MESSAGE);
+        let mut gossip = Vec::with_capacity(n);
+        for _ in 0..n {
+            if let Some((u, left)) = self.gossip.pop_front() {
+                gossip.push(u);
+                if left > 1 {
+                    self.gossip.push_back((u, left - 1));
+                }
+            }
+        }
+        Envelope {
+            from: self.me,
+            inc: self.inc,
+            refute: self.refute,
+            view: self.installed.as_ref().map(|v| v.id),
+            gossip,
+            body,
+        }
+    }
+
+    fn send(&mut self, to: NodeId, body: Body, out: &mut Vec<Output>) {
+        let msg = self.envelope(body);
+        out.push(Output::Send { to, msg });
+    }
+
+    fn spread(&mut self, u: Update) {
+        self.gossip.retain(|(g, _)| g.node != u.node);
+        let times = gossip_retransmits(self.spec.nodes().len());
+        self.gossip.push_front((u, times));
+    }
+
+    fn record(&self, pos: usize) -> Update {
+        let p = self.peers[pos];
+        Update {
+            node: self.spec.nodes()[pos].id,
+            inc: p.inc,
+            refute: p.refute,
+            dead: p.state == State::Dead,
+        }
+    }
+
+    // ---------------------------------------------------------------- liveness records
+
+    fn set_peer(&mut self, pos: usize, inc: u64, refute: u32, state: State) {
+        let old = self.peers[pos];
+        self.peers[pos] = Peer { inc, refute, state };
+        if old.state != state || old.inc != inc {
+            self.candidates_dirty = true;
+            if state != State::Alive || old.inc != inc {
+                self.suspects.retain(|&(p, _)| p != pos);
+                self.probes.retain(|p| p.target != pos);
+            }
+        }
+        let u = self.record(pos);
+        self.spread(u);
+    }
+
+    /// A message came straight from `pos` with its own record: it is alive now.
+    fn heard_from(&mut self, pos: usize, inc: u64, refute: u32, out: &mut Vec<Output>) -> bool {
+        let p = self.peers[pos];
+        if inc < p.inc {
+            // A delayed packet of an earlier process of that node.
+            return false;
+        }
+        if inc > p.inc || p.state == State::Unknown {
+            self.set_peer(pos, inc, refute, State::Alive);
+        } else if p.state == State::Dead {
+            if refute > p.refute {
+                self.set_peer(pos, inc, refute, State::Alive);
+            } else {
+                // Tell it it was declared dead, so it refutes.
+                let u = self.record(pos);
+                let to = self.spec.nodes()[pos].id;
+                let mut msg = self.envelope(Body::Notice);
+                msg.gossip.insert(0, u);
+                out.push(Output::Send { to, msg });
+                return true;
+            }
+        } else if refute > p.refute {
+            self.peers[pos].refute = refute;
+        }
+        self.suspects.retain(|&(s, _)| s != pos);
+        true
+    }
+
+    fn apply_gossip(&mut self, u: Update) {
+        if u.node == self.me {
+            if u.inc == self.inc && u.dead && u.refute >= self.refute {
+                self.refute = u.refute + 1;
+                let me = Update {
+                    node: self.me,
+                    inc: self.inc,
+                    refute: self.refute,
+                    dead: false,
+                };
+                self.peers[self.my_pos].refute = self.refute;
+                self.spread(me);
+            }
+            return;
+        }
+        let Some(pos) = self.spec.position(u.node) else {
+            return;
+        };
+        let p = self.peers[pos];
+        let current = (p.inc, p.refute, p.state == State::Dead);
+        if p.state == State::Unknown || u.key() > current {
+            let state = if u.dead { State::Dead } else { State::Alive };
+            if p.state == State::Unknown && u.dead {
+                // A death we never saw a life for: remember the incarnation, nothing to spread.
+                self.peers[pos] = Peer {
+                    inc: u.inc,
+                    refute: u.refute,
+                    state: State::Dead,
+                };
+                return;
+            }
+            self.set_peer(pos, u.inc, u.refute, state);
+        }
+    }
+
+    fn declare_dead(&mut self, pos: usize, out: &mut Vec<Output>) {
+        let p = self.peers[pos];
+        if p.state != State::Alive {
+            return;
+        }
+        self.set_peer(pos, p.inc, p.refute, State::Dead);
+        let coordinator = self.coordinator();
+        if coordinator != self.me {
+            self.send(coordinator, Body::Notice, out);
+        }
+    }
+
+    fn refresh_candidates(&mut self) {
+        if !self.candidates_dirty {
+            return;
+        }
+        self.candidates_dirty = false;
+        self.candidates.clear();
+        for (i, n) in self.spec.nodes().iter().enumerate() {
+            let p = self.peers[i];
+            if i == self.my_pos || p.state == State::Alive {
+                self.candidates.push(ProposedMember {
+                    id: n.id,
+                    inc: if i == self.my_pos { self.inc } else { p.inc },
+                });
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- time
+
+    /// Time passed: probe, time out probes and suspects, coordinate.
+    pub fn tick(&mut self, now: u64, out: &mut Vec<Output>) {
+        let now = self.advance(now);
+        self.detect(now, out);
+        self.coordinate(now, out);
+    }
+
+    fn next_probe_id(&mut self) -> u32 {
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        self.probe_seq
+    }
+
+    fn probe(&mut self, target: usize, now: u64, out: &mut Vec<Output>) {
+        let id = self.next_probe_id();
+        self.probes.push(Probe {
+            id,
+            target,
+            sent: now,
+            indirect_sent: false,
+        });
+        let to = self.spec.nodes()[target].id;
+        self.send(to, Body::Ping { probe: id }, out);
+    }
+
+    fn detect(&mut self, now: u64, out: &mut Vec<Output>) {
+        let timing = self.spec.timing;
+        if now >= self.next_period {
+            self.next_period = now + timing.heartbeat_ms;
+            // Probes of the last period that nobody answered: their live targets are suspect.
+            let expired: Vec<Probe> = self
+                .probes
+                .iter()
+                .copied()
+                .filter(|p| now.saturating_sub(p.sent) >= timing.heartbeat_ms)
+                .collect();
+            self.probes
+                .retain(|p| now.saturating_sub(p.sent) < timing.heartbeat_ms);
+            for p in expired {
+                if self.peers[p.target].state == State::Alive
+                    && !self.suspects.iter().any(|&(s, _)| s == p.target)
+                {
+                    self.suspects.push((p.target, now));
+                }
+            }
+            // Suspects that stayed silent long enough are dead.
+            let dead: Vec<usize> = self
+                .suspects
+                .iter()
+                .filter(|&&(_, since)| now.saturating_sub(since) >= timing.suspect_timeout())
+                .map(|&(s, _)| s)
+                .collect();
+            for pos in dead {
+                self.declare_dead(pos, out);
+            }
+            // One live peer in turn, every suspect again, and one unreachable peer in turn
+            // (which is how partitions heal and restarted nodes are found).
+            let n = self.peers.len();
+            let mut targets: Vec<usize> = self.suspects.iter().map(|&(s, _)| s).collect();
+            for _ in 0..n.min(16) {
+                let i = self.alive_cursor.next(n, &mut self.rng);
+                if i != self.my_pos && self.peers[i].state == State::Alive {
+                    if !targets.contains(&i) {
+                        targets.push(i);
+                    }
+                    break;
+                }
+            }
+            for _ in 0..n.min(16) {
+                let i = self.other_cursor.next(n, &mut self.rng);
+                if i != self.my_pos && self.peers[i].state != State::Alive {
+                    targets.push(i);
+                    break;
+                }
+            }
+            for t in targets {
+                self.probe(t, now, out);
+            }
+        }
+        // Direct probes unanswered after the ack timeout: ask helpers.
+        for k in 0..self.probes.len() {
+            let p = self.probes[k];
+            if p.indirect_sent
+                || now.saturating_sub(p.sent) < timing.ack_timeout()
+                || self.peers[p.target].state != State::Alive
+            {
+                continue;
+            }
+            self.probes[k].indirect_sent = true;
+            let target = self.spec.nodes()[p.target].id;
+            for helper in self.random_alive(INDIRECT_PROBES, p.target) {
+                self.send(
+                    helper,
+                    Body::PingReq {
+                        probe: p.id,
+                        target,
+                    },
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Up to `k` random live peers other than `except`, in O(k) expected work.
+    fn random_alive(&mut self, k: usize, except: usize) -> Vec<NodeId> {
+        let n = self.peers.len();
+        let mut chosen: Vec<usize> = Vec::with_capacity(k);
+        for _ in 0..4 * k {
+            if chosen.len() == k {
+                break;
+            }
+            let i = self.rng.below(n as u64) as usize;
+            if i != self.my_pos
+                && i != except
+                && self.peers[i].state == State::Alive
+                && !chosen.contains(&i)
+            {
+                chosen.push(i);
+            }
+        }
+        chosen.iter().map(|&i| self.spec.nodes()[i].id).collect()
+    }
+
+    fn coordinate(&mut self, now: u64, out: &mut Vec<Output>) {
+        let timing = self.spec.timing;
+        if self.coordinator() != self.me {
+            self.round = None;
+            self.changed_since = None;
+            return;
+        }
+        if now.saturating_sub(self.started) < timing.join_grace() {
+            return;
+        }
+        if let Some(round) = &self.round {
+            if round.answers.iter().all(|a| *a != Answer::Waiting) {
+                self.commit(out);
+            } else if now.saturating_sub(round.started) >= timing.round_timeout() {
+                // Members that never answered are dropped; the next round goes without them.
+                let silent: Vec<usize> = round
+                    .proposal
+                    .members
+                    .iter()
+                    .zip(&round.answers)
+                    .filter(|(_, a)| **a == Answer::Waiting)
+                    .filter_map(|(m, _)| self.spec.position(m.id))
+                    .collect();
+                self.round = None;
+                for pos in silent {
+                    if self.peers[pos].state == State::Alive {
+                        self.declare_dead(pos, out);
+                    }
+                }
+            } else if now.saturating_sub(round.last_send) >= timing.resend() {
+                let proposal = Arc::clone(&round.proposal);
+                let silent: Vec<NodeId> = round
+                    .proposal
+                    .members
+                    .iter()
+                    .zip(&round.answers)
+                    .filter(|(_, a)| **a == Answer::Waiting)
+                    .map(|(m, _)| m.id)
+                    .collect();
+                if let Some(r) = self.round.as_mut() {
+                    r.last_send = now;
+                }
+                for to in silent {
+                    self.send(to, Body::Propose(Arc::clone(&proposal)), out);
+                }
+            }
+            return;
+        }
+        // Up to date: the installed view holds exactly the live nodes, and no node reported a
+        // newer view (after a partition heals, the other side's view may be newer).
+        let up_to_date = self.installed.as_ref().is_some_and(|v| {
+            self.max_view_seen.is_none_or(|m| m <= v.id)
+                && v.members.len() == self.candidates.len()
+                && v.members
+                    .iter()
+                    .zip(&self.candidates)
+                    .all(|(m, c)| m.id == c.id && m.inc == c.inc)
+        });
+        if up_to_date {
+            self.changed_since = None;
+            return;
+        }
+        let since = *self.changed_since.get_or_insert(now);
+        if now.saturating_sub(since) >= timing.settle() {
+            self.changed_since = None;
+            self.propose(now, out);
+        }
+    }
+
+    fn highest_seen(&self) -> Option<ViewId> {
+        self.installed.as_ref().map(|v| v.id).max(self.promised)
+    }
+
+    fn propose(&mut self, now: u64, out: &mut Vec<Output>) {
+        let instance = self.max_instance + 1;
+        self.max_instance = instance;
+        let id = ViewId::new(instance, self.me, self.inc);
+        let proposal = Arc::new(Proposal {
+            id,
+            members: self.candidates.clone(),
+        });
+        let mut answers = vec![Answer::Waiting; proposal.members.len()];
+        // The coordinator accepts its own proposal.
+        self.promised = Some(id);
+        if let Ok(i) = proposal.members.binary_search_by_key(&self.me, |m| m.id) {
+            answers[i] = Answer::Accepted(self.my_born_on());
+        }
+        let others: Vec<NodeId> = proposal
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|&m| m != self.me)
+            .collect();
+        for to in others {
+            self.send(to, Body::Propose(Arc::clone(&proposal)), out);
+        }
+        self.round = Some(Round {
+            proposal,
+            answers,
+            started: now,
+            last_send: now,
+        });
+    }
+
+    fn my_born_on(&self) -> Option<ViewId> {
+        self.installed
+            .as_ref()
+            .and_then(|v| v.member(self.me))
+            .filter(|m| m.inc == self.inc)
+            .map(|m| m.born_on)
+    }
+
+    fn commit(&mut self, out: &mut Vec<Output>) {
+        let Some(round) = self.round.take() else {
+            return;
+        };
+        let id = round.proposal.id;
+        let members: Vec<ViewMember> = round
+            .proposal
+            .members
+            .iter()
+            .zip(&round.answers)
+            .map(|(m, a)| ViewMember {
+                id: m.id,
+                inc: m.inc,
+                born_on: match a {
+                    Answer::Accepted(Some(b)) => *b,
+                    _ => id,
+                },
+            })
+            .collect();
+        let view = Arc::new(CommittedView { id, members });
+        let others: Vec<NodeId> = view
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|&m| m != self.me)
+            .collect();
+        self.try_install(Arc::clone(&view), out);
+        for to in others {
+            self.send(to, Body::Commit(Arc::clone(&view)), out);
+        }
+    }
+
+    fn try_install(&mut self, view: Arc<CommittedView>, out: &mut Vec<Output>) {
+        self.max_instance = self.max_instance.max(view.id.instance);
+        if self.installed.as_ref().is_some_and(|v| view.id <= v.id) {
+            return;
+        }
+        if !view.contains(self.me, self.inc) {
+            if let Some(last) = self.installed.clone()
+                && self.evicted_from != Some(last.id)
+            {
+                self.evicted_from = Some(last.id);
+                self.seq += 1;
+                out.push(Output::Event(Event {
+                    seq: self.seq,
+                    kind: EventKind::Evicted,
+                    quorum: self.quorum_of(&last),
+                    view: last,
+                }));
+            }
+            return;
+        }
+        // The coordinator saw these incarnations alive; newer ones replace what we knew.
+        for m in &view.members {
+            if let Some(pos) = self.spec.position(m.id)
+                && pos != self.my_pos
+                && (m.inc > self.peers[pos].inc || self.peers[pos].state == State::Unknown)
+            {
+                self.set_peer(pos, m.inc, 0, State::Alive);
+            }
+        }
+        if view.members.len() == self.spec.nodes().len() {
+            self.seen_all = true;
+        }
+        let quorum = self.quorum_of(&view);
+        let kind = EventKind::for_transition(self.quorate, quorum.quorate);
+        self.quorate = Some(quorum.quorate);
+        self.installed = Some(Arc::clone(&view));
+        self.seq += 1;
+        out.push(Output::Event(Event {
+            seq: self.seq,
+            kind,
+            view,
+            quorum,
+        }));
+    }
+
+    fn quorum_of(&self, view: &CommittedView) -> Quorum {
+        let votes = view.members.iter().map(|m| self.spec.votes(m.id)).sum();
+        self.spec.quorum(votes, self.seen_all)
+    }
+
+    // ---------------------------------------------------------------- messages
+
+    /// A message arrived (already authenticated by the transport).
+    pub fn handle(&mut self, now: u64, msg: Envelope, out: &mut Vec<Output>) {
+        let now = self.advance(now);
+        if msg.from == self.me {
+            return;
+        }
+        let Some(pos) = self.spec.position(msg.from) else {
+            return;
+        };
+        if !self.heard_from(pos, msg.inc, msg.refute, out) {
+            return;
+        }
+        for u in &msg.gossip {
+            self.apply_gossip(*u);
+        }
+        if let Some(v) = msg.view {
+            self.max_instance = self.max_instance.max(v.instance);
+            self.max_view_seen = self.max_view_seen.max(Some(v));
+            let behind = self.installed.as_ref().is_none_or(|i| v > i.id);
+            let asked = self.last_view_req.is_some_and(|(id, at)| {
+                id >= v && now.saturating_sub(at) < self.spec.timing.heartbeat_ms
+            });
+            if behind && !asked {
+                self.last_view_req = Some((v, now));
+                self.send(msg.from, Body::ViewReq { id: v }, out);
+            }
+        }
+        match msg.body {
+            Body::Ping { probe } => self.send(msg.from, Body::Ack { probe }, out),
+            Body::Ack { probe } => self.probes.retain(|p| !(p.id == probe && p.target == pos)),
+            Body::PingReq { probe, target } => {
+                if target != self.me && self.spec.position(target).is_some() {
+                    self.send(
+                        target,
+                        Body::RelayPing {
+                            probe,
+                            origin: msg.from,
+                        },
+                        out,
+                    );
+                }
+            }
+            Body::RelayPing { probe, origin } => {
+                self.send(msg.from, Body::RelayAck { probe, origin }, out);
+            }
+            Body::RelayAck { probe, origin } => {
+                if origin != self.me && self.spec.position(origin).is_some() {
+                    self.send(
+                        origin,
+                        Body::IndirectAck {
+                            probe,
+                            target: msg.from,
+                        },
+                        out,
+                    );
+                }
+            }
+            Body::IndirectAck { probe, target } => {
+                if let Some(t) = self.spec.position(target) {
+                    let before = self.probes.len();
+                    self.probes.retain(|p| !(p.id == probe && p.target == t));
+                    if self.probes.len() != before {
+                        self.suspects.retain(|&(s, _)| s != t);
+                    }
+                }
+            }
+            Body::Notice => {}
+            Body::Propose(p) => self.on_propose(msg.from, &p, out),
+            Body::Accept { id, born_on } => {
+                if let Some(r) = self.round.as_mut()
+                    && r.proposal.id == id
+                    && let Ok(i) = r.proposal.members.binary_search_by_key(&msg.from, |m| m.id)
+                    && r.proposal.members[i].inc == msg.inc
+                {
+                    r.answers[i] = Answer::Accepted(born_on);
+                }
+                self.coordinate(now, out);
+            }
+            Body::Reject { id, highest } => {
+                self.max_instance = self.max_instance.max(highest.instance);
+                if self.round.as_ref().is_some_and(|r| r.proposal.id == id) {
+                    self.round = None;
+                    self.changed_since = Some(now);
+                }
+            }
+            Body::Commit(v) => self.try_install(v, out),
+            Body::ViewReq { .. } => {
+                if let Some(v) = self.installed.clone() {
+                    self.send(msg.from, Body::Commit(v), out);
+                }
+            }
+        }
+    }
+
+    fn on_propose(&mut self, from: NodeId, p: &Proposal, out: &mut Vec<Output>) {
+        self.max_instance = self.max_instance.max(p.id.instance);
+        let member = p
+            .members
+            .binary_search_by_key(&self.me, |m| m.id)
+            .ok()
+            .is_some_and(|i| p.members[i].inc == self.inc);
+        if !member || p.id.coordinator != from {
+            return;
+        }
+        let above_installed = self.installed.as_ref().is_none_or(|v| p.id > v.id);
+        let not_below_promise = self.promised.is_none_or(|pr| p.id >= pr);
+        if above_installed && not_below_promise {
+            self.promised = Some(p.id);
+            let born_on = self.my_born_on();
+            self.send(from, Body::Accept { id: p.id, born_on }, out);
+        } else if let Some(highest) = self.highest_seen() {
+            self.send(from, Body::Reject { id: p.id, highest }, out);
+        }
+    }
+}

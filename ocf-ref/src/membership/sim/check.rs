@@ -1,0 +1,148 @@
+//! The invariant checkers. Each is named after the promise it checks and says where the
+//! promise comes from.
+
+use std::collections::{BTreeSet, HashMap};
+
+use ocf_core::NodeId;
+use ocf_membership::{EventKind, ViewId};
+
+use super::Record;
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The invariant's name.
+    pub invariant: &'static str,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invariant `{}` violated: {}",
+            self.invariant, self.detail
+        )
+    }
+}
+
+fn violation(invariant: &'static str, detail: String) -> Violation {
+    Violation { invariant, detail }
+}
+
+/// `agreement` (the OCF membership promise, DESIGN.md): every node that installs view id V
+/// installs the same member list (ids and incarnations).
+pub fn agreement(log: &[Record]) -> Result<(), Violation> {
+    let mut seen: HashMap<ViewId, (NodeId, Vec<(NodeId, u64)>)> = HashMap::new();
+    for r in log.iter().filter(|r| r.kind != EventKind::Evicted) {
+        let members: Vec<(NodeId, u64)> = r.view.members.iter().map(|m| (m.id, m.inc)).collect();
+        match seen.get(&r.view.id) {
+            None => {
+                seen.insert(r.view.id, (r.node, members));
+            }
+            Some((first, m)) if *m != members => {
+                return Err(violation(
+                    "agreement",
+                    format!(
+                        "view {} installed by node {first} with {m:?} and by node {} with {members:?}",
+                        r.view.id, r.node
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `monotonic_view_ids` (OCF's `m_instance` grows): within one process (node and
+/// incarnation) installed view ids strictly increase.
+pub fn monotonic_view_ids(log: &[Record]) -> Result<(), Violation> {
+    let mut last: HashMap<(NodeId, u64), ViewId> = HashMap::new();
+    for r in log.iter().filter(|r| r.kind != EventKind::Evicted) {
+        if let Some(prev) = last.insert((r.node, r.inc), r.view.id)
+            && r.view.id <= prev
+        {
+            return Err(violation(
+                "monotonic_view_ids",
+                format!("node {} installed {} after {prev}", r.node, r.view.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `gapless_seq` (the `MembershipEvent::seq` promise): within one process, event numbers are
+/// 1, 2, 3, ...
+pub fn gapless_seq(log: &[Record]) -> Result<(), Violation> {
+    let mut last: HashMap<(NodeId, u64), u64> = HashMap::new();
+    for r in log {
+        let prev = last.insert((r.node, r.inc), r.seq).unwrap_or(0);
+        if r.seq != prev + 1 {
+            return Err(violation(
+                "gapless_seq",
+                format!("node {} emitted seq {} after {prev}", r.node, r.seq),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `quorate_views_intersect` (DESIGN.md: at most one partition is primary): the member sets
+/// of any two views installed as quorate share a node. Not promised with `two_node`.
+pub fn quorate_views_intersect(log: &[Record]) -> Result<(), Violation> {
+    let mut views: HashMap<ViewId, BTreeSet<NodeId>> = HashMap::new();
+    for r in log
+        .iter()
+        .filter(|r| r.quorate && r.kind != EventKind::Evicted)
+    {
+        views
+            .entry(r.view.id)
+            .or_insert_with(|| r.view.members.iter().map(|m| m.id).collect());
+    }
+    let all: Vec<(&ViewId, &BTreeSet<NodeId>)> = views.iter().collect();
+    for (i, (a, ma)) in all.iter().enumerate() {
+        for (b, mb) in &all[i + 1..] {
+            if ma.is_disjoint(mb) {
+                return Err(violation(
+                    "quorate_views_intersect",
+                    format!("quorate views {a} {ma:?} and {b} {mb:?} share no node"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `no_eviction_of_healthy_nodes` (issue 5): after `since`, no running, connected node is
+/// left out of a view or evicted.
+pub fn no_eviction_of_healthy_nodes(log: &[Record], since: u64, n: usize) -> Result<(), Violation> {
+    for r in log.iter().filter(|r| r.time >= since) {
+        if r.kind == EventKind::Evicted || r.view.members.len() != n {
+            return Err(violation(
+                "no_eviction_of_healthy_nodes",
+                format!(
+                    "at {} ms node {} got {:?} of view {} with {} of {n} nodes",
+                    r.time,
+                    r.node,
+                    r.kind,
+                    r.view.id,
+                    r.view.members.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// All the safety checkers at once.
+pub fn safety(log: &[Record], two_node: bool) -> Result<(), Violation> {
+    agreement(log)?;
+    monotonic_view_ids(log)?;
+    gapless_seq(log)?;
+    if !two_node {
+        quorate_views_intersect(log)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! The deterministic simulator: many [`Node`]s on one virtual clock and one faulty network.
+//!
+//! Everything random (delays, loss, duplication, the nodes' own seeds) comes from one seed, so
+//! a run replays exactly. Faults: partitions, one-way link cuts, loss, duplication, reordering
+//! through random delays, crashes, restarts with a new incarnation, and clock jumps.
+//! [`check`] holds the invariant checkers; [`scenario`] builds random fault schedules.
+
+pub mod check;
+pub mod scenario;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use ocf_core::NodeId;
+use ocf_membership::{EventKind, ViewId};
+
+use super::protocol::{ClusterSpec, CommittedView, Envelope, Node, Output, Rng, ViewMember};
+
+/// The base of every node's clock input, so negative clock jumps stay representable.
+const CLOCK_BASE: u64 = 1 << 40;
+/// The simulated wall clock at time 0 (incarnations are wall-clock milliseconds).
+const WALL_BASE: u64 = 1_700_000_000_000;
+
+fn trace_from() -> Option<u64> {
+    static FROM: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *FROM.get_or_init(|| {
+        std::env::var("OCF_SIM_TRACE_FROM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+/// One installed view or eviction, as recorded by the simulator.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Simulated time (ms).
+    pub time: u64,
+    /// The node.
+    pub node: NodeId,
+    /// Its incarnation.
+    pub inc: u64,
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The event's kind.
+    pub kind: EventKind,
+    /// The view.
+    pub view: Arc<CommittedView>,
+    /// Whether this node saw it quorate.
+    pub quorate: bool,
+}
+
+struct Pending {
+    at: u64,
+    order: u64,
+    to: usize,
+    msg: Envelope,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+/// The network's current behaviour.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// Probability that a message is delivered twice.
+    pub dup: f64,
+    /// Smallest delivery delay (ms).
+    pub delay_min: u64,
+    /// Largest delivery delay (ms); a spread reorders messages.
+    pub delay_max: u64,
+    /// Partition group per node; messages cross groups never.
+    pub group: Vec<u32>,
+    /// Cut one-way links `(from, to)` by position.
+    pub cut: HashSet<(usize, usize)>,
+}
+
+impl Network {
+    fn healthy(n: usize) -> Self {
+        Self {
+            loss: 0.0,
+            dup: 0.0,
+            delay_min: 1,
+            delay_max: 2,
+            group: vec![0; n],
+            cut: HashSet::new(),
+        }
+    }
+}
+
+/// A simulated cluster.
+pub struct Sim {
+    spec: Arc<ClusterSpec>,
+    time: u64,
+    tick_ms: u64,
+    next_tick: u64,
+    nodes: Vec<Option<Node>>,
+    offsets: Vec<i64>,
+    queue: BinaryHeap<Reverse<Pending>>,
+    order: u64,
+    rng: Rng,
+    /// The network's behaviour; change it freely between steps.
+    pub net: Network,
+    /// Every installed view and eviction, in order (unless `record` is off).
+    pub log: Vec<Record>,
+    /// Whether to keep [`Sim::log`] (large simulations turn it off).
+    pub record: bool,
+    /// Messages sent so far (before loss).
+    pub sent: u64,
+    out: Vec<Output>,
+}
+
+impl Sim {
+    /// A cluster of `spec`'s nodes, all started at time 0, knowing nothing of each other.
+    pub fn new(spec: Arc<ClusterSpec>, seed: u64) -> Self {
+        let n = spec.nodes().len();
+        let mut sim = Self::empty(spec, seed);
+        for pos in 0..n {
+            sim.start(pos);
+        }
+        sim
+    }
+
+    /// A cluster that has already formed: every node alive and knowing every other, with view
+    /// `1.<lowest id>.<its incarnation>` installed (for large-scale runs).
+    pub fn formed(spec: &Arc<ClusterSpec>, seed: u64) -> Self {
+        let n = spec.nodes().len();
+        let mut sim = Self::empty(Arc::clone(spec), seed);
+        let inc = WALL_BASE;
+        let first = spec.nodes()[0].id;
+        let id = ViewId::new(1, first, inc);
+        let view = Arc::new(CommittedView {
+            id,
+            members: spec
+                .nodes()
+                .iter()
+                .map(|m| ViewMember {
+                    id: m.id,
+                    inc,
+                    born_on: id,
+                })
+                .collect(),
+        });
+        let mut out = Vec::new();
+        for pos in 0..n {
+            let id = spec.nodes()[pos].id;
+            let node_seed = sim.rng.next_u64();
+            let now = sim.node_clock(pos);
+            if let Some(mut node) =
+                Node::new_with_peers(Arc::clone(spec), id, inc, node_seed, now, |_| inc)
+            {
+                node.install_initial(Arc::clone(&view), &mut out);
+                out.clear();
+                sim.nodes[pos] = Some(node);
+            }
+        }
+        // Let the join grace pass without coordinating anew.
+        sim
+    }
+
+    fn empty(spec: Arc<ClusterSpec>, seed: u64) -> Self {
+        let n = spec.nodes().len();
+        let tick_ms = (spec.timing.heartbeat_ms / 20).clamp(1, 10);
+        Self {
+            net: Network::healthy(n),
+            time: 0,
+            tick_ms,
+            next_tick: 0,
+            nodes: (0..n).map(|_| None).collect(),
+            offsets: vec![0; n],
+            queue: BinaryHeap::new(),
+            order: 0,
+            rng: Rng::new(seed),
+            log: Vec::new(),
+            record: true,
+            sent: 0,
+            out: Vec::new(),
+            spec,
+        }
+    }
+
+    /// The cluster's description.
+    pub fn spec(&self) -> &Arc<ClusterSpec> {
+        &self.spec
+    }
+
+    /// The simulated time (ms).
+    pub fn now(&self) -> u64 {
+        self.time
+    }
+
+    fn node_clock(&self, pos: usize) -> u64 {
+        (CLOCK_BASE + self.time).saturating_add_signed(self.offsets[pos])
+    }
+
+    /// Starts (or restarts) the node at `pos` as a new process with a new incarnation.
+    pub fn start(&mut self, pos: usize) {
+        let id = self.spec.nodes()[pos].id;
+        let inc = WALL_BASE + self.time + 1;
+        let seed = self.rng.next_u64();
+        let now = self.node_clock(pos);
+        self.nodes[pos] = Node::new(Arc::clone(&self.spec), id, inc, seed, now);
+    }
+
+    /// Crashes the node at `pos` (its messages in flight still arrive).
+    pub fn crash(&mut self, pos: usize) {
+        self.nodes[pos] = None;
+    }
+
+    /// True when the node at `pos` runs.
+    pub fn is_up(&self, pos: usize) -> bool {
+        self.nodes[pos].is_some()
+    }
+
+    /// Steps the node's clock by `delta_ms` (negative: backwards).
+    pub fn jump_clock(&mut self, pos: usize, delta_ms: i64) {
+        self.offsets[pos] = self.offsets[pos].saturating_add(delta_ms);
+    }
+
+    /// Removes every partition, cut, loss, duplication and delay spread.
+    pub fn heal(&mut self) {
+        self.net = Network::healthy(self.nodes.len());
+    }
+
+    /// The node at `pos`, if it runs.
+    pub fn node(&self, pos: usize) -> Option<&Node> {
+        self.nodes[pos].as_ref()
+    }
+
+    /// Runs until simulated time `until` (ms).
+    pub fn run_until(&mut self, until: u64) {
+        while self.time < until {
+            let next_msg = self.queue.peek().map_or(u64::MAX, |p| p.0.at);
+            if next_msg <= self.next_tick && next_msg <= until {
+                let Some(Reverse(p)) = self.queue.pop() else {
+                    break;
+                };
+                self.time = self.time.max(p.at);
+                let now = self.node_clock(p.to);
+                if let Some(node) = self.nodes[p.to].as_mut() {
+                    node.handle(now, p.msg, &mut self.out);
+                    self.flush(p.to);
+                }
+            } else if self.next_tick <= until {
+                self.time = self.time.max(self.next_tick);
+                self.next_tick += self.tick_ms;
+                for pos in 0..self.nodes.len() {
+                    let now = self.node_clock(pos);
+                    if let Some(node) = self.nodes[pos].as_mut() {
+                        node.tick(now, &mut self.out);
+                        self.flush(pos);
+                    }
+                }
+            } else {
+                self.time = until;
+            }
+        }
+    }
+
+    /// Runs for `ms` more milliseconds.
+    pub fn run_for(&mut self, ms: u64) {
+        let until = self.time + ms;
+        self.run_until(until);
+    }
+
+    /// Runs until `done` holds (checked every heartbeat) or `limit` (ms, absolute) passes;
+    /// returns the time it held.
+    pub fn run_until_true(
+        &mut self,
+        limit: u64,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Option<u64> {
+        let step = self.spec.timing.heartbeat_ms / 4;
+        loop {
+            if done(self) {
+                return Some(self.time);
+            }
+            if self.time >= limit {
+                return None;
+            }
+            let next = (self.time + step.max(1)).min(limit);
+            self.run_until(next);
+        }
+    }
+
+    fn flush(&mut self, from: usize) {
+        let mut out = std::mem::take(&mut self.out);
+        for o in out.drain(..) {
+            match o {
+                Output::Send { to, msg } => self.transmit(from, to, msg),
+                Output::Event(e) => {
+                    if self.record {
+                        self.log.push(Record {
+                            time: self.time,
+                            node: self.spec.nodes()[from].id,
+                            inc: self.nodes[from].as_ref().map_or(0, Node::incarnation),
+                            seq: e.seq,
+                            kind: e.kind,
+                            quorate: e.quorum.quorate,
+                            view: e.view,
+                        });
+                    }
+                }
+            }
+        }
+        self.out = out;
+    }
+
+    fn transmit(&mut self, from: usize, to: NodeId, msg: Envelope) {
+        self.sent += 1;
+        if let Some(from_t) = trace_from()
+            && self.time >= from_t
+        {
+            eprintln!(
+                "{} {} -> {}: {:?}",
+                self.time,
+                self.spec.nodes()[from].id,
+                to,
+                msg
+            );
+        }
+        let Some(to) = self.spec.position(to) else {
+            return;
+        };
+        if self.net.group[from] != self.net.group[to] || self.net.cut.contains(&(from, to)) {
+            return;
+        }
+        if self.net.loss > 0.0 && self.rng.chance(self.net.loss) {
+            return;
+        }
+        if self.net.dup > 0.0 && self.rng.chance(self.net.dup) {
+            self.enqueue(to, msg.clone());
+        }
+        self.enqueue(to, msg);
+    }
+
+    fn enqueue(&mut self, to: usize, msg: Envelope) {
+        let spread = self.net.delay_max.saturating_sub(self.net.delay_min);
+        let at = self.time + self.net.delay_min + self.rng.below(spread + 1);
+        self.order += 1;
+        self.queue.push(Reverse(Pending {
+            at,
+            order: self.order,
+            to,
+            msg,
+        }));
+    }
+
+    /// Every node's state and the network's, one line each (for failure reports).
+    pub fn describe(&self) -> String {
+        let mut text = format!("t={} net={:?}\n", self.time, self.net);
+        for (pos, n) in self.nodes.iter().enumerate() {
+            match n {
+                Some(n) => text.push_str(&n.summary()),
+                None => {
+                    let _ = write!(text, "node {} down", self.spec.nodes()[pos].id);
+                }
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The positions of the running nodes.
+    pub fn up(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&p| self.nodes[p].is_some())
+            .collect()
+    }
+
+    /// True when every running node has installed one and the same view whose members are
+    /// exactly the running nodes with their current incarnations.
+    pub fn converged(&self) -> bool {
+        let up = self.up();
+        let Some(first) = up.first().and_then(|&p| self.nodes[p].as_ref()) else {
+            return true;
+        };
+        let Some(view) = first.installed() else {
+            return false;
+        };
+        if view.members.len() != up.len() {
+            return false;
+        }
+        up.iter().all(|&p| {
+            self.nodes[p].as_ref().is_some_and(|n| {
+                n.installed().is_some_and(|v| v.id == view.id)
+                    && view.contains(n.id(), n.incarnation())
+            })
+        })
+    }
+}
