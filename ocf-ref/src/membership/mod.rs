@@ -1,1 +1,3 @@
 //! membership: see the crate documentation.
+#[cfg(feature = "corosync")]
+pub mod corosync;
