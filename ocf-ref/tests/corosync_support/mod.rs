@@ -389,3 +389,154 @@ pub fn write(path: &Path, text: &str) {
     let mut f = fs::File::create(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
+
+/// A cluster of corosync nodes, each in its own network namespace (`10.254.0.<id>/24` on
+/// `eth0`) and its own mount namespace, linked through a bridge in a namespace of its own.
+/// Everything is torn down on drop: corosyncs first, then the namespaces, then the files.
+pub struct Cluster {
+    /// Index i is node i + 1.
+    pub corosyncs: Vec<Corosync>,
+    nodes: Vec<Netns>,
+    bridge: Netns,
+    /// Configs and logs.
+    pub dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Cluster {
+    /// Creates `size` nodes (ids 1..=size, names n1..) and starts corosync on each with the
+    /// given token timeout. `tag` keeps namespaces of concurrent tests apart.
+    pub fn start(tag: &str, size: u32, token_ms: u32) -> Self {
+        let prefix = format!("ocf{}{tag}", std::process::id());
+        let bridge = Netns::add(&format!("{prefix}br"));
+        sh(&[
+            "ip",
+            "-n",
+            &bridge.name,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+        ]);
+        sh(&["ip", "-n", &bridge.name, "link", "set", "br0", "up"]);
+        let mut nodes = Vec::new();
+        let mut list = Vec::new();
+        for id in 1..=size {
+            let ns = Netns::add(&format!("{prefix}n{id}"));
+            let port = format!("p{id}");
+            sh(&[
+                "ip",
+                "-n",
+                &ns.name,
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &bridge.name,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &bridge.name,
+                "link",
+                "set",
+                &port,
+                "master",
+                "br0",
+            ]);
+            sh(&["ip", "-n", &bridge.name, "link", "set", &port, "up"]);
+            let addr = format!("10.254.0.{id}");
+            sh(&[
+                "ip",
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ]);
+            sh(&["ip", "-n", &ns.name, "link", "set", "eth0", "up"]);
+            list.push((id, format!("n{id}"), addr));
+            nodes.push(ns);
+        }
+        let dir = workdir();
+        let conf = dir.path().join("corosync.conf");
+        write(&conf, &corosync_conf(&format!("ocf{tag}"), token_ms, &list));
+        let mut cluster = Self {
+            corosyncs: Vec::new(),
+            nodes,
+            bridge,
+            dir,
+            conf,
+        };
+        for id in 1..=size {
+            let log = cluster.dir.path().join(format!("n{id}.log"));
+            let c = Corosync::start(Some(&cluster.ns(id)), &cluster.conf, &log);
+            cluster.corosyncs.push(c);
+        }
+        cluster
+    }
+
+    /// The network namespace of node `id`.
+    pub fn ns(&self, id: u32) -> String {
+        self.nodes[id as usize - 1].name.clone()
+    }
+
+    /// Waits until every running node's corosync reports `size` members.
+    pub fn wait_formed(&self, size: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for id in 1..=self.nodes.len() as u32 {
+            while quorumtool_members(Some(&self.ns(id))).len() != size {
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster did not form; n{id} log:\n{}",
+                    self.corosyncs[id as usize - 1].log()
+                );
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// `kill -9` node `id`'s corosync.
+    pub fn kill9(&mut self, id: u32) {
+        self.corosyncs[id as usize - 1].kill9();
+    }
+
+    /// Cuts node `id`'s link to the bridge.
+    pub fn cut(&self, id: u32) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.bridge.name,
+            "link",
+            "set",
+            &format!("p{id}"),
+            "down",
+        ]);
+    }
+
+    /// Restores node `id`'s link.
+    pub fn heal(&self, id: u32) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.bridge.name,
+            "link",
+            "set",
+            &format!("p{id}"),
+            "up",
+        ]);
+    }
+
+    /// A client of our API inside node `id`'s namespace.
+    pub fn client(&self, id: u32) -> Client {
+        Client::start(&format!("n{id}"), Some(self.ns(id)))
+    }
+}
