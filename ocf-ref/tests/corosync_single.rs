@@ -103,3 +103,60 @@ fn single_node_view_eviction_and_reconnect() {
     .join()
     .unwrap();
 }
+
+/// Set for the child process of [`non_root_client_is_refused_with_the_way_out`].
+const CHILD: &str = "OCF_COROSYNC_TEST_CHILD";
+
+/// The unprivileged half of [`non_root_client_is_refused_with_the_way_out`]: that test runs
+/// this binary again, as `nobody`, with only this test selected. Without the variable it
+/// returns at once.
+#[test]
+fn child_connects_and_reports() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    match runtime().block_on(CorosyncMembership::connect()) {
+        Ok(_) => println!("CHILD-RESULT connected"),
+        Err(e) => println!("CHILD-RESULT {e:?} / {e}"),
+    }
+}
+
+#[test]
+fn non_root_client_is_refused_with_the_way_out() {
+    use std::os::unix::process::CommandExt;
+    if !can_run("non_root_client_is_refused_with_the_way_out") {
+        return;
+    }
+    in_netns(None, || {
+        let dir = workdir();
+        let conf = dir.path().join("corosync.conf");
+        let nodes = [(1, "n1".to_string(), "127.0.0.1".to_string())];
+        write(&conf, &corosync_conf("ocfnonroot", 1000, &nodes));
+        let _corosync = Corosync::start(None, &conf, &dir.path().join("corosync.log"));
+        wait_ready(None);
+        // Spawned from this thread, the child shares its network namespace (and so the
+        // corosync above); `uid` also drops root's supplementary groups.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_connects_and_reports", "--nocapture"])
+            .env(CHILD, "1")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("CHILD-RESULT"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no result from the child: {stdout}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        assert!(line.contains("PermissionDenied"), "{line}");
+        assert!(line.contains("uidgid"), "{line}");
+        assert!(line.contains("uid 65534"), "{line}");
+    })
+    .join()
+    .unwrap();
+}
