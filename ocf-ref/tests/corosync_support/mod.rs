@@ -401,6 +401,7 @@ pub struct Cluster {
     /// Configs and logs.
     pub dir: tempfile::TempDir,
     conf: PathBuf,
+    restarts: u32,
 }
 
 impl Cluster {
@@ -475,6 +476,7 @@ impl Cluster {
             bridge,
             dir,
             conf,
+            restarts: 0,
         };
         for id in 1..=size {
             let log = cluster.dir.path().join(format!("n{id}.log"));
@@ -507,6 +509,14 @@ impl Cluster {
     /// `kill -9` node `id`'s corosync.
     pub fn kill9(&mut self, id: u32) {
         self.corosyncs[id as usize - 1].kill9();
+    }
+
+    /// Starts node `id`'s corosync again (after [`Cluster::kill9`]).
+    pub fn restart(&mut self, id: u32) {
+        let i = id as usize - 1;
+        self.restarts += 1;
+        let log = self.dir.path().join(format!("n{id}.{}.log", self.restarts));
+        self.corosyncs[i] = Corosync::start(Some(&self.ns(id)), &self.conf, &log);
     }
 
     /// Cuts node `id`'s link to the bridge.
