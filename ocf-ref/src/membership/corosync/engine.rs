@@ -13,7 +13,7 @@ use ocf_membership::{EventKind, MembershipEvent, Quorum, View};
 use tokio::sync::{broadcast, mpsc};
 
 use super::CorosyncOptions;
-use super::ffi::{Cmap, Cpg, CsError, Notification, Quorum as QuorumService, RingId, Votequorum};
+use super::ffi::{Cmap, Cpg, CsError, Notification, Quorum as QuorumService, Votequorum};
 use super::mapping::{Observation, ViewTracker, fallback_name, node_name, nodelist_index};
 
 /// What the task shares with handles and subscribers.
@@ -287,7 +287,7 @@ async fn handle(
         }
         return Ok(());
     }
-    let quorum = quorum_of(conn, ring, &members, quorate, options).await?;
+    let quorum = quorum_of(conn, &members, quorate, options).await?;
     if members.iter().any(|m| !conn.names.contains_key(m)) {
         conn.names = read_nodelist(&conn.cmap);
     }
@@ -318,7 +318,6 @@ async fn handle(
 /// The quorum numbers for a view: votequorum's, or a per-node count without it.
 async fn quorum_of(
     conn: &Connection,
-    _ring: RingId,
     members: &[u32],
     quorate: bool,
     options: &CorosyncOptions,
@@ -341,4 +340,81 @@ async fn quorum_of(
 /// Waits for `fut` at most `limit`; `None` on timeout.
 pub(crate) async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
     tokio::time::timeout(limit, fut).await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::corosync::ffi::code;
+
+    fn busy() -> CsError {
+        CsError::Code {
+            call: "cpg_join",
+            code: code::TRY_AGAIN,
+        }
+    }
+
+    #[tokio::test]
+    async fn try_again_is_retried_until_it_clears() {
+        let mut calls = 0;
+        let result = retry(Duration::from_secs(5), || {
+            calls += 1;
+            if calls < 4 { Err(busy()) } else { Ok(calls) }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn try_again_gives_up_at_the_bound() {
+        let mut calls = 0;
+        let result: Result<(), CsError> = retry(Duration::from_millis(50), || {
+            calls += 1;
+            Err(busy())
+        })
+        .await;
+        assert!(result.unwrap_err().is_try_again());
+        assert!(calls > 1, "retried at least once");
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let mut calls = 0;
+        let result: Result<(), CsError> = retry(Duration::from_secs(5), || {
+            calls += 1;
+            Err(CsError::Code {
+                call: "cmap_initialize",
+                code: code::LIBRARY,
+            })
+        })
+        .await;
+        assert_eq!(result.unwrap_err().code(), Some(code::LIBRARY));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn subscribers_see_one_sequence() {
+        use ocf_membership::{Member, ViewId};
+        let shared = Shared::new(8);
+        let view = |seq| {
+            View::new(
+                ViewId::new(seq, NodeId::new(1), 0),
+                vec![Member::new(NodeId::new(1), fallback_name(1))],
+                None,
+                Quorum::majority(1, 1),
+            )
+        };
+        let (none, mut early) = shared.subscribe();
+        assert!(none.is_none());
+        shared.publish(EventKind::NewMembership, view(1));
+        let (initial, mut late) = shared.subscribe();
+        assert_eq!(initial.unwrap().id.instance, 1);
+        shared.publish(EventKind::Evicted, view(1));
+        assert!(shared.current().is_none(), "no view while evicted");
+        assert_eq!(early.try_recv().unwrap().seq, 1);
+        let a = early.try_recv().unwrap();
+        let b = late.try_recv().unwrap();
+        assert_eq!(a, b);
+        assert_eq!((a.seq, a.kind), (2, EventKind::Evicted));
+    }
 }
