@@ -160,3 +160,48 @@ fn non_root_client_is_refused_with_the_way_out() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn without_a_quorum_provider_views_come_from_the_cpg_totem_ring() {
+    if !can_run("without_a_quorum_provider_views_come_from_the_cpg_totem_ring") {
+        return;
+    }
+    in_netns(None, || {
+        let dir = workdir();
+        let conf = dir.path().join("corosync.conf");
+        let nodes = [(3, "solo".to_string(), "127.0.0.1".to_string())];
+        let text = corosync_conf("ocfnoquorum", 1000, &nodes)
+            .replace("quorum {\n  provider: corosync_votequorum\n}\n", "");
+        assert!(!text.contains("votequorum"), "{text}");
+        write(&conf, &text);
+        let _corosync = Corosync::start(None, &conf, &dir.path().join("corosync.log"));
+        // quorumtool needs a provider; cmapctl answers as soon as corosync serves clients.
+        let deadline = std::time::Instant::now() + LIMIT;
+        while !std::process::Command::new("corosync-cmapctl")
+            .arg("runtime.members")
+            .output()
+            .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "corosync never came up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The view arrives only through CPG's initial totem configuration (delivered on join
+        // because ocf asks for it), since no quorum notifications come without a provider.
+        let mut client = Client::start("solo", None);
+        let view = client
+            .wait_until("a view from the totem ring", LIMIT, |v, _| v.is_some())
+            .unwrap();
+        assert_eq!(view.member_ids().collect::<Vec<_>>(), vec![NodeId::new(3)]);
+        assert_eq!(view.id.coordinator, NodeId::new(3));
+        assert!(
+            view.quorate,
+            "without a provider corosync counts every ring as quorate"
+        );
+        assert_eq!(view.members[0].name.as_str(), "solo");
+    })
+    .join()
+    .unwrap();
+}
