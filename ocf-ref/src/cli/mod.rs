@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "corosync")]
+pub mod corosync;
 pub mod demo;
 pub mod fence;
 pub mod node;

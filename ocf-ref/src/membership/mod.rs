@@ -7,11 +7,13 @@
 //! - [`transport`]: the UDP driver; [`engine`]: the built-in engine behind the `Membership`
 //!   trait; [`hub`]: the one ordered event log every subscriber shares;
 //! - [`daemon`]: the node daemon's local socket API ([`local_api`]); [`client`]: a
-//!   `Membership` over that socket.
+//!   `Membership` over that socket; `corosync` (feature `corosync`): the same trait over Corosync.
 //!
 //! See `ALGORITHM.md` in this directory for the protocol and its invariants.
 
 pub mod client;
+#[cfg(feature = "corosync")]
+pub mod corosync;
 pub mod config;
 pub mod daemon;
 pub mod engine;

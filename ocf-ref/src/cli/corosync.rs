@@ -1,0 +1,77 @@
+//! `ocf members --backend corosync`: the local corosync's view, read directly (no daemon).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use ocf_membership::{Membership, MembershipEvent, View};
+
+use super::CliResult;
+use super::output::{print_json, print_json_line};
+use crate::membership::corosync::CorosyncMembership;
+
+/// Prints the local corosync's current view (`json`: the [`View`] as JSON), or with `watch`
+/// streams its events (`json`: one [`MembershipEvent`] per line) until interrupted or the
+/// stream ends. Fails with a message naming corosync when it is not running or refuses us.
+pub async fn run_members(json: bool, watch: bool) -> CliResult {
+    let membership = CorosyncMembership::connect().await?;
+    if watch {
+        return watch_events(&membership, json).await;
+    }
+    let view = membership.current_view().await?.ok_or(
+        "corosync has not reported a view yet (it may be forming its ring); try again in a moment",
+    )?;
+    if json {
+        print_json(&view)?;
+    } else {
+        print!("{}", render_view(&view));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn watch_events(membership: &CorosyncMembership, json: bool) -> CliResult {
+    let mut events = membership.subscribe().await?;
+    if let Some(view) = events.initial_view() {
+        eprint!("current view:\n{}", render_view(view));
+    }
+    loop {
+        let next = tokio::select! {
+            next = events.next_event() => next?,
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        };
+        let Some(event) = next else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        if json {
+            print_json_line(&event)?;
+        } else {
+            print!("{}", render_event(&event));
+        }
+    }
+}
+
+/// A view for people: a header line and one line per member.
+fn render_view(view: &View) -> String {
+    let q = &view.quorum;
+    let mut text = format!(
+        "view {}  quorate: {}  votes: {}/{} (quorum {})\n",
+        view.id,
+        if view.quorate { "yes" } else { "no" },
+        q.votes,
+        q.expected_votes,
+        q.threshold
+    );
+    for m in &view.members {
+        let _ = writeln!(text, "  {:>10}  {:<20}  votes {}", m.id, m.name, m.votes);
+    }
+    text
+}
+
+/// An event for people: its sequence number and OCF name, then the view.
+fn render_event(event: &MembershipEvent) -> String {
+    format!(
+        "#{} {}\n{}",
+        event.seq,
+        event.kind.ocf_name(),
+        render_view(&event.view)
+    )
+}
