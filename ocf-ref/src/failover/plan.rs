@@ -89,7 +89,10 @@ mod tests {
     #[test]
     fn location_follows_preference_then_lowest_id() {
         let v = view(1, &[1, 2], None, 3);
-        assert_eq!(choose_location(&v, &[NodeId::new(3), NodeId::new(2)]), Some(NodeId::new(2)));
+        assert_eq!(
+            choose_location(&v, &[NodeId::new(3), NodeId::new(2)]),
+            Some(NodeId::new(2))
+        );
         assert_eq!(choose_location(&v, &[]), Some(NodeId::new(1)));
     }
 }

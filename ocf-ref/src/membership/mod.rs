@@ -12,9 +12,9 @@
 //! See `ALGORITHM.md` in this directory for the protocol and its invariants.
 
 pub mod client;
+pub mod config;
 #[cfg(feature = "corosync")]
 pub mod corosync;
-pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod hub;
