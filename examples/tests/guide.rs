@@ -35,7 +35,12 @@ fn summary_and_chapters_match() {
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".md") && n != "SUMMARY.md")
+        .filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+                && n != "SUMMARY.md"
+        })
         .collect();
     for name in &named {
         assert!(

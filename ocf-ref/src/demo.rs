@@ -12,7 +12,6 @@
 //! across the whole cluster, and the resource runs on exactly one survivor at the end.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,9 +29,9 @@ use crate::failover::{
 use crate::fencing::agent::AgentDevice;
 use crate::fencing::fencer::{FencerConfig, LocalFencer};
 use crate::fencing::native::NullDevice;
-use crate::membership::config::NodeConfig;
 use crate::membership::engine::BuiltinEngine;
 use crate::membership::key::ClusterKey;
+use crate::membership::loopback;
 use crate::resources::executor::{ExecutorConfig, LocalExecutor};
 use crate::resources::native::NativeDummy;
 use crate::resources::registry::AgentRegistry;
@@ -163,7 +162,7 @@ pub async fn run(
     let ids: Vec<NodeId> = (1..=n).map(NodeId::new).collect();
     let victim = NodeId::new(n);
 
-    let configs = node_configs(&ids, scratch.path())?;
+    let configs = loopback::configs("demo", n, scratch.path()).map_err(|e| setup(victim, &e))?;
     let key = ClusterKey::random();
     let use_script = options
         .ocf_root
@@ -466,38 +465,6 @@ fn setup(node: NodeId, e: &dyn std::fmt::Display) -> DemoError {
 
 fn node_name(id: NodeId) -> Result<NodeName, DemoError> {
     NodeName::new(format!("n{id}")).map_err(|e| setup(id, &e))
-}
-
-/// One config per node, on free UDP ports of 127.0.0.1.
-fn node_configs(ids: &[NodeId], scratch: &Path) -> Result<Vec<NodeConfig>, DemoError> {
-    let key_file = scratch.join("authkey");
-    let mut ports = Vec::new();
-    {
-        // Hold every socket until all ports are known, so no two nodes get the same one.
-        let mut held = Vec::new();
-        for _ in ids {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
-            ports.push(s.local_addr()?.port());
-            held.push(s);
-        }
-    }
-    let mut nodes_toml = String::new();
-    for (id, port) in ids.iter().zip(&ports) {
-        let _ = writeln!(
-            nodes_toml,
-            "[[nodes]]\nid = {id}\nname = \"n{id}\"\naddress = \"127.0.0.1:{port}\""
-        );
-    }
-    ids.iter()
-        .map(|id| {
-            let text = format!(
-                "cluster = \"demo\"\nnode_id = {id}\nkey_file = {key:?}\nsocket = {sock:?}\n{nodes_toml}",
-                key = key_file.display().to_string(),
-                sock = scratch.join(format!("n{id}.sock")).display().to_string(),
-            );
-            NodeConfig::parse(&text, &scratch.join(format!("n{id}.toml"))).map_err(|e| setup(*id, &e))
-        })
-        .collect()
 }
 
 fn resource_spec(use_script: bool, scratch: &Path, id: NodeId) -> Result<ResourceSpec, DemoError> {

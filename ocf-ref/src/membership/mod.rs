@@ -20,6 +20,7 @@ pub mod engine;
 pub mod hub;
 pub mod key;
 pub mod local_api;
+pub mod loopback;
 pub mod protocol;
 pub mod sim;
 pub mod transport;

@@ -1,0 +1,71 @@
+//! A membership client printing events, as an HA manager or a scheduler would follow them.
+//!
+//! `cargo run -p examples --example membership_events -- /run/ocf/c1-1.sock` follows a running
+//! `ocf node` daemon. With no argument it starts a three-node cluster of the built-in engine on
+//! loopback in this process, follows node 1, and stops node 3 halfway, so there is something
+//! to see.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocf_membership::{Membership, Subscription};
+use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::engine::BuiltinEngine;
+use ocf_ref::membership::key::ClusterKey;
+use ocf_ref::membership::loopback;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(socket) = std::env::args().nth(1) {
+        let client = DaemonClient::new(socket);
+        let events = client.subscribe().await?;
+        return print_events(events, usize::MAX).await;
+    }
+
+    let engines = local_cluster().await?;
+    let events = engines[0].subscribe().await?;
+    let stopper = Arc::clone(&engines[2]);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("-- stopping node 3");
+        stopper.stop();
+    });
+    print_events(events, 2).await
+}
+
+/// Prints the starting view and then `limit` events.
+async fn print_events(
+    mut events: Box<dyn Subscription>,
+    limit: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(v) = events.initial_view() {
+        println!(
+            "current view {} members {:?}",
+            v.id,
+            v.member_ids().collect::<Vec<_>>()
+        );
+    }
+    for _ in 0..limit {
+        let Some(ev) = events.next_event().await? else {
+            break;
+        };
+        println!(
+            "#{} {} view {} members {:?} joined {:?} left {:?} quorate {}",
+            ev.seq,
+            ev.kind.ocf_name(),
+            ev.view.id,
+            ev.view.member_ids().collect::<Vec<_>>(),
+            ev.view.joined(),
+            ev.view.left(),
+            ev.view.quorate
+        );
+    }
+    Ok(())
+}
+
+/// Three built-in nodes on free loopback ports, sharing a fresh key.
+async fn local_cluster() -> Result<Vec<Arc<BuiltinEngine>>, Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir();
+    let configs = loopback::configs("example", 3, &dir)?;
+    Ok(loopback::start(&configs, &ClusterKey::random()).await?)
+}
