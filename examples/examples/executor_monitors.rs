@@ -37,9 +37,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let Some(r) = results.next_result().await? else {
             break;
         };
-        let summary = r
-            .outcome()
-            .map_or_else(|| format!("{:?}", r.result), |o| o.summary());
+        let summary = r.outcome().map_or_else(
+            || format!("{:?}", r.result),
+            ocf_resources::Outcome::summary,
+        );
         println!(
             "#{:<3} {:<4} {:<8} {summary}",
             r.call_id, r.resource, r.action
