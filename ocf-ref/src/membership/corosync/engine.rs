@@ -83,6 +83,8 @@ pub(crate) struct Connection {
     notifications: mpsc::UnboundedReceiver<Notification>,
     local: u32,
     names: HashMap<u32, NodeName>,
+    /// Votes per node, as votequorum last reported them.
+    votes: HashMap<u32, u32>,
 }
 
 impl Connection {
@@ -149,6 +151,7 @@ pub(crate) async fn open(options: &CorosyncOptions) -> Result<Connection, CsErro
         notifications,
         local,
         names: HashMap::new(),
+        votes: HashMap::new(),
     };
     conn.names = read_nodelist(&conn.cmap);
     Ok(conn)
@@ -291,14 +294,8 @@ async fn handle(
     if members.iter().any(|m| !conn.names.contains_key(m)) {
         conn.names = read_nodelist(&conn.cmap);
     }
-    let mut votes = HashMap::new();
-    if let Some(vq) = &conn.votequorum {
-        for &m in &members {
-            if let Ok(info) = retry(options.try_again_bound, || vq.info(m)).await {
-                votes.insert(m, info.node_votes);
-            }
-        }
-    }
+    refresh_votes(conn, &members, quorum.votes, options).await;
+    let votes = &conn.votes;
     let obs = Observation {
         ring,
         members,
@@ -313,6 +310,35 @@ async fn handle(
         shared.publish(kind, view);
     }
     Ok(())
+}
+
+/// Keeps `conn.votes` right for `members` with one IPC round trip per node only when needed:
+/// for nodes never asked about, or for all when the cached votes no longer add up to the
+/// partition's total (someone changed a node's votes).
+async fn refresh_votes(
+    conn: &mut Connection,
+    members: &[u32],
+    total_votes: u32,
+    options: &CorosyncOptions,
+) {
+    let Some(vq) = &conn.votequorum else {
+        return;
+    };
+    let cached: Option<u32> = members.iter().map(|m| conn.votes.get(m).copied()).sum();
+    let stale: Vec<u32> = if cached.is_some_and(|sum| sum != total_votes) {
+        members.to_vec()
+    } else {
+        members
+            .iter()
+            .copied()
+            .filter(|m| !conn.votes.contains_key(m))
+            .collect()
+    };
+    for m in stale {
+        if let Ok(info) = retry(options.try_again_bound, || vq.info(m)).await {
+            conn.votes.insert(m, info.node_votes);
+        }
+    }
 }
 
 /// The quorum numbers for a view: votequorum's, or a per-node count without it.
