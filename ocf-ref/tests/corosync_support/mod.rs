@@ -27,6 +27,13 @@ pub fn can_run(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
         missing.push("root (it creates network and mount namespaces)");
     }
+    let namespaces = Command::new("unshare")
+        .args(["--net", "--mount", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !namespaces {
+        missing.push("network and mount namespaces (`unshare --net --mount true` failed)");
+    }
     if !Path::new("/usr/sbin/corosync").exists() {
         missing.push("/usr/sbin/corosync (scripts/install-peers.sh installs it)");
     }
@@ -244,8 +251,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects in `netns` (the current thread's namespace when `None`... a thread inherits it
-    /// only when spawned from there, so pass the name).
+    /// Connects from a new thread in network namespace `netns`, or, with `None`, in the
+    /// calling thread's own (a new thread inherits it).
     pub fn start(node: &str, netns: Option<String>) -> Self {
         let (tx, reports) = mpsc::channel();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
