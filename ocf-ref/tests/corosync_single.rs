@@ -227,3 +227,49 @@ fn without_a_quorum_provider_views_come_from_the_cpg_totem_ring() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn two_local_subscribers_see_the_same_sequence_across_a_restart() {
+    if !can_run("two_local_subscribers_see_the_same_sequence_across_a_restart") {
+        return;
+    }
+    in_netns(None, || {
+        let dir = workdir();
+        let conf = dir.path().join("corosync.conf");
+        let state = dir.path().join("state");
+        let nodes = [(2, "n2".to_string(), "127.0.0.1".to_string())];
+        write(&conf, &corosync_conf("ocftwosubs", 1000, &nodes));
+        let mut first = Corosync::start(None, &conf, &state, &dir.path().join("first.log"));
+        wait_ready(None);
+        runtime().block_on(async {
+            let options = corosync_support::test_options();
+            let m = CorosyncMembership::connect_with(options).await.unwrap();
+            let mut a = m.subscribe().await.unwrap();
+            let mut b = m.subscribe().await.unwrap();
+            assert_eq!(a.initial_view(), b.initial_view());
+            assert!(a.initial_view().is_some());
+            first.kill9();
+            let _second = Corosync::start(None, &conf, &state, &dir.path().join("second.log"));
+            let mut seen = [Vec::new(), Vec::new()];
+            for (sub, seen) in [&mut a, &mut b].into_iter().zip(seen.iter_mut()) {
+                loop {
+                    let e = tokio::time::timeout(LIMIT, sub.next_event())
+                        .await
+                        .expect("events keep coming")
+                        .unwrap()
+                        .unwrap();
+                    let done = e.kind != EventKind::Evicted;
+                    seen.push(e);
+                    if done {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(seen[0], seen[1]);
+            let kinds: Vec<EventKind> = seen[0].iter().map(|e| e.kind).collect();
+            assert_eq!(kinds, vec![EventKind::Evicted, EventKind::NewMembership]);
+        });
+    })
+    .join()
+    .unwrap();
+}
