@@ -13,7 +13,7 @@ use ocf_membership::{EventKind, MembershipEvent, Quorum, View};
 use tokio::sync::{broadcast, mpsc};
 
 use super::CorosyncOptions;
-use super::ffi::{Cmap, Cpg, CsError, Notification, Quorum as QuorumService, Votequorum};
+use super::ffi::{Cmap, Cpg, CsError, Notification, Quorum as QuorumService, Votequorum, code};
 use super::mapping::{Observation, ViewTracker, fallback_name, node_name, nodelist_index};
 
 /// What the task shares with handles and subscribers.
@@ -124,7 +124,7 @@ pub(crate) async fn open(options: &CorosyncOptions) -> Result<Connection, CsErro
     match retry(bound, || cpg.join(&options.group)).await {
         // CPG admits one member per (node, process) per group: another handle of this process
         // joined already. Views do not depend on the join when a quorum provider runs.
-        Err(e) if e.code() == Some(super::ffi::code::EXIST) => {
+        Err(e) if e.code() == Some(code::EXIST) => {
             tracing::debug!(group = %options.group, "this process is already in the CPG group");
         }
         other => other?,
@@ -341,7 +341,8 @@ async fn refresh_votes(
     }
 }
 
-/// The quorum numbers for a view: votequorum's, or a per-node count without it.
+/// The quorum numbers for a view: votequorum's, or a per-node count without it. Only a broken
+/// connection is an error; any other failure of votequorum falls back to counting nodes.
 async fn quorum_of(
     conn: &Connection,
     members: &[u32],
@@ -349,17 +350,22 @@ async fn quorum_of(
     options: &CorosyncOptions,
 ) -> Result<Quorum, CsError> {
     let n = members.len() as u32;
-    match &conn.votequorum {
-        Some(vq) => {
-            let info = retry(options.try_again_bound, || vq.info(conn.local)).await?;
-            Ok(Quorum::reported(
-                quorate,
-                info.total_votes,
-                info.expected_votes,
-                info.quorum,
-            ))
+    let counted = Quorum::reported(quorate, n, n, n / 2 + 1);
+    let Some(vq) = &conn.votequorum else {
+        return Ok(counted);
+    };
+    match retry(options.try_again_bound, || vq.info(conn.local)).await {
+        Ok(info) => Ok(Quorum::reported(
+            quorate,
+            info.total_votes,
+            info.expected_votes,
+            info.quorum,
+        )),
+        Err(e) if matches!(e.code(), None | Some(code::LIBRARY | code::BAD_HANDLE)) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "votequorum did not answer; counting one vote per node");
+            Ok(counted)
         }
-        None => Ok(Quorum::reported(quorate, n, n, n / 2 + 1)),
     }
 }
 
@@ -371,7 +377,6 @@ pub(crate) async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::membership::corosync::ffi::code;
 
     fn busy() -> CsError {
         CsError::Code {
