@@ -51,7 +51,7 @@ fn single_node(dir: &std::path::Path) -> Corosync {
     let conf = dir.join("corosync.conf");
     let nodes = [(7, "solo".to_string(), "127.0.0.1".to_string())];
     write(&conf, &corosync_conf("ocfcli", 1000, &nodes));
-    let c = Corosync::start(None, &conf, &dir.join("corosync.log"));
+    let c = Corosync::start(None, &conf, &dir.join("state"), &dir.join("corosync.log"));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while quorumtool_members(None).is_empty() {
         assert!(

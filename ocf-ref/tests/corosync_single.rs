@@ -50,7 +50,12 @@ fn single_node_view_eviction_and_reconnect() {
         );
         assert!(err.to_string().contains("is corosync running"), "{err}");
 
-        let mut first = Corosync::start(None, &conf, &dir.path().join("first.log"));
+        let mut first = Corosync::start(
+            None,
+            &conf,
+            &dir.path().join("state"),
+            &dir.path().join("first.log"),
+        );
         wait_ready(None);
         let mut client = Client::start("n1", None);
         let view = client
@@ -88,13 +93,20 @@ fn single_node_view_eviction_and_reconnect() {
         });
 
         // It comes back: the client reconnects by itself and installs a view again.
-        let _second = Corosync::start(None, &conf, &dir.path().join("second.log"));
+        let _second = Corosync::start(
+            None,
+            &conf,
+            &dir.path().join("state"),
+            &dir.path().join("second.log"),
+        );
         let again = client
             .wait_until("a view after the restart", LIMIT, |v, _| {
                 v.is_some_and(|v| v.quorate)
             })
             .unwrap();
         assert_eq!(again.member_ids().collect::<Vec<_>>(), vec![NodeId::new(1)]);
+        // corosync kept its ring sequence in its state directory: the view id still grows.
+        assert!(again.id > view.id, "{} after {}", again.id, view.id);
         let seqs: Vec<u64> = client.events.iter().map(|e| e.seq).collect();
         for pair in seqs.windows(2) {
             assert_eq!(pair[1], pair[0] + 1, "gapless sequence: {seqs:?}");
@@ -132,7 +144,12 @@ fn non_root_client_is_refused_with_the_way_out() {
         let conf = dir.path().join("corosync.conf");
         let nodes = [(1, "n1".to_string(), "127.0.0.1".to_string())];
         write(&conf, &corosync_conf("ocfnonroot", 1000, &nodes));
-        let _corosync = Corosync::start(None, &conf, &dir.path().join("corosync.log"));
+        let _corosync = Corosync::start(
+            None,
+            &conf,
+            &dir.path().join("state"),
+            &dir.path().join("corosync.log"),
+        );
         wait_ready(None);
         // Spawned from this thread, the child shares its network namespace (and so the
         // corosync above); `uid` also drops root's supplementary groups.
@@ -174,7 +191,12 @@ fn without_a_quorum_provider_views_come_from_the_cpg_totem_ring() {
             .replace("quorum {\n  provider: corosync_votequorum\n}\n", "");
         assert!(!text.contains("votequorum"), "{text}");
         write(&conf, &text);
-        let _corosync = Corosync::start(None, &conf, &dir.path().join("corosync.log"));
+        let _corosync = Corosync::start(
+            None,
+            &conf,
+            &dir.path().join("state"),
+            &dir.path().join("corosync.log"),
+        );
         // quorumtool needs a provider; cmapctl answers as soon as corosync serves clients.
         let deadline = std::time::Instant::now() + LIMIT;
         while !std::process::Command::new("corosync-cmapctl")
@@ -201,6 +223,52 @@ fn without_a_quorum_provider_views_come_from_the_cpg_totem_ring() {
             "without a provider corosync counts every ring as quorate"
         );
         assert_eq!(view.members[0].name.as_str(), "solo");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn two_local_subscribers_see_the_same_sequence_across_a_restart() {
+    if !can_run("two_local_subscribers_see_the_same_sequence_across_a_restart") {
+        return;
+    }
+    in_netns(None, || {
+        let dir = workdir();
+        let conf = dir.path().join("corosync.conf");
+        let state = dir.path().join("state");
+        let nodes = [(2, "n2".to_string(), "127.0.0.1".to_string())];
+        write(&conf, &corosync_conf("ocftwosubs", 1000, &nodes));
+        let mut first = Corosync::start(None, &conf, &state, &dir.path().join("first.log"));
+        wait_ready(None);
+        runtime().block_on(async {
+            let options = corosync_support::test_options();
+            let m = CorosyncMembership::connect_with(options).await.unwrap();
+            let mut a = m.subscribe().await.unwrap();
+            let mut b = m.subscribe().await.unwrap();
+            assert_eq!(a.initial_view(), b.initial_view());
+            assert!(a.initial_view().is_some());
+            first.kill9();
+            let _second = Corosync::start(None, &conf, &state, &dir.path().join("second.log"));
+            let mut seen = [Vec::new(), Vec::new()];
+            for (sub, seen) in [&mut a, &mut b].into_iter().zip(seen.iter_mut()) {
+                loop {
+                    let e = tokio::time::timeout(LIMIT, sub.next_event())
+                        .await
+                        .expect("events keep coming")
+                        .unwrap()
+                        .unwrap();
+                    let done = e.kind != EventKind::Evicted;
+                    seen.push(e);
+                    if done {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(seen[0], seen[1]);
+            let kinds: Vec<EventKind> = seen[0].iter().map(|e| e.kind).collect();
+            assert_eq!(kinds, vec![EventKind::Evicted, EventKind::NewMembership]);
+        });
     })
     .join()
     .unwrap();

@@ -27,6 +27,13 @@ pub fn can_run(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
         missing.push("root (it creates network and mount namespaces)");
     }
+    let namespaces = Command::new("unshare")
+        .args(["--net", "--mount", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !namespaces {
+        missing.push("network and mount namespaces (`unshare --net --mount true` failed)");
+    }
     if !Path::new("/usr/sbin/corosync").exists() {
         missing.push("/usr/sbin/corosync (scripts/install-peers.sh installs it)");
     }
@@ -64,8 +71,9 @@ pub fn corosync_conf(cluster: &str, token_ms: u32, nodes: &[(u32, String, String
     conf
 }
 
-/// One corosync process in a private mount namespace (its own tmpfs `/run` and
-/// `/var/lib/corosync`), optionally inside a named network namespace. Killed with SIGKILL and
+/// One corosync process in a private mount namespace (its own tmpfs `/run`, and its own state
+/// directory bind-mounted on `/var/lib/corosync` so that, as in production, the ring sequence
+/// survives a restart), optionally inside a named network namespace. Killed with SIGKILL and
 /// its `/dev/shm` leftovers removed on drop.
 pub struct Corosync {
     child: Option<Child>,
@@ -74,10 +82,12 @@ pub struct Corosync {
 }
 
 impl Corosync {
-    /// Starts corosync with `conf`, logging to `log`.
-    pub fn start(netns: Option<&str>, conf: &Path, log: &Path) -> Self {
+    /// Starts corosync with `conf`, keeping its state in `state` (created if missing), logging
+    /// to `log`.
+    pub fn start(netns: Option<&str>, conf: &Path, state: &Path, log: &Path) -> Self {
+        fs::create_dir_all(state).unwrap();
         let script = "mkdir -p /var/lib/corosync && mount -t tmpfs tmpfs /run && \
-                      mount -t tmpfs tmpfs /var/lib/corosync && exec corosync -f -c \"$0\"";
+                      mount --bind \"$1\" /var/lib/corosync && exec corosync -f -c \"$0\"";
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -88,7 +98,8 @@ impl Corosync {
         };
         // No --fork: unshare and sh exec into corosync, so the child's pid is corosync's.
         cmd.args(["--mount", "--propagation", "private", "sh", "-c", script])
-            .arg(conf);
+            .arg(conf)
+            .arg(state);
         let out = fs::File::create(log).unwrap();
         let err = out.try_clone().unwrap();
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -244,8 +255,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects in `netns` (the current thread's namespace when `None`... a thread inherits it
-    /// only when spawned from there, so pass the name).
+    /// Connects from a new thread in network namespace `netns`, or, with `None`, in the
+    /// calling thread's own (a new thread inherits it).
     pub fn start(node: &str, netns: Option<String>) -> Self {
         let (tx, reports) = mpsc::channel();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -480,7 +491,8 @@ impl Cluster {
         };
         for id in 1..=size {
             let log = cluster.dir.path().join(format!("n{id}.log"));
-            let c = Corosync::start(Some(&cluster.ns(id)), &cluster.conf, &log);
+            let state = cluster.dir.path().join(format!("n{id}.state"));
+            let c = Corosync::start(Some(&cluster.ns(id)), &cluster.conf, &state, &log);
             cluster.corosyncs.push(c);
         }
         cluster
@@ -516,7 +528,8 @@ impl Cluster {
         let i = id as usize - 1;
         self.restarts += 1;
         let log = self.dir.path().join(format!("n{id}.{}.log", self.restarts));
-        self.corosyncs[i] = Corosync::start(Some(&self.ns(id)), &self.conf, &log);
+        let state = self.dir.path().join(format!("n{id}.state"));
+        self.corosyncs[i] = Corosync::start(Some(&self.ns(id)), &self.conf, &state, &log);
     }
 
     /// Cuts node `id`'s link to the bridge.

@@ -13,7 +13,7 @@ use ocf_membership::{EventKind, MembershipEvent, Quorum, View};
 use tokio::sync::{broadcast, mpsc};
 
 use super::CorosyncOptions;
-use super::ffi::{Cmap, Cpg, CsError, Notification, Quorum as QuorumService, Votequorum};
+use super::ffi::{Cmap, Cpg, CsError, Notification, Quorum as QuorumService, Votequorum, code};
 use super::mapping::{Observation, ViewTracker, fallback_name, node_name, nodelist_index};
 
 /// What the task shares with handles and subscribers.
@@ -83,6 +83,8 @@ pub(crate) struct Connection {
     notifications: mpsc::UnboundedReceiver<Notification>,
     local: u32,
     names: HashMap<u32, NodeName>,
+    /// Votes per node, as votequorum last reported them.
+    votes: HashMap<u32, u32>,
 }
 
 impl Connection {
@@ -122,7 +124,7 @@ pub(crate) async fn open(options: &CorosyncOptions) -> Result<Connection, CsErro
     match retry(bound, || cpg.join(&options.group)).await {
         // CPG admits one member per (node, process) per group: another handle of this process
         // joined already. Views do not depend on the join when a quorum provider runs.
-        Err(e) if e.code() == Some(super::ffi::code::EXIST) => {
+        Err(e) if e.code() == Some(code::EXIST) => {
             tracing::debug!(group = %options.group, "this process is already in the CPG group");
         }
         other => other?,
@@ -149,6 +151,7 @@ pub(crate) async fn open(options: &CorosyncOptions) -> Result<Connection, CsErro
         notifications,
         local,
         names: HashMap::new(),
+        votes: HashMap::new(),
     };
     conn.names = read_nodelist(&conn.cmap);
     Ok(conn)
@@ -291,14 +294,8 @@ async fn handle(
     if members.iter().any(|m| !conn.names.contains_key(m)) {
         conn.names = read_nodelist(&conn.cmap);
     }
-    let mut votes = HashMap::new();
-    if let Some(vq) = &conn.votequorum {
-        for &m in &members {
-            if let Ok(info) = retry(options.try_again_bound, || vq.info(m)).await {
-                votes.insert(m, info.node_votes);
-            }
-        }
-    }
+    refresh_votes(conn, &members, quorum.votes, options).await;
+    let votes = &conn.votes;
     let obs = Observation {
         ring,
         members,
@@ -315,7 +312,37 @@ async fn handle(
     Ok(())
 }
 
-/// The quorum numbers for a view: votequorum's, or a per-node count without it.
+/// Keeps `conn.votes` right for `members` with one IPC round trip per node only when needed:
+/// for nodes never asked about, or for all when the cached votes no longer add up to the
+/// partition's total (someone changed a node's votes).
+async fn refresh_votes(
+    conn: &mut Connection,
+    members: &[u32],
+    total_votes: u32,
+    options: &CorosyncOptions,
+) {
+    let Some(vq) = &conn.votequorum else {
+        return;
+    };
+    let cached: Option<u32> = members.iter().map(|m| conn.votes.get(m).copied()).sum();
+    let stale: Vec<u32> = if cached.is_some_and(|sum| sum != total_votes) {
+        members.to_vec()
+    } else {
+        members
+            .iter()
+            .copied()
+            .filter(|m| !conn.votes.contains_key(m))
+            .collect()
+    };
+    for m in stale {
+        if let Ok(info) = retry(options.try_again_bound, || vq.info(m)).await {
+            conn.votes.insert(m, info.node_votes);
+        }
+    }
+}
+
+/// The quorum numbers for a view: votequorum's, or a per-node count without it. Only a broken
+/// connection is an error; any other failure of votequorum falls back to counting nodes.
 async fn quorum_of(
     conn: &Connection,
     members: &[u32],
@@ -323,17 +350,22 @@ async fn quorum_of(
     options: &CorosyncOptions,
 ) -> Result<Quorum, CsError> {
     let n = members.len() as u32;
-    match &conn.votequorum {
-        Some(vq) => {
-            let info = retry(options.try_again_bound, || vq.info(conn.local)).await?;
-            Ok(Quorum::reported(
-                quorate,
-                info.total_votes,
-                info.expected_votes,
-                info.quorum,
-            ))
+    let counted = Quorum::reported(quorate, n, n, n / 2 + 1);
+    let Some(vq) = &conn.votequorum else {
+        return Ok(counted);
+    };
+    match retry(options.try_again_bound, || vq.info(conn.local)).await {
+        Ok(info) => Ok(Quorum::reported(
+            quorate,
+            info.total_votes,
+            info.expected_votes,
+            info.quorum,
+        )),
+        Err(e) if matches!(e.code(), None | Some(code::LIBRARY | code::BAD_HANDLE)) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "votequorum did not answer; counting one vote per node");
+            Ok(counted)
         }
-        None => Ok(Quorum::reported(quorate, n, n, n / 2 + 1)),
     }
 }
 
@@ -345,7 +377,6 @@ pub(crate) async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::membership::corosync::ffi::code;
 
     fn busy() -> CsError {
         CsError::Code {

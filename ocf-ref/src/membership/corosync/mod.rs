@@ -4,6 +4,18 @@
 //! Enabled by the `corosync` cargo feature (links `libcpg`, `libquorum`, `libvotequorum` and
 //! `libcmap`). ocf never runs a second membership beside Corosync: it reads Corosync's.
 //!
+//! # Running ocf over Corosync
+//!
+//! - Build with `--features corosync` (Debian: `libcpg-dev libquorum-dev libvotequorum-dev
+//!   libcmap-dev`, installed by `scripts/install-peers.sh`).
+//! - Run on a node whose corosync is up, as root, or as a user or group that corosync.conf
+//!   allows (`uidgid { uid: USER }` / `uidgid { gid: GROUP }`).
+//! - `ocf members --backend corosync [--json|--watch]` prints this node's view or streams its
+//!   events (see `ocf_ref::cli::corosync`); a program uses [`CorosyncMembership`] as any
+//!   [`Membership`].
+//! - Views come from Corosync alone: ocf adds no membership protocol and no timing of its own,
+//!   so the totem `token` timeout in corosync.conf decides how fast a dead node leaves the view.
+//!
 //! # Mapping
 //!
 //! | ocf | Corosync |
