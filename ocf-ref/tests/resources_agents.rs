@@ -28,6 +28,8 @@ fn req(action: Action) -> ActionRequest {
 }
 
 /// Waits (up to 5 s) for a process group to vanish (killed members are reaped by init).
+/// The timeouts below leave the fixtures a second to write their pid file and fork, even on
+/// a loaded machine.
 async fn group_gone(pgid: u32) -> bool {
     for _ in 0..250 {
         if !group_alive(pgid) {
@@ -183,7 +185,7 @@ async fn broken_hang_times_out_and_its_group_is_gone() {
     let agent = fixture("hang");
     let out = agent
         .execute(
-            ActionRequest::new(Action::Start, "t", Duration::from_millis(300))
+            ActionRequest::new(Action::Start, "t", Duration::from_secs(1))
                 .param("pidfile", pidfile.display().to_string()),
         )
         .await
@@ -191,7 +193,7 @@ async fn broken_hang_times_out_and_its_group_is_gone() {
     assert_eq!(
         out.status,
         Status::TimedOut {
-            after: Duration::from_millis(300)
+            after: Duration::from_secs(1)
         }
     );
     assert!(out.timed_out() && !out.succeeded(Action::Start));
@@ -208,7 +210,7 @@ async fn broken_fork_ignoring_sigterm_is_killed_with_its_child() {
     let agent = fixture("fork-ignore-term");
     let out = agent
         .execute(
-            ActionRequest::new(Action::Monitor, "t", Duration::from_millis(300))
+            ActionRequest::new(Action::Monitor, "t", Duration::from_secs(1))
                 .param("pidfile", pidfile.display().to_string()),
         )
         .await
