@@ -233,19 +233,31 @@ async fn broken_fork_ignoring_sigterm_is_killed_with_its_child() {
 
 #[tokio::test]
 async fn broken_flood_is_captured_up_to_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
     let agent = fixture("flood").with_output_limit(64 * 1024);
-    let out = agent.execute(req(Action::Start)).await.unwrap();
+    let out = agent
+        .execute(req(Action::Monitor).param("pidfile", pidfile.display().to_string()))
+        .await
+        .unwrap();
     assert_eq!(out.exit_code(), Some(ExitCode::Success));
     assert!(out.stdout_truncated);
     assert_eq!(out.stdout.len(), 64 * 1024);
+    assert!(group_gone(read_pid(&pidfile)).await);
 }
 
 #[tokio::test]
 async fn broken_exit42_is_an_unknown_exit_code() {
-    let out = fixture("exit42").execute(req(Action::Start)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let out = fixture("exit42")
+        .execute(req(Action::Monitor).param("pidfile", pidfile.display().to_string()))
+        .await
+        .unwrap();
     assert_eq!(out.status, Status::UnknownExitCode { code: 42 });
+    assert!(group_gone(read_pid(&pidfile)).await);
     assert_eq!(out.exit_code(), None);
-    assert!(!out.succeeded(Action::Start));
+    assert!(!out.succeeded(Action::Monitor));
 }
 
 #[tokio::test]
