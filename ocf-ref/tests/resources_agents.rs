@@ -307,6 +307,17 @@ async fn broken_not_executable_and_missing_are_distinct() {
         "{}",
         out.summary()
     );
+    // Executable, but its `#!` interpreter is missing: not executable either, also when the
+    // parameter validation tries meta-data first.
+    let out = fixture("no-interpreter")
+        .execute(req(Action::Start))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.status, Status::NotExecutable { .. }),
+        "{}",
+        out.summary()
+    );
     let out = fixture("absent").execute(req(Action::Start)).await.unwrap();
     assert!(
         matches!(out.status, Status::NotInstalled { .. }),
@@ -328,6 +339,7 @@ async fn the_fixture_directory_lists_with_the_non_executable_marked() {
             "fork-ignore-term",
             "hang",
             "killed",
+            "no-interpreter",
             "not-executable"
         ]
     );
