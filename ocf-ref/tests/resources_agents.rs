@@ -28,6 +28,8 @@ fn req(action: Action) -> ActionRequest {
 }
 
 /// Waits (up to 5 s) for a process group to vanish (killed members are reaped by init).
+/// The timeouts below leave the fixtures a second to write their pid file and fork, even on
+/// a loaded machine.
 async fn group_gone(pgid: u32) -> bool {
     for _ in 0..250 {
         if !group_alive(pgid) {
@@ -183,7 +185,7 @@ async fn broken_hang_times_out_and_its_group_is_gone() {
     let agent = fixture("hang");
     let out = agent
         .execute(
-            ActionRequest::new(Action::Start, "t", Duration::from_millis(300))
+            ActionRequest::new(Action::Start, "t", Duration::from_secs(1))
                 .param("pidfile", pidfile.display().to_string()),
         )
         .await
@@ -191,7 +193,7 @@ async fn broken_hang_times_out_and_its_group_is_gone() {
     assert_eq!(
         out.status,
         Status::TimedOut {
-            after: Duration::from_millis(300)
+            after: Duration::from_secs(1)
         }
     );
     assert!(out.timed_out() && !out.succeeded(Action::Start));
@@ -208,7 +210,7 @@ async fn broken_fork_ignoring_sigterm_is_killed_with_its_child() {
     let agent = fixture("fork-ignore-term");
     let out = agent
         .execute(
-            ActionRequest::new(Action::Monitor, "t", Duration::from_millis(300))
+            ActionRequest::new(Action::Monitor, "t", Duration::from_secs(1))
                 .param("pidfile", pidfile.display().to_string()),
         )
         .await
@@ -231,19 +233,31 @@ async fn broken_fork_ignoring_sigterm_is_killed_with_its_child() {
 
 #[tokio::test]
 async fn broken_flood_is_captured_up_to_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
     let agent = fixture("flood").with_output_limit(64 * 1024);
-    let out = agent.execute(req(Action::Start)).await.unwrap();
+    let out = agent
+        .execute(req(Action::Monitor).param("pidfile", pidfile.display().to_string()))
+        .await
+        .unwrap();
     assert_eq!(out.exit_code(), Some(ExitCode::Success));
     assert!(out.stdout_truncated);
     assert_eq!(out.stdout.len(), 64 * 1024);
+    assert!(group_gone(read_pid(&pidfile)).await);
 }
 
 #[tokio::test]
 async fn broken_exit42_is_an_unknown_exit_code() {
-    let out = fixture("exit42").execute(req(Action::Start)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let out = fixture("exit42")
+        .execute(req(Action::Monitor).param("pidfile", pidfile.display().to_string()))
+        .await
+        .unwrap();
     assert_eq!(out.status, Status::UnknownExitCode { code: 42 });
+    assert!(group_gone(read_pid(&pidfile)).await);
     assert_eq!(out.exit_code(), None);
-    assert!(!out.succeeded(Action::Start));
+    assert!(!out.succeeded(Action::Monitor));
 }
 
 #[tokio::test]
@@ -293,6 +307,17 @@ async fn broken_not_executable_and_missing_are_distinct() {
         "{}",
         out.summary()
     );
+    // Executable, but its `#!` interpreter is missing: not executable either, also when the
+    // parameter validation tries meta-data first.
+    let out = fixture("no-interpreter")
+        .execute(req(Action::Start))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.status, Status::NotExecutable { .. }),
+        "{}",
+        out.summary()
+    );
     let out = fixture("absent").execute(req(Action::Start)).await.unwrap();
     assert!(
         matches!(out.status, Status::NotInstalled { .. }),
@@ -314,6 +339,7 @@ async fn the_fixture_directory_lists_with_the_non_executable_marked() {
             "fork-ignore-term",
             "hang",
             "killed",
+            "no-interpreter",
             "not-executable"
         ]
     );

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -273,3 +274,49 @@ pub trait Executor: Send + Sync {
     /// A new stream of every result from now on.
     async fn subscribe(&self) -> Result<Box<dyn ResultStream>, ResourceError>;
 }
+
+macro_rules! forward_executor {
+    ($($ptr:ident),*) => {$(
+        #[async_trait]
+        impl<T: Executor + ?Sized> Executor for $ptr<T> {
+            async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError> {
+                (**self).register(resource).await
+            }
+            async fn unregister(&self, name: &str) -> Result<(), ResourceError> {
+                (**self).unregister(name).await
+            }
+            async fn resources(&self) -> Vec<ResourceSpec> {
+                (**self).resources().await
+            }
+            async fn execute(
+                &self,
+                resource: &str,
+                operation: Operation,
+            ) -> Result<OperationResult, ResourceError> {
+                (**self).execute(resource, operation).await
+            }
+            async fn start_recurring(
+                &self,
+                resource: &str,
+                operation: Operation,
+            ) -> Result<RecurringId, ResourceError> {
+                (**self).start_recurring(resource, operation).await
+            }
+            async fn cancel_recurring(
+                &self,
+                resource: &str,
+                id: RecurringId,
+            ) -> Result<(), ResourceError> {
+                (**self).cancel_recurring(resource, id).await
+            }
+            async fn history(&self, resource: &str) -> Result<Vec<OperationResult>, ResourceError> {
+                (**self).history(resource).await
+            }
+            async fn subscribe(&self) -> Result<Box<dyn ResultStream>, ResourceError> {
+                (**self).subscribe().await
+            }
+        }
+    )*};
+}
+
+forward_executor!(Arc, Box);

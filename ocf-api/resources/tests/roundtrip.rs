@@ -305,3 +305,37 @@ fn validation_checks_types() {
     let msg = err.to_string();
     assert!(msg.contains("3x") && msg.contains("--no-validate"), "{msg}");
 }
+
+#[test]
+fn json_shapes_are_stable() {
+    let o = Outcome::new(
+        Status::TimedOut {
+            after: Duration::from_millis(1500),
+        },
+        Duration::from_millis(1502),
+    );
+    assert_eq!(
+        serde_json::to_string(&o).unwrap(),
+        r#"{"status":{"kind":"timed_out","after":1500},"stdout":"","stderr":"","stdout_truncated":false,"stderr_truncated":false,"duration_ms":1502}"#
+    );
+    let mut meta = Metadata::new("A");
+    meta.parameters.push(
+        Parameter::new("p", Content::new(ContentType::Select).with_options(["x"])).required(true),
+    );
+    meta.actions
+        .push(ActionSpec::new(Action::Monitor, Duration::from_secs(20)));
+    assert_eq!(
+        serde_json::to_string(&meta).unwrap(),
+        r#"{"name":"A","version":null,"api_version":"1.1","longdesc":[],"shortdesc":[],"parameters":[{"name":"p","required":true,"unique":false,"unique_group":null,"reloadable":false,"deprecated":null,"longdesc":[],"shortdesc":[],"content":{"type":"select","default":null,"options":["x"]}}],"actions":[{"name":"monitor","timeout":"20s","interval":null,"depth":null,"role":null,"start_delay":null}]}"#
+    );
+    let problem = ParamProblem::Missing { name: "p".into() };
+    assert_eq!(
+        serde_json::to_string(&problem).unwrap(),
+        r#"{"problem":"missing","name":"p"}"#
+    );
+    let id: AgentId = "ocf:heartbeat:Dummy".parse().unwrap();
+    assert_eq!(
+        serde_json::to_string(&id).unwrap(),
+        r#""ocf:heartbeat:Dummy""#
+    );
+}

@@ -193,23 +193,52 @@ impl ScriptAgent {
         Ok(outcome)
     }
 
-    async fn load_metadata(&self) -> Result<Metadata, ResourceError> {
-        let out = self.metadata_raw().await?;
-        match &out.status {
+    /// Reads and parses the meta-data. On failure, also hands back the run's outcome when the
+    /// agent could not run at all (missing, not executable), so `execute` can report that.
+    async fn load_metadata(&self) -> Result<Metadata, MetadataFailure> {
+        let out = self.metadata_raw().await.map_err(MetadataFailure::from)?;
+        let error = match &out.status {
             Status::Exited {
                 code: ExitCode::Success,
-            } => Metadata::parse(out.stdout.as_bytes()).map_err(|source| ResourceError::Metadata {
-                agent: self.id.clone(),
-                source,
-            }),
-            Status::NotInstalled { path } => Err(ResourceError::AgentNotFound {
+            } => {
+                return Metadata::parse(out.stdout.as_bytes()).map_err(|source| {
+                    MetadataFailure::from(ResourceError::Metadata {
+                        agent: self.id.clone(),
+                        source,
+                    })
+                });
+            }
+            Status::NotInstalled { path } => ResourceError::AgentNotFound {
                 agent: self.id.clone(),
                 detail: format!("no file {path}"),
-            }),
-            _ => Err(ResourceError::MetadataRun {
+            },
+            _ => ResourceError::MetadataRun {
                 agent: self.id.clone(),
                 reason: format!("{}; stderr: {}", out.summary(), first_line(&out.stderr)),
-            }),
+            },
+        };
+        let unrunnable = matches!(
+            out.status,
+            Status::NotInstalled { .. } | Status::NotExecutable { .. }
+        );
+        Err(MetadataFailure {
+            error,
+            unrunnable: unrunnable.then_some(out),
+        })
+    }
+}
+
+/// Why meta-data could not be had, and the outcome when the agent cannot run at all.
+struct MetadataFailure {
+    error: ResourceError,
+    unrunnable: Option<Outcome>,
+}
+
+impl From<ResourceError> for MetadataFailure {
+    fn from(error: ResourceError) -> Self {
+        Self {
+            error,
+            unrunnable: None,
         }
     }
 }
@@ -237,17 +266,21 @@ impl ResourceAgent for ScriptAgent {
             .get_or_try_init(|| self.load_metadata())
             .await
             .cloned()
+            .map_err(|f| f.error)
     }
 
     async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
-        // A missing or non-executable file gets its own typed outcome from the run, not a
-        // meta-data error from the validation that would come first.
+        // A missing or non-executable agent (no execute bit, a missing interpreter) gets its
+        // own typed outcome, not a meta-data error from the validation that would come first.
         if request.validate && request.action != Action::MetaData && is_executable(&self.path) {
-            let meta = self
-                .metadata
-                .get_or_try_init(|| self.load_metadata())
-                .await?;
-            ocf_resources::validate::validate(meta, &request.params)?;
+            match self.metadata.get_or_try_init(|| self.load_metadata()).await {
+                Ok(meta) => ocf_resources::validate::validate(meta, &request.params)?,
+                Err(MetadataFailure {
+                    unrunnable: Some(outcome),
+                    ..
+                }) => return Ok(outcome),
+                Err(MetadataFailure { error, .. }) => return Err(error),
+            }
         }
         self.run(&request).await
     }

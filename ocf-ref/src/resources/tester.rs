@@ -213,9 +213,15 @@ impl<P: FnMut(&Check)> Run<'_, P> {
     }
 
     async fn invoke(&self, action: Action) -> Result<Outcome, String> {
+        // meta-data must work without any parameter (OCF 1.1), so it gets none.
+        let params = if action == Action::MetaData {
+            BTreeMap::new()
+        } else {
+            self.config.params.clone()
+        };
         let mut req =
             ActionRequest::new(action, self.config.instance.clone(), self.timeout(action))
-                .params(self.config.params.clone())
+                .params(params)
                 // Parameters are checked once, as a check of their own.
                 .validate(false);
         if matches!(action, Action::MigrateTo | Action::MigrateFrom) {
@@ -341,7 +347,7 @@ async fn check_metadata<P: FnMut(&Check)>(run: &mut Run<'_, P>) -> bool {
     };
     let (status, detail) = judge(&raw, ExitCode::Success, run.timeout(Action::MetaData));
     if !run.record(
-        "meta-data returns 0",
+        "meta-data without parameters returns 0",
         true,
         status,
         detail,
