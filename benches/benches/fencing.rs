@@ -122,6 +122,53 @@ fn fencer_benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// One direct `fence_dummy` run: a tokio process with the options on stdin, nothing else.
+async fn direct_run(path: &std::path::Path, stdin: &str) {
+    let mut child = tokio::process::Command::new(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.as_bytes()).await.unwrap();
+    drop(pipe);
+    assert!(child.wait().await.unwrap().success());
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Direct and through-the-fencer runs interleaved, so machine load hits both alike.
+fn dummy_summary(
+    rt: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+    stdin: &str,
+    fencer: &LocalFencer,
+) {
+    let (mut direct, mut fenced) = (Vec::new(), Vec::new());
+    for _ in 0..30 {
+        let t = Instant::now();
+        rt.block_on(direct_run(path, stdin));
+        direct.push(t.elapsed());
+        let t = Instant::now();
+        rt.block_on(fencer.fence(FenceRequest::new(
+            "n1".parse().unwrap(),
+            FenceAction::Reboot,
+            "bench@n0".parse().unwrap(),
+        )))
+        .unwrap();
+        fenced.push(t.elapsed());
+    }
+    let (d, f) = (median(direct), median(fenced));
+    eprintln!(
+        "fence_dummy reboot, 30 interleaved runs each: direct median {d:?}, through the fencer median {f:?}, fencer overhead {:?}",
+        f.saturating_sub(d)
+    );
+}
+
 fn fence_dummy_benches(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
@@ -134,18 +181,7 @@ fn fence_dummy_benches(c: &mut Criterion) {
 
     let stdin = format!("action=reboot\nstatus_file={state}\n");
     g.bench_function("direct", |b| {
-        b.to_async(&rt).iter(|| async {
-            let mut child = tokio::process::Command::new(&path)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(stdin.as_bytes()).await.unwrap();
-            drop(pipe);
-            assert!(child.wait().await.unwrap().success());
-        });
+        b.to_async(&rt).iter(|| direct_run(&path, &stdin));
     });
 
     let fencer = LocalFencer::new();
@@ -157,6 +193,7 @@ fn fence_dummy_benches(c: &mut Criterion) {
         Targets::hosts(["n1".parse().unwrap()]),
     );
     rt.block_on(fencer.register_device(Arc::new(dev))).unwrap();
+    dummy_summary(&rt, &path, &stdin, &fencer);
     g.bench_function("through_fencer", |b| {
         b.to_async(&rt).iter(|| async {
             let r = FenceRequest::new(

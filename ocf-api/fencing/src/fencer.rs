@@ -35,6 +35,9 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 
 /// Who asks for a fence: a client name and its node, like `pacemaker@n1` or `slurmctld@head`.
 ///
+/// Cheap to clone (shared text): every requester merged into an incident receives a record
+/// listing all of them, so a thousand merged requesters mean a million copies of an id.
+///
 /// ```
 /// use ocf_fencing::RequesterId;
 /// let r: RequesterId = "pacemaker@n1".parse().unwrap();
@@ -43,7 +46,7 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RequesterId(String);
+pub struct RequesterId(Arc<str>);
 
 /// The name of the event a fence request answers, the same on every node that saw it, so that
 /// requests about it merge cluster-wide (see the [module docs](self)).
@@ -55,14 +58,14 @@ pub struct RequesterId(String);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct IncidentId(String);
+pub struct IncidentId(Arc<str>);
 
 macro_rules! string_id {
     ($ty:ident, $what:literal) => {
         impl $ty {
             #[doc = concat!("Checks and wraps a ", $what, " (1 to 256 bytes, no whitespace).")]
             pub fn new(id: impl Into<String>) -> Result<Self, InvalidId> {
-                check_id($what, id.into(), MAX_REQUEST_ID_LEN).map(Self)
+                check_id($what, id.into(), MAX_REQUEST_ID_LEN).map(|s| Self(s.into()))
             }
 
             /// The id as a string slice.
@@ -93,7 +96,7 @@ macro_rules! string_id {
 
         impl From<$ty> for String {
             fn from(id: $ty) -> Self {
-                id.0
+                id.0.as_ref().to_owned()
             }
         }
     };
