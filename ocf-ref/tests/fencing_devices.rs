@@ -208,3 +208,17 @@ async fn manual_device_waits_for_the_operator_and_times_out_without_one() {
     task.await.unwrap().unwrap();
     assert!(op.pending().is_empty());
 }
+
+#[tokio::test]
+async fn a_dynamic_list_on_an_agent_without_list_is_a_config_error() {
+    let path = fence_dummy();
+    let dev = AgentDevice::new(
+        "dummy".parse().unwrap(),
+        path,
+        DeviceParams::new(),
+        Targets::Dynamic,
+    );
+    let e = dev.list_targets(T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("host list"), "{e}");
+}

@@ -273,6 +273,25 @@ async fn a_late_request_for_a_finished_incident_gets_its_record() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn absurd_timeouts_neither_panic_nor_hang() {
+    let fencer = LocalFencer::new();
+    fencer
+        .register_device(sim("x", &["n1"], Step::ok(MS)))
+        .await
+        .unwrap();
+    let r = fencer
+        .fence(req("n1", FenceAction::Off, "a@x").with_timeout(Duration::from_millis(u64::MAX)))
+        .await
+        .unwrap();
+    assert!(r.succeeded());
+    let e = fencer
+        .fence(req("n1", FenceAction::On, "a@x").with_timeout(Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn history_is_bounded_and_filtered() {
     let fencer = LocalFencer::with(
         FencerConfig::default().history_limit(3),

@@ -336,6 +336,17 @@ impl AgentDevice {
         &self,
         timeout: Duration,
     ) -> Result<Vec<(String, Option<String>)>, FenceError> {
+        if let Ok(md) = self.metadata().await {
+            if !md.supports(DeviceAction::List) {
+                return Err(FenceError::Config {
+                    device: self.id.to_string(),
+                    reason: format!(
+                        "{} cannot list its targets (no `list` action); give it a host list or a host map",
+                        self.agent_name()
+                    ),
+                });
+            }
+        }
         let run = self.run(DeviceAction::List, None, timeout).await?;
         self.expect_success(&run, None, timeout)?;
         let sep = self

@@ -348,7 +348,11 @@ impl Fencer for LocalFencer {
     }
 
     async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
-        let deadline = Instant::now() + request.timeout;
+        // A timeout read from JSON may be absurd (u64::MAX ms): cap it instead of overflowing.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(request.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 86_400));
         if let Err(refusal) = self.inner.policy.check(&request).await {
             tracing::warn!(target = %request.target, requester = %request.requester, %refusal, "fencing refused");
             return Err(FenceError::Refused {
@@ -693,9 +697,10 @@ async fn attempt(
     let limit = config
         .device_timeout
         .min(deadline.saturating_duration_since(Instant::now()));
-    // A device that ignores its timeout still cannot hold the incident: a little grace for it
-    // to stop what it started, then we stop waiting.
-    let grace = Duration::from_secs(1).min(limit / 4 + Duration::from_millis(10));
+    // A device that ignores its timeout still cannot hold the incident: some grace for it to
+    // stop what it started (the process runner's SIGTERM..SIGKILL of an agent's group takes
+    // up to its kill grace), then we stop waiting.
+    let grace = Duration::from_secs(2);
     let outcome =
         match tokio::time::timeout(limit + grace, device.fence(target, action, limit)).await {
             Ok(Ok(())) => Outcome::Succeeded,
