@@ -236,31 +236,44 @@ pub trait Fencer: Send + Sync {
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError>;
 }
 
-#[async_trait]
-impl<T: Fencer + ?Sized> Fencer for Arc<T> {
-    async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError> {
-        (**self).register_device(device).await
-    }
-    async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
-        (**self).unregister_device(id).await
-    }
-    async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
-        (**self).devices().await
-    }
-    async fn set_topology(
-        &self,
-        target: &NodeName,
-        levels: Vec<FenceLevel>,
-    ) -> Result<(), FenceError> {
-        (**self).set_topology(target, levels).await
-    }
-    async fn topology(&self, target: &NodeName) -> Result<Vec<FenceLevel>, FenceError> {
-        (**self).topology(target).await
-    }
-    async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
-        (**self).fence(request).await
-    }
-    async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError> {
-        (**self).history(filter).await
-    }
+macro_rules! forward_fencer {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: Fencer + ?Sized> Fencer for $ty {
+            async fn register_device(
+                &self,
+                device: Arc<dyn FenceDevice>,
+            ) -> Result<(), FenceError> {
+                (**self).register_device(device).await
+            }
+            async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
+                (**self).unregister_device(id).await
+            }
+            async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
+                (**self).devices().await
+            }
+            async fn set_topology(
+                &self,
+                target: &NodeName,
+                levels: Vec<FenceLevel>,
+            ) -> Result<(), FenceError> {
+                (**self).set_topology(target, levels).await
+            }
+            async fn topology(&self, target: &NodeName) -> Result<Vec<FenceLevel>, FenceError> {
+                (**self).topology(target).await
+            }
+            async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
+                (**self).fence(request).await
+            }
+            async fn history(
+                &self,
+                filter: &HistoryFilter,
+            ) -> Result<Vec<FenceRecord>, FenceError> {
+                (**self).history(filter).await
+            }
+        }
+    };
 }
+
+forward_fencer!(Arc<T>);
+forward_fencer!(Box<T>);
