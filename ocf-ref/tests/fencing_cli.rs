@@ -242,3 +242,17 @@ fn test_fails_an_agent_that_accepts_unknown_actions_and_skips_power_on_real_ones
         "no --power-cycle: real hardware is not touched"
     );
 }
+
+#[test]
+fn plugins_lists_cluster_glue_types() {
+    let out = ocf(&["fence", "plugins"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.lines().any(|l| l == "null") && s.lines().any(|l| l == "meatware"),
+        "{s}"
+    );
+    let out = ocf(&["fence", "plugins", "--json"]);
+    let v: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.iter().any(|p| p == "external/ssh"), "{v:?}");
+}

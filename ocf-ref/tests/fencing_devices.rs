@@ -208,3 +208,61 @@ async fn manual_device_waits_for_the_operator_and_times_out_without_one() {
     task.await.unwrap().unwrap();
     assert!(op.pending().is_empty());
 }
+
+#[tokio::test]
+async fn a_dynamic_list_on_an_agent_without_list_is_a_config_error() {
+    let path = fence_dummy();
+    let dev = AgentDevice::new(
+        "dummy".parse().unwrap(),
+        path,
+        DeviceParams::new(),
+        Targets::Dynamic,
+    );
+    let e = dev.list_targets(T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("host list"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_installed_agent_meta_data_parses() {
+    let agents = agent::list_agents(&agent::agents_dir()).unwrap();
+    assert!(
+        !agents.iter().any(|a| a.name == "fence_ack_manual"),
+        "not an agent"
+    );
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
+    let mut set = tokio::task::JoinSet::new();
+    for a in agents.clone() {
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await.unwrap();
+            let md = agent::fetch_metadata(&a.path, Duration::from_secs(60)).await;
+            (a.name, md)
+        });
+    }
+    let mut failures = Vec::new();
+    let mut parsed = 0;
+    while let Some(joined) = set.join_next().await {
+        let (name, md) = joined.unwrap();
+        match md {
+            Ok(md) => {
+                parsed += 1;
+                assert!(!md.name.is_empty(), "{name}");
+                assert!(
+                    md.supports(DeviceAction::Off)
+                        || md.supports(DeviceAction::Reboot)
+                        || md.actions.iter().any(|a| a == "on"),
+                    "{name}: {:?}",
+                    md.actions
+                );
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    eprintln!(
+        "meta-data of {parsed} of {} installed fence agents parsed",
+        agents.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(parsed >= 1);
+}

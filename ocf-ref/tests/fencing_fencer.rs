@@ -248,6 +248,38 @@ async fn device_timeouts_move_on_to_the_next_level() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_device_can_have_its_own_timeout() {
+    let fencer = LocalFencer::new();
+    let slow = sim("slow", &["n1"], Step::ok(Duration::from_secs(5)));
+    fencer.register_device(slow.clone()).await.unwrap();
+    fencer
+        .register_device(sim("good", &["n1"], Step::ok(MS)))
+        .await
+        .unwrap();
+    // The default (60 s) would wait for the slow device; its own 1 s does not.
+    fencer.set_device_timeout(&d("slow"), Some(Duration::from_secs(1)));
+    let r = fencer
+        .fence(req("n1", FenceAction::Off, "a@x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.levels[0].attempts[0].outcome,
+        Outcome::TimedOut { after_ms: 1000 }
+    );
+    assert!(r.levels[1].succeeded);
+    fencer.set_device_timeout(&d("slow"), None);
+    let r = fencer
+        .fence(req("n1", FenceAction::On, "a@x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.levels.len(),
+        1,
+        "back to the default: the slow device had time"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_late_request_for_a_finished_incident_gets_its_record() {
     let fencer = LocalFencer::new();
     let dev = sim("x", &["n1"], Step::ok(MS));
@@ -270,6 +302,25 @@ async fn a_late_request_for_a_finished_incident_gets_its_record() {
         .await
         .unwrap();
     assert_eq!(dev.fence_calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn absurd_timeouts_neither_panic_nor_hang() {
+    let fencer = LocalFencer::new();
+    fencer
+        .register_device(sim("x", &["n1"], Step::ok(MS)))
+        .await
+        .unwrap();
+    let r = fencer
+        .fence(req("n1", FenceAction::Off, "a@x").with_timeout(Duration::from_millis(u64::MAX)))
+        .await
+        .unwrap();
+    assert!(r.succeeded());
+    let e = fencer
+        .fence(req("n1", FenceAction::On, "a@x").with_timeout(Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
 }
 
 #[tokio::test(start_paused = true)]

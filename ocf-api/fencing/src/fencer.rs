@@ -35,6 +35,9 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 
 /// Who asks for a fence: a client name and its node, like `pacemaker@n1` or `slurmctld@head`.
 ///
+/// Cheap to clone (shared text): every requester merged into an incident receives a record
+/// listing all of them, so a thousand merged requesters mean a million copies of an id.
+///
 /// ```
 /// use ocf_fencing::RequesterId;
 /// let r: RequesterId = "pacemaker@n1".parse().unwrap();
@@ -43,7 +46,7 @@ pub const MAX_REQUEST_ID_LEN: usize = 256;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RequesterId(String);
+pub struct RequesterId(Arc<str>);
 
 /// The name of the event a fence request answers, the same on every node that saw it, so that
 /// requests about it merge cluster-wide (see the [module docs](self)).
@@ -55,14 +58,14 @@ pub struct RequesterId(String);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct IncidentId(String);
+pub struct IncidentId(Arc<str>);
 
 macro_rules! string_id {
     ($ty:ident, $what:literal) => {
         impl $ty {
             #[doc = concat!("Checks and wraps a ", $what, " (1 to 256 bytes, no whitespace).")]
             pub fn new(id: impl Into<String>) -> Result<Self, InvalidId> {
-                check_id($what, id.into(), MAX_REQUEST_ID_LEN).map(Self)
+                check_id($what, id.into(), MAX_REQUEST_ID_LEN).map(|s| Self(s.into()))
             }
 
             /// The id as a string slice.
@@ -93,7 +96,7 @@ macro_rules! string_id {
 
         impl From<$ty> for String {
             fn from(id: $ty) -> Self {
-                id.0
+                id.0.as_ref().to_owned()
             }
         }
     };
@@ -233,31 +236,44 @@ pub trait Fencer: Send + Sync {
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError>;
 }
 
-#[async_trait]
-impl<T: Fencer + ?Sized> Fencer for Arc<T> {
-    async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError> {
-        (**self).register_device(device).await
-    }
-    async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
-        (**self).unregister_device(id).await
-    }
-    async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
-        (**self).devices().await
-    }
-    async fn set_topology(
-        &self,
-        target: &NodeName,
-        levels: Vec<FenceLevel>,
-    ) -> Result<(), FenceError> {
-        (**self).set_topology(target, levels).await
-    }
-    async fn topology(&self, target: &NodeName) -> Result<Vec<FenceLevel>, FenceError> {
-        (**self).topology(target).await
-    }
-    async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
-        (**self).fence(request).await
-    }
-    async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError> {
-        (**self).history(filter).await
-    }
+macro_rules! forward_fencer {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: Fencer + ?Sized> Fencer for $ty {
+            async fn register_device(
+                &self,
+                device: Arc<dyn FenceDevice>,
+            ) -> Result<(), FenceError> {
+                (**self).register_device(device).await
+            }
+            async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
+                (**self).unregister_device(id).await
+            }
+            async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
+                (**self).devices().await
+            }
+            async fn set_topology(
+                &self,
+                target: &NodeName,
+                levels: Vec<FenceLevel>,
+            ) -> Result<(), FenceError> {
+                (**self).set_topology(target, levels).await
+            }
+            async fn topology(&self, target: &NodeName) -> Result<Vec<FenceLevel>, FenceError> {
+                (**self).topology(target).await
+            }
+            async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
+                (**self).fence(request).await
+            }
+            async fn history(
+                &self,
+                filter: &HistoryFilter,
+            ) -> Result<Vec<FenceRecord>, FenceError> {
+                (**self).history(filter).await
+            }
+        }
+    };
 }
+
+forward_fencer!(Arc<T>);
+forward_fencer!(Box<T>);

@@ -122,7 +122,8 @@ pub struct FenceRecord {
     pub target: NodeName,
     /// The action.
     pub action: FenceAction,
-    /// Everyone who asked, in arrival order (the first started it; the others joined).
+    /// Everyone who asked, in arrival order (the first started it; the others joined). A
+    /// requester that asked twice appears twice.
     pub requesters: Vec<RequesterId>,
     /// The incident identity the requests carried, if any.
     #[serde(default)]

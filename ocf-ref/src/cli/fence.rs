@@ -1,4 +1,5 @@
-//! `ocf fence`: fence agents: list them, read their meta-data, run an action, test one.
+//! `ocf fence`: fence agents: list them, read their meta-data, run an action, test one; and
+//! list cluster-glue's stonith plugin types.
 //!
 //! Parameters are given as `-p key=value`. Passwords and keys (by name: `password`, `passwd`,
 //! `key`, ...) are kept as secrets: never printed, and handed to the agent on its stdin only.
@@ -23,6 +24,7 @@ use serde::Serialize;
 use super::output::print_json;
 use super::{CliResult, EXIT_FAILURE};
 use crate::fencing::agent::{self, AgentDevice};
+use crate::fencing::stonith;
 use crate::fencing::tester::{self, TestOptions, Verdict};
 
 /// `ocf fence` subcommands.
@@ -30,6 +32,8 @@ use crate::fencing::tester::{self, TestOptions, Verdict};
 pub enum FenceCommand {
     /// List the installed fence agents (`fence_*` in the agents directory).
     Agents(AgentsArgs),
+    /// List cluster-glue's stonith plugin types (`stonith -L`).
+    Plugins(PluginsArgs),
     /// Print an agent's meta-data: its parameters and actions.
     Meta(MetaArgs),
     /// Run one action of an agent.
@@ -55,6 +59,14 @@ pub struct Common {
 pub struct AgentsArgs {
     #[command(flatten)]
     common: Common,
+}
+
+/// `ocf fence plugins`.
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ocf fence meta`.
@@ -132,6 +144,7 @@ fn emit(text: &str) -> std::io::Result<()> {
 pub async fn run(command: FenceCommand) -> CliResult {
     match command {
         FenceCommand::Agents(a) => agents(&a),
+        FenceCommand::Plugins(a) => plugins(&a).await,
         FenceCommand::Meta(a) => meta(&a).await,
         FenceCommand::Run(a) => run_action(a).await,
         FenceCommand::Test(a) => test(a).await,
@@ -152,6 +165,18 @@ fn agents(args: &AgentsArgs) -> CliResult {
         for a in &list {
             let _ = writeln!(text, "{}", a.name);
         }
+        emit(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn plugins(args: &PluginsArgs) -> CliResult {
+    let types = stonith::list_plugins(&stonith::stonith_program(), Duration::from_secs(30)).await?;
+    if args.json {
+        print_json(&types)?;
+    } else {
+        let mut text = types.join("\n");
+        text.push('\n');
         emit(&text)?;
     }
     Ok(ExitCode::SUCCESS)

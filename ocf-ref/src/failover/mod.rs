@@ -17,7 +17,6 @@
 //! state from the old one.
 
 pub mod plan;
-mod quorum;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,7 +29,7 @@ use ocf_resources::{Action, Executor, ExitCode, Operation};
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast};
 
-pub use quorum::QuorumPolicy;
+pub use crate::fencing::policy::QuorumPolicy;
 
 /// A node the manager can place resources on.
 #[derive(Clone)]

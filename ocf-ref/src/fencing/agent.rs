@@ -45,14 +45,18 @@ pub struct AgentInfo {
     pub path: PathBuf,
 }
 
-/// The executable `fence_*` files in `dir`, sorted by name.
+/// `fence_*` programs that are not fence agents: `fence_ack_manual` is the operator's
+/// override command (it takes a node name as its argument and asks for confirmation).
+pub const NOT_AGENTS: &[&str] = &["fence_ack_manual"];
+
+/// The executable `fence_*` files in `dir` that are agents, sorted by name.
 pub fn list_agents(dir: &Path) -> std::io::Result<Vec<AgentInfo>> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("fence_") {
+        if !name.starts_with("fence_") || NOT_AGENTS.contains(&name.as_str()) {
             continue;
         }
         // Follow symlinks: some distributions link agents to one another.
@@ -336,6 +340,17 @@ impl AgentDevice {
         &self,
         timeout: Duration,
     ) -> Result<Vec<(String, Option<String>)>, FenceError> {
+        if let Ok(md) = self.metadata().await {
+            if !md.supports(DeviceAction::List) {
+                return Err(FenceError::Config {
+                    device: self.id.to_string(),
+                    reason: format!(
+                        "{} cannot list its targets (no `list` action); give it a host list or a host map",
+                        self.agent_name()
+                    ),
+                });
+            }
+        }
         let run = self.run(DeviceAction::List, None, timeout).await?;
         self.expect_success(&run, None, timeout)?;
         let sep = self

@@ -29,8 +29,8 @@
 //! # Time
 //!
 //! The request that starts an incident gives it its deadline (its timeout). Each device
-//! operation gets the smaller of [`FencerConfig::device_timeout`] and what is left before
-//! the deadline. Every requester waits at most its own timeout; one that gives up gets
+//! operation gets the smaller of its device's timeout ([`LocalFencer::set_device_timeout`],
+//! else [`FencerConfig::device_timeout`]) and what is left before the deadline. Every requester waits at most its own timeout; one that gives up gets
 //! [`FenceError::TimedOut`] while the incident carries on for the others and ends in the history.
 
 use std::collections::{HashMap, VecDeque};
@@ -103,6 +103,8 @@ struct State {
     /// Registration order is the order devices are tried without a topology.
     devices: Vec<Arc<dyn FenceDevice>>,
     topology: HashMap<NodeName, Vec<FenceLevel>>,
+    /// Per-device overrides of [`FencerConfig::device_timeout`].
+    device_timeouts: HashMap<DeviceId, Duration>,
     in_flight: HashMap<NodeName, InFlight>,
     /// Oldest first; holds the in-flight records too.
     history: VecDeque<FenceRecord>,
@@ -216,6 +218,21 @@ impl LocalFencer {
             .collect();
         v.sort();
         v
+    }
+
+    /// Gives one device its own operation timeout (Pacemaker's `pcmk_reboot_timeout` and
+    /// friends), or with `None` returns it to [`FencerConfig::device_timeout`]. Applies to
+    /// incidents that start afterwards.
+    pub fn set_device_timeout(&self, id: &DeviceId, timeout: Option<Duration>) {
+        let mut state = self.inner.lock();
+        match timeout {
+            Some(t) => {
+                state.device_timeouts.insert(id.clone(), t);
+            }
+            None => {
+                state.device_timeouts.remove(id);
+            }
+        }
     }
 
     /// Looks up a registered device.
@@ -348,7 +365,11 @@ impl Fencer for LocalFencer {
     }
 
     async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
-        let deadline = Instant::now() + request.timeout;
+        // A timeout read from JSON may be absurd (u64::MAX ms): cap it instead of overflowing.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(request.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 86_400));
         if let Err(refusal) = self.inner.policy.check(&request).await {
             tracing::warn!(target = %request.target, requester = %request.requester, %refusal, "fencing refused");
             return Err(FenceError::Refused {
@@ -406,6 +427,10 @@ impl Fencer for LocalFencer {
                         },
                     );
                     let plan = plan_snapshot(&state, &request.target);
+                    let timeouts = Timeouts {
+                        default: self.inner.config.device_timeout,
+                        per_device: state.device_timeouts.clone(),
+                    };
                     state.trim(self.inner.config.history_limit);
                     drop(state);
                     tracing::info!(target = %request.target, action = %request.action, requester = %request.requester, incident = id, "fencing started");
@@ -415,7 +440,13 @@ impl Fencer for LocalFencer {
                         id,
                         tx: Some(tx),
                     };
-                    tokio::spawn(run_incident(guard, request.clone(), deadline, plan));
+                    tokio::spawn(run_incident(
+                        guard,
+                        request.clone(),
+                        deadline,
+                        plan,
+                        timeouts,
+                    ));
                     Next::Wait(rx)
                 }
             };
@@ -463,6 +494,18 @@ enum Plan {
     Topology(Vec<Level>),
     /// No topology: every registered device, to be asked whether it can fence the target.
     Any(Vec<Arc<dyn FenceDevice>>),
+}
+
+/// The time each device operation may take: the device's own setting, else the default.
+struct Timeouts {
+    default: Duration,
+    per_device: HashMap<DeviceId, Duration>,
+}
+
+impl Timeouts {
+    fn of(&self, id: &DeviceId) -> Duration {
+        self.per_device.get(id).copied().unwrap_or(self.default)
+    }
 }
 
 fn plan_snapshot(state: &State, target: &NodeName) -> Plan {
@@ -552,7 +595,13 @@ impl Drop for Completion {
     }
 }
 
-async fn run_incident(mut done: Completion, request: FenceRequest, deadline: Instant, plan: Plan) {
+async fn run_incident(
+    mut done: Completion,
+    request: FenceRequest,
+    deadline: Instant,
+    plan: Plan,
+    timeouts: Timeouts,
+) {
     let config = done.inner.config.clone();
     let target = &request.target;
     let levels: Vec<Level> = match plan {
@@ -597,7 +646,7 @@ async fn run_incident(mut done: Completion, request: FenceRequest, deadline: Ins
         if Instant::now() >= deadline {
             break;
         }
-        let (attempts, ok) = run_level(level, target, request.action, deadline, &config).await;
+        let (attempts, ok) = run_level(level, target, request.action, deadline, &timeouts).await;
         if let Some(reason) = attempts.iter().rev().find_map(|a| match &a.outcome {
             Outcome::Failed { reason } => Some(format!("{}: {reason}", a.device)),
             Outcome::TimedOut { after_ms } => {
@@ -636,13 +685,21 @@ async fn run_level(
     target: &NodeName,
     action: FenceAction,
     deadline: Instant,
-    config: &FencerConfig,
+    timeouts: &Timeouts,
 ) -> (Vec<DeviceAttempt>, bool) {
     let mut attempts = Vec::new();
     if action == FenceAction::Reboot && level.len() > 1 {
         // Every supply off before any comes back, or the node never loses power.
         for (id, dev) in level {
-            let a = attempt(id, dev.as_ref(), target, FenceAction::Off, deadline, config).await;
+            let a = attempt(
+                id,
+                dev.as_ref(),
+                target,
+                FenceAction::Off,
+                deadline,
+                timeouts,
+            )
+            .await;
             let ok = a.outcome.is_success();
             attempts.push(a);
             if !ok {
@@ -650,7 +707,15 @@ async fn run_level(
             }
         }
         for (id, dev) in level {
-            let a = attempt(id, dev.as_ref(), target, FenceAction::On, deadline, config).await;
+            let a = attempt(
+                id,
+                dev.as_ref(),
+                target,
+                FenceAction::On,
+                deadline,
+                timeouts,
+            )
+            .await;
             if !a.outcome.is_success() {
                 tracing::warn!(device = %id, %target, "power on after a multi-device reboot failed; the node is fenced but stays off");
             }
@@ -659,7 +724,7 @@ async fn run_level(
         return (attempts, true);
     }
     for (id, dev) in level {
-        let a = attempt(id, dev.as_ref(), target, action, deadline, config).await;
+        let a = attempt(id, dev.as_ref(), target, action, deadline, timeouts).await;
         let ok = a.outcome.is_success();
         attempts.push(a);
         if !ok {
@@ -675,7 +740,7 @@ async fn attempt(
     target: &NodeName,
     action: FenceAction,
     deadline: Instant,
-    config: &FencerConfig,
+    timeouts: &Timeouts,
 ) -> DeviceAttempt {
     let started = now_millis();
     let device_action = DeviceAction::from(action);
@@ -690,12 +755,13 @@ async fn attempt(
             started,
         );
     };
-    let limit = config
-        .device_timeout
+    let limit = timeouts
+        .of(id)
         .min(deadline.saturating_duration_since(Instant::now()));
-    // A device that ignores its timeout still cannot hold the incident: a little grace for it
-    // to stop what it started, then we stop waiting.
-    let grace = Duration::from_secs(1).min(limit / 4 + Duration::from_millis(10));
+    // A device that ignores its timeout still cannot hold the incident: some grace for it to
+    // stop what it started (the process runner's SIGTERM..SIGKILL of an agent's group takes
+    // up to its kill grace), then we stop waiting.
+    let grace = Duration::from_secs(2);
     let outcome =
         match tokio::time::timeout(limit + grace, device.fence(target, action, limit)).await {
             Ok(Ok(())) => Outcome::Succeeded,

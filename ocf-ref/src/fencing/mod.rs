@@ -8,10 +8,14 @@
 //! - [`fencer`]: the [`ocf_fencing::Fencer`] implementation.
 //! - [`tester`]: a conformance check of a fence agent (`ocf fence test`).
 //! - [`metadata_xml`]: the meta-data XML parser.
+//! - [`targets`]: host lists and host maps from configuration text.
+//! - [`policy`]: the quorum rule (fence only from a quorate view) and view-based incident ids.
 
 pub mod agent;
 pub mod fencer;
 pub mod metadata_xml;
 pub mod native;
+pub mod policy;
 pub mod stonith;
+pub mod targets;
 pub mod tester;
