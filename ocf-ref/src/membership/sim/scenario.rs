@@ -214,3 +214,62 @@ fn fault(sim: &mut Sim, rng: &mut Rng) {
         }
     }
 }
+
+/// What [`failure_convergence`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureConvergence {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Simulated time from the crash to every survivor holding the view without it (ms).
+    pub converge_ms: u64,
+    /// The same in probe periods (heartbeats).
+    pub rounds: f64,
+    /// Messages each node sent per second in the steady state before the crash.
+    pub steady_msgs_per_node_per_sec: f64,
+    /// Messages each node sent per second from the crash to convergence.
+    pub failure_msgs_per_node_per_sec: f64,
+}
+
+/// A formed cluster in its steady state, ready to lose one node (see [`FailureRun::prepare`]).
+pub struct FailureRun {
+    sim: Sim,
+    spec: Arc<ClusterSpec>,
+    steady: f64,
+}
+
+impl FailureRun {
+    /// Forms a cluster of `n` nodes (started from an agreed view), and runs it past the join
+    /// grace and then for `steady_ms`, measuring the steady message rate.
+    pub fn prepare(n: u32, timing: Timing, steady_ms: u64, seed: u64) -> Self {
+        let spec = Arc::new(ClusterSpec::uniform(n, QuorumOptions::default(), timing));
+        let mut sim = Sim::formed(&spec, seed);
+        sim.record = false;
+        sim.run_for(timing.join_grace());
+        let before = sim.sent;
+        sim.run_for(steady_ms);
+        let steady = (sim.sent - before) as f64 / f64::from(n) / (steady_ms.max(1) as f64 / 1000.0);
+        Self { sim, spec, steady }
+    }
+
+    /// Crashes one node and runs until every survivor installed the view without it; `None`
+    /// when that does not happen within [`convergence_bound`].
+    pub fn crash_and_converge(mut self) -> Option<FailureConvergence> {
+        let n = self.spec.nodes().len();
+        self.sim.crash(n / 2);
+        let crashed = self.sim.now();
+        let before = self.sim.sent;
+        let done = self
+            .sim
+            .run_until_true(crashed + convergence_bound(&self.spec), Sim::converged)?;
+        let converge_ms = done - crashed;
+        Some(FailureConvergence {
+            nodes: n,
+            converge_ms,
+            rounds: converge_ms as f64 / self.spec.timing.heartbeat_ms as f64,
+            steady_msgs_per_node_per_sec: self.steady,
+            failure_msgs_per_node_per_sec: (self.sim.sent - before) as f64
+                / n as f64
+                / (converge_ms.max(1) as f64 / 1000.0),
+        })
+    }
+}
