@@ -167,8 +167,9 @@ impl Sim {
                 Node::new_with_peers(Arc::clone(spec), id, inc, node_seed, now, |_| inc)
             {
                 node.install_initial(Arc::clone(&view), &mut out);
-                out.clear();
                 sim.nodes[pos] = Some(node);
+                sim.out = std::mem::take(&mut out);
+                sim.flush(pos);
             }
         }
         // Let the join grace pass without coordinating anew.
