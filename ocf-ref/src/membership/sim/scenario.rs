@@ -215,7 +215,7 @@ fn fault(sim: &mut Sim, rng: &mut Rng) {
     }
 }
 
-/// What [`failure_convergence`] measured.
+/// What [`FailureRun::crash_and_converge`] measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailureConvergence {
     /// Nodes in the cluster.
