@@ -142,3 +142,67 @@ fn convergence_margin() {
         worst.1
     );
 }
+
+fn quorate_everywhere(sim: &ocf_ref::membership::sim::Sim) -> Vec<bool> {
+    sim.up()
+        .into_iter()
+        .map(|p| sim.node(p).unwrap().is_quorate())
+        .collect()
+}
+
+/// `wait_for_all`: two of three nodes form a view but are not quorate until the third has
+/// been seen; afterwards losing one keeps quorum (2 of 3 votes).
+#[test]
+fn wait_for_all_holds_quorum_until_everyone_was_seen() {
+    use ocf_ref::membership::protocol::{ClusterSpec, QuorumOptions, Timing};
+    use ocf_ref::membership::sim::{Sim, check};
+    use std::sync::Arc;
+
+    let options = QuorumOptions {
+        wait_for_all: true,
+        ..QuorumOptions::default()
+    };
+    let spec = Arc::new(ClusterSpec::uniform(3, options, Timing::new(100, 400)));
+    let mut sim = Sim::new(Arc::clone(&spec), 7);
+    sim.crash(2);
+    assert!(sim.run_until_true(10_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![false, false]);
+    sim.start(2);
+    assert!(sim.run_until_true(20_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true, true, true]);
+    sim.crash(0);
+    assert!(sim.run_until_true(30_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true, true]);
+    check::safety(&sim.log, false).unwrap();
+}
+
+/// `two_node`: one survivor of two stays quorate; a node restarted alone is not quorate
+/// until it has seen its peer (wait_for_all is implied).
+#[test]
+fn two_node_keeps_quorum_with_one_survivor() {
+    use ocf_ref::membership::protocol::{ClusterSpec, QuorumOptions, Timing};
+    use ocf_ref::membership::sim::{Sim, check};
+    use std::sync::Arc;
+
+    let options = QuorumOptions {
+        two_node: true,
+        wait_for_all: true,
+        expected_votes: None,
+    };
+    let spec = Arc::new(ClusterSpec::uniform(2, options, Timing::new(100, 400)));
+    let mut sim = Sim::new(Arc::clone(&spec), 11);
+    assert!(sim.run_until_true(10_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true, true]);
+    sim.crash(1);
+    assert!(sim.run_until_true(20_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true]);
+    sim.crash(0);
+    sim.start(0);
+    assert!(sim.run_until_true(30_000, Sim::converged).is_some());
+    assert_eq!(
+        quorate_everywhere(&sim),
+        vec![false],
+        "restarted alone: wait_for_all"
+    );
+    check::safety(&sim.log, true).unwrap();
+}
