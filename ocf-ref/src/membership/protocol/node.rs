@@ -561,6 +561,25 @@ impl Node {
             return;
         }
         if let Some(round) = &self.round {
+            // A member that died (or restarted) since the proposal will never answer it:
+            // start over at once rather than wait for the round timeout.
+            let lost = round
+                .proposal
+                .members
+                .iter()
+                .zip(&round.answers)
+                .any(|(m, a)| {
+                    *a == Answer::Waiting
+                        && self.spec.position(m.id).is_some_and(|pos| {
+                            let p = self.peers[pos];
+                            p.state == State::Dead || p.inc != m.inc
+                        })
+                });
+            if lost {
+                self.round = None;
+                self.changed_since = Some(now);
+                return;
+            }
             if round.answers.iter().all(|a| *a != Answer::Waiting) {
                 self.commit(out);
             } else if now.saturating_sub(round.started) >= timing.round_timeout() {
