@@ -251,13 +251,19 @@ impl Daemon {
 
 /// Starts the built-in engine of `config` and serves it on the config's socket.
 pub async fn serve(config: &NodeConfig) -> Result<Daemon, DaemonError> {
+    let key = ClusterKey::load(&config.key_file)?;
+    serve_with_key(config, &key).await
+}
+
+/// Like [`serve`], with the cluster key given rather than read from `key_file` (the demo runs
+/// several nodes in one process with one in-memory key).
+pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Daemon, DaemonError> {
     if config.backend != BackendKind::Builtin {
         return Err(DaemonError::BackendNotBuilt {
             backend: config.backend,
         });
     }
-    let key = ClusterKey::load(&config.key_file)?;
-    let engine = Arc::new(BuiltinEngine::start(config, &key).await?);
+    let engine = Arc::new(BuiltinEngine::start(config, key).await?);
     let source: Arc<dyn Membership> = Arc::clone(&engine) as Arc<dyn Membership>;
     let server = serve_source(source, &config.socket_path()).await?;
     Ok(Daemon { engine, server })

@@ -31,6 +31,24 @@ pub struct Outcome {
     pub converged_after_ms: u64,
     /// Messages sent during the run.
     pub messages: u64,
+    /// Events per kind over all nodes: new membership, not primary, primary restored,
+    /// evicted (to show what a run exercised).
+    pub events: [u64; 4],
+}
+
+fn count_events(log: &[super::Record]) -> [u64; 4] {
+    use ocf_membership::EventKind;
+    let mut counts = [0; 4];
+    for r in log {
+        let i = match r.kind {
+            EventKind::NewMembership => 0,
+            EventKind::NotPrimary => 1,
+            EventKind::PrimaryRestored => 2,
+            _ => 3,
+        };
+        counts[i] += 1;
+    }
+    counts
 }
 
 /// The time within which every running node must share one view with all running nodes after
@@ -113,6 +131,7 @@ pub fn run(seed: u64, kind: Kind) -> Result<Outcome, Violation> {
                 nodes: n,
                 converged_after_ms: formed,
                 messages: sim.sent,
+                events: count_events(&sim.log),
             }
         }
         Kind::Chaos => {
@@ -146,6 +165,7 @@ pub fn run(seed: u64, kind: Kind) -> Result<Outcome, Violation> {
                 nodes: n,
                 converged_after_ms: done - healed,
                 messages: sim.sent,
+                events: count_events(&sim.log),
             }
         }
     };
