@@ -114,7 +114,13 @@ fn event_text(e: &MembershipEvent) -> String {
 /// Runs `ocf members`.
 pub async fn run_members(args: MembersArgs) -> CliResult {
     if args.backend == Backend::Corosync {
-        return Err("corosync backend not built".into());
+        #[cfg(feature = "corosync")]
+        return super::corosync::run_members(args.json, args.watch).await;
+        #[cfg(not(feature = "corosync"))]
+        return Err(
+            "this ocf was built without the corosync backend; rebuild with `--features corosync`"
+                .into(),
+        );
     }
     let Some(config_path) = args.config else {
         return Err(
