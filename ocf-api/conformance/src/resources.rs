@@ -484,6 +484,16 @@ impl Run<'_> {
         )
     }
 
+    /// Why a capability's checks are skipped: not declared, or (with nothing declared) not
+    /// advertised.
+    fn absent(&self, what: &str) -> String {
+        if self.options.capabilities.is_some() {
+            format!("{what} not declared")
+        } else {
+            format!("{what} not advertised")
+        }
+    }
+
     /// What the suite exercises: the declared capabilities, or the advertised ones.
     fn capabilities(&self) -> Capabilities {
         self.options
@@ -627,7 +637,8 @@ impl Run<'_> {
             (caps.reload, Action::Reload, LIFECYCLE[8]),
         ] {
             if !declared {
-                self.skip(name, promise, &format!("{action} not declared"));
+                let why = self.absent(action.as_str());
+                self.skip(name, promise, &why);
                 continue;
             }
             let outcome = match self.invoke(action).await {
@@ -654,8 +665,9 @@ impl Run<'_> {
     async fn check_migration(&mut self, caps: Capabilities) {
         let steps = &LIFECYCLE[9..12];
         if !caps.migrate {
+            let why = self.absent("migrate_to/migrate_from");
             for (name, promise) in steps {
-                self.skip(name, promise, "migration not declared");
+                self.skip(name, promise, &why);
             }
             return;
         }
