@@ -104,30 +104,28 @@ impl ResourceAgent for AcmeCache {
             .instances
             .lock()
             .map_err(|_| ResourceError::NotImplemented {
-                operation: "execute after a panic".into(),
-                implementer: "acme".into(),
+                operation: "execute after a panic",
+                implementer: "acme",
             })?;
         let state = instances
             .get(&request.instance)
             .copied()
             .unwrap_or(CacheState::Stopped);
         let (next, code) = match (request.action, state) {
-            (Action::ValidateAll, s) => (s, ExitCode::Success),
-            (Action::Start, CacheState::Stopped) => (CacheState::Running, ExitCode::Success),
-            (Action::Start | Action::Demote, CacheState::Running) => {
+            (Action::Stop, _) => (CacheState::Stopped, ExitCode::Success),
+            (Action::Monitor | Action::Promote | Action::Demote, CacheState::Stopped) => {
+                (state, ExitCode::NotRunning)
+            }
+            (Action::ValidateAll, _)
+            | (Action::Monitor, CacheState::Running)
+            | (Action::Start, CacheState::Primary) => (state, ExitCode::Success),
+            (Action::Monitor, CacheState::Primary) => (state, ExitCode::RunningPromoted),
+            (Action::Start, CacheState::Stopped | CacheState::Running)
+            | (Action::Demote, CacheState::Running | CacheState::Primary) => {
                 (CacheState::Running, ExitCode::Success)
             }
-            (Action::Stop, _) => (CacheState::Stopped, ExitCode::Success),
-            (Action::Monitor, CacheState::Stopped) => (state, ExitCode::NotRunning),
-            (Action::Monitor, CacheState::Running) => (state, ExitCode::Success),
-            (Action::Monitor, CacheState::Primary) => (state, ExitCode::RunningPromoted),
             (Action::Promote, CacheState::Running | CacheState::Primary) => {
                 (CacheState::Primary, ExitCode::Success)
-            }
-            (Action::Demote, CacheState::Primary) => (CacheState::Running, ExitCode::Success),
-            (Action::Start, CacheState::Primary) => (state, ExitCode::Success),
-            (Action::Promote | Action::Demote, CacheState::Stopped) => {
-                (state, ExitCode::NotRunning)
             }
             _ => (state, ExitCode::ErrUnimplemented),
         };
