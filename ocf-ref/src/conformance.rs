@@ -1,5 +1,5 @@
-//! What the reference implementation needs to run the `ocf-conformance` suites: a
-//! [`Clock`](ocf_conformance::Clock) on tokio's timer.
+//! What the reference implementation needs to run the `ocf-conformance` suites: a [`Clock`]
+//! on tokio's timer.
 
 use std::time::Duration;
 
