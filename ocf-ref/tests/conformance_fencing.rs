@@ -47,6 +47,9 @@ impl FencerHarness for LocalHarness {
     async fn fencer(&self) -> Result<Arc<dyn Fencer>, String> {
         Ok(Arc::new(LocalFencer::new()))
     }
+    fn replays_incidents(&self) -> bool {
+        true
+    }
     fn supports_policy(&self) -> bool {
         true
     }
@@ -65,7 +68,7 @@ async fn local_fencer_conforms() {
     for c in &report.checks {
         assert_eq!(c.outcome, CheckOutcome::Pass, "{report}");
     }
-    assert_eq!(report.checks.len(), 10, "{report}");
+    assert_eq!(report.checks.len(), 11, "{report}");
 }
 
 #[tokio::test]
@@ -346,12 +349,18 @@ impl Fencer for NaiveFencer {
     }
 }
 
-struct NaiveHarness;
+/// Builds `NaiveFencer`s; `claims_replay` declares a capability they lack.
+struct NaiveHarness {
+    claims_replay: bool,
+}
 
 #[async_trait]
 impl FencerHarness for NaiveHarness {
     fn implementation(&self) -> String {
         "a fencer without merging".into()
+    }
+    fn replays_incidents(&self) -> bool {
+        self.claims_replay
     }
     fn clock(&self) -> Arc<dyn Clock> {
         Arc::new(TokioClock::new())
@@ -368,7 +377,13 @@ fn failed(report: &Report) -> Vec<&'static str> {
 #[tokio::test]
 async fn the_fencer_suite_fails_a_fencer_that_calls_the_device_twice() {
     let options = FencerOptions::default();
-    let report = run_fencer(&NaiveHarness, &options).await;
+    let report = run_fencer(
+        &NaiveHarness {
+            claims_replay: false,
+        },
+        &options,
+    )
+    .await;
     assert!(!report.passed());
     // Merging is what it lacks, and all the suite blames; the rest of it holds up.
     assert_eq!(
@@ -382,8 +397,27 @@ async fn the_fencer_suite_fails_a_fencer_that_calls_the_device_twice() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        report.outcome("fencer.policy_refusal"),
-        Some(CheckOutcome::Skip(_))
-    ));
+    for undeclared in ["fencer.policy_refusal", "fencer.incident_replay"] {
+        assert!(matches!(
+            report.outcome(undeclared),
+            Some(CheckOutcome::Skip(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_declared_capability_the_fencer_lacks_fails() {
+    let report = run_fencer(
+        &NaiveHarness {
+            claims_replay: true,
+        },
+        &FencerOptions::default(),
+    )
+    .await;
+    match report.outcome("fencer.incident_replay") {
+        Some(CheckOutcome::Fail(why)) => {
+            assert!(why.contains("caused 2 device calls, not 1"), "{why}");
+        }
+        other => panic!("{other:?}\n{report}"),
+    }
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use ocf_core::NodeName;
 use ocf_fencing::{
     DeviceId, ErrorKind, FenceAction, FenceDevice, FenceError, FenceLevel, FenceRecord,
-    FenceRequest, Fencer, FencingPolicy, HistoryFilter, Refusal, RequesterId,
+    FenceRequest, Fencer, FencingPolicy, HistoryFilter, IncidentId, Refusal, RequesterId,
 };
 
 use super::test_device::{Journal, TestDevice};
@@ -28,6 +28,14 @@ pub trait FencerHarness: Send + Sync {
 
     /// A fresh fencer with no devices, no topology, and a policy that allows everything.
     async fn fencer(&self) -> Result<Arc<dyn Fencer>, String>;
+
+    /// Whether the fencer answers a request that carries the [`IncidentId`] of an incident that
+    /// already succeeded with that incident's record, without fencing again (a declared
+    /// capability: the reference fencer does; a fencer that merges only requests in flight
+    /// does not).
+    fn replays_incidents(&self) -> bool {
+        false
+    }
 
     /// Whether [`FencerHarness::fencer_with_policy`] works (a declared capability).
     fn supports_policy(&self) -> bool {
@@ -81,6 +89,7 @@ impl Default for FencerOptions {
 /// | `fencer.topology_order` | level 1 is tried before level 2, and level 2 is used when level 1 fails, whatever the registration order |
 /// | `fencer.level_all` | a level succeeds only when all its devices do, and a successful level ends the incident |
 /// | `fencer.failure` | when every level fails, the answer is `Failed` with the incident's record |
+/// | `fencer.incident_replay` | a request naming an incident that already succeeded gets its record, and no device is called again (when declared) |
 /// | `fencer.no_device` | a target no device can fence is refused as `NoDevice`, touching nothing |
 /// | `fencer.history` | every incident is in the history with all its requesters, every device attempt and its outcome; the target filter works |
 /// | `fencer.policy_refusal` | with a refusing policy, the answer is `Refused` and no device is touched (when the harness can install a policy) |
@@ -123,6 +132,8 @@ pub async fn run_fencer_with_progress(
     run.check_topology_order(f).await;
     run.check_level_all(f).await;
     run.check_failure(f).await;
+    run.check_incident_replay(f, harness.replays_incidents())
+        .await;
     run.check_no_device(f).await;
     run.check_history(f).await;
     run.check_policy(harness).await;
@@ -504,6 +515,59 @@ impl FencerRun<'_> {
             "when every level fails, the answer is Failed with the incident's record",
             result,
         );
+    }
+
+    async fn check_incident_replay(&mut self, f: &dyn Fencer, declared: bool) {
+        let promise = "a request naming an incident that already succeeded gets its record, and no device is called again";
+        if !declared {
+            self.record(
+                "fencer.incident_replay",
+                promise,
+                CheckOutcome::Skip("replaying finished incidents not declared".into()),
+            );
+            return;
+        }
+        let result = async {
+            let t = node("conf-incident")?;
+            let incident = IncidentId::new("conf-incident@suite")
+                .map_err(|e| format!("the suite's incident id is invalid: {e}"))?;
+            self.register(f, self.device("conf-incident-dev", &[&t])?)
+                .await?;
+            let mut answers = Vec::new();
+            for who in 0..2 {
+                let req = FenceRequest::new(t.clone(), FenceAction::Reboot, requester(who)?)
+                    .with_timeout(self.options.request_timeout)
+                    .with_incident(incident.clone());
+                let rec = fence_within(self.clock.as_ref(), self.options.request_timeout, f, req)
+                    .await?
+                    .map_err(|e| format!("request {who} failed: {e}"))?;
+                answers.push(rec);
+            }
+            let (first, second) = (&answers[0], &answers[1]);
+            let calls = self.journal.calls_for(&t).len();
+            if calls != 1 {
+                return Err(format!(
+                    "two requests for one incident caused {calls} device calls, not 1"
+                ));
+            }
+            if first.id != second.id {
+                return Err(format!(
+                    "the second request got record {}, not the incident's {}",
+                    second.id, first.id
+                ));
+            }
+            let late = requester(1)?;
+            if !second.requesters.contains(&late) {
+                return Err(format!(
+                    "the record does not list the late requester {late}"
+                ));
+            }
+            // The later answer is the fuller one: the history must match it.
+            self.records.push((t.clone(), second.clone()));
+            Ok(())
+        }
+        .await;
+        self.record_result("fencer.incident_replay", promise, result);
     }
 
     async fn check_no_device(&mut self, f: &dyn Fencer) {
