@@ -25,6 +25,7 @@ mod tests {
 
     use async_trait::async_trait;
     use ocf_core::NodeName;
+    use ocf_fencing::FenceAction::{Off, On, Reboot};
 
     use super::*;
     use crate::{CheckOutcome, Clock};
@@ -69,7 +70,6 @@ mod tests {
         report.assert_passed();
         assert_eq!(report.checks.len(), 11, "{report}");
         let actions: Vec<_> = journal.calls().iter().map(|c| c.action).collect();
-        use ocf_fencing::FenceAction::{Off, On, Reboot};
         assert_eq!(
             actions,
             [Off, On, Reboot],
