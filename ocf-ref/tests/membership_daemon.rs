@@ -63,10 +63,18 @@ async fn one_node_daemon_serves_views_and_events() {
 
     let socket = d.socket().to_owned();
     d.shutdown().await;
-    // The stream ends (cleanly, or as closed if the socket went first) rather than hanging.
-    let end = tokio::time::timeout(Duration::from_secs(10), b.next_event())
+    // Subscribers learn the node left (Evicted, with the last view), then the stream ends
+    // (cleanly, or as closed if the socket went first) rather than hanging.
+    let mut end = tokio::time::timeout(Duration::from_secs(10), b.next_event())
         .await
         .expect("a subscription outlived its daemon");
+    if let Ok(Some(e)) = &end {
+        assert_eq!(e.kind, ocf_membership::EventKind::Evicted);
+        assert_eq!(e.view, view);
+        end = tokio::time::timeout(Duration::from_secs(10), b.next_event())
+            .await
+            .expect("a subscription outlived its daemon");
+    }
     assert!(
         matches!(
             end,

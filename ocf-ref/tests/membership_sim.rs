@@ -7,8 +7,9 @@ use ocf_ref::membership::sim::scenario::{self, replay_command};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
-/// Seeded runs per test function; four functions run in parallel (10,000 runs in all).
-const RUNS_PER_TEST: u32 = 2_500;
+/// Seeded runs per test function; four functions run in parallel (20,000 runs in all; about
+/// 30 s on two cores in the debug profile). `OCF_SIM_RUNS=<n>` overrides it.
+const RUNS_PER_TEST: u32 = 5_000;
 
 fn config() -> Config {
     Config {
@@ -73,4 +74,144 @@ fn regression_seeds() {
             panic!("seed {seed}: {v}\n  replay: {}", replay_command(seed));
         }
     }
+}
+
+/// Batching: two nodes of a formed seven-node cluster crash at the same instant. The
+/// coordinator's settle window puts both departures into one view in most runs (detection
+/// times differ by up to a probe period, so not in all); every run must converge.
+#[test]
+fn simultaneous_failures_are_batched_into_one_view() {
+    use ocf_ref::membership::protocol::{ClusterSpec, QuorumOptions, Timing};
+    use ocf_ref::membership::sim::{Sim, check};
+    use std::sync::Arc;
+
+    let spec = Arc::new(ClusterSpec::uniform(
+        7,
+        QuorumOptions::default(),
+        Timing::new(200, 1000),
+    ));
+    let (mut batched, runs) = (0, 100);
+    for seed in 0..runs {
+        let mut sim = Sim::formed(&spec, seed);
+        sim.run_for(2_000);
+        let crashed = sim.now();
+        sim.crash(2);
+        sim.crash(5);
+        let done = sim.run_until_true(crashed + 10_000, Sim::converged);
+        assert!(
+            done.is_some(),
+            "seed {seed}: no convergence after two crashes"
+        );
+        check::safety(&sim.log, false).unwrap();
+        let views_at_coordinator = sim
+            .log
+            .iter()
+            .filter(|r| r.time >= crashed && r.node.get() == 1)
+            .count();
+        if views_at_coordinator == 1 {
+            batched += 1;
+        }
+    }
+    eprintln!("two simultaneous crashes went into one view in {batched} of {runs} runs");
+    assert!(
+        batched * 2 > runs,
+        "only {batched} of {runs} runs batched the two crashes"
+    );
+}
+
+/// Prints how close chaos runs come to the convergence bound (run on demand:
+/// `cargo test -p ocf-ref --test membership_sim convergence_margin -- --ignored --nocapture`).
+#[test]
+#[ignore = "statistics, not a check"]
+fn convergence_margin() {
+    let mut worst = (0.0f64, 0u64);
+    let mut total = 0.0;
+    let mut events = [0u64; 4];
+    let runs = 4000u64;
+    for seed in 0..runs {
+        let seed = seed * 4;
+        let o = scenario::run_seed(seed).unwrap();
+        for (sum, n) in events.iter_mut().zip(o.events) {
+            *sum += n;
+        }
+        let spec_bound = o.converged_after_ms as f64;
+        total += spec_bound;
+        if spec_bound > worst.0 {
+            worst = (spec_bound, seed);
+        }
+    }
+    eprintln!(
+        "chaos runs: mean convergence after heal {:.0} ms, worst {:.0} ms (seed {})",
+        total / runs as f64,
+        worst.0,
+        worst.1
+    );
+    eprintln!(
+        "events: {} new membership, {} not primary, {} primary restored, {} evicted",
+        events[0], events[1], events[2], events[3]
+    );
+}
+
+fn quorate_everywhere(sim: &ocf_ref::membership::sim::Sim) -> Vec<bool> {
+    sim.up()
+        .into_iter()
+        .map(|p| sim.node(p).unwrap().is_quorate())
+        .collect()
+}
+
+/// `wait_for_all`: two of three nodes form a view but are not quorate until the third has
+/// been seen; afterwards losing one keeps quorum (2 of 3 votes).
+#[test]
+fn wait_for_all_holds_quorum_until_everyone_was_seen() {
+    use ocf_ref::membership::protocol::{ClusterSpec, QuorumOptions, Timing};
+    use ocf_ref::membership::sim::{Sim, check};
+    use std::sync::Arc;
+
+    let options = QuorumOptions {
+        wait_for_all: true,
+        ..QuorumOptions::default()
+    };
+    let spec = Arc::new(ClusterSpec::uniform(3, options, Timing::new(100, 400)));
+    let mut sim = Sim::new(Arc::clone(&spec), 7);
+    sim.crash(2);
+    assert!(sim.run_until_true(10_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![false, false]);
+    sim.start(2);
+    assert!(sim.run_until_true(20_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true, true, true]);
+    sim.crash(0);
+    assert!(sim.run_until_true(30_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true, true]);
+    check::safety(&sim.log, false).unwrap();
+}
+
+/// `two_node`: one survivor of two stays quorate; a node restarted alone is not quorate
+/// until it has seen its peer (wait_for_all is implied).
+#[test]
+fn two_node_keeps_quorum_with_one_survivor() {
+    use ocf_ref::membership::protocol::{ClusterSpec, QuorumOptions, Timing};
+    use ocf_ref::membership::sim::{Sim, check};
+    use std::sync::Arc;
+
+    let options = QuorumOptions {
+        two_node: true,
+        wait_for_all: true,
+        expected_votes: None,
+    };
+    let spec = Arc::new(ClusterSpec::uniform(2, options, Timing::new(100, 400)));
+    let mut sim = Sim::new(Arc::clone(&spec), 11);
+    assert!(sim.run_until_true(10_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true, true]);
+    sim.crash(1);
+    assert!(sim.run_until_true(20_000, Sim::converged).is_some());
+    assert_eq!(quorate_everywhere(&sim), vec![true]);
+    sim.crash(0);
+    sim.start(0);
+    assert!(sim.run_until_true(30_000, Sim::converged).is_some());
+    assert_eq!(
+        quorate_everywhere(&sim),
+        vec![false],
+        "restarted alone: wait_for_all"
+    );
+    check::safety(&sim.log, true).unwrap();
 }

@@ -5,5 +5,5 @@ pub mod millis;
 mod node;
 mod secret;
 
-pub use node::{NameError, NodeId, NodeName};
+pub use node::{MAX_NAME_LEN, NameError, NodeId, NodeName};
 pub use secret::Secret;

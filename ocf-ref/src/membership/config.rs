@@ -5,6 +5,7 @@
 //! node_id = 1
 //! key_file = "/etc/ocf/authkey"
 //! socket = "/run/ocf/c1-1.sock"      # optional
+//! backend = "builtin"                # optional: "builtin" or "corosync"
 //! [timing]                           # optional
 //! heartbeat_ms = 200
 //! dead_ms = 1000
@@ -94,6 +95,18 @@ pub struct QuorumConfig {
     pub expected_votes: Option<u32>,
 }
 
+/// Which engine the daemon runs (`backend = "builtin"`, the default, or `"corosync"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// The built-in protocol of this module.
+    #[default]
+    Builtin,
+    /// Corosync's views, read from the local Corosync.
+    Corosync,
+}
+
 /// One `[[nodes]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +138,9 @@ pub struct NodeConfig {
     pub key_file: PathBuf,
     /// The local API socket (default `/run/ocf/<cluster>-<node_id>.sock`).
     pub socket: Option<PathBuf>,
+    /// The membership engine (default `builtin`).
+    #[serde(default)]
+    pub backend: BackendKind,
     /// Failure-detector timing.
     #[serde(default)]
     pub timing: TimingConfig,
@@ -149,7 +165,7 @@ impl NodeConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: describe_toml_error(text, &e),
         })?;
         config.validate(path)?;
         Ok(config)
@@ -288,6 +304,20 @@ impl NodeConfig {
     }
 }
 
+/// `line N: `the line`: what is wrong`, naming the key the way the file spells it.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            format!("line {line_no}: `{line}`: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +349,9 @@ votes = 2
         assert_eq!(c.nodes[0].votes, 1);
         assert_eq!(c.nodes[1].votes, 2);
         assert_eq!(c.cluster_spec().expected_votes(), 3);
+        assert_eq!(c.backend, BackendKind::Builtin);
+        let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nbackend = \"etcd\"")).unwrap_err();
+        assert!(e.to_string().contains("backend"), "{e}");
     }
 
     #[test]

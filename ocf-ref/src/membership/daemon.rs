@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
-use super::config::NodeConfig;
+use super::config::{BackendKind, NodeConfig};
 use super::engine::{BuiltinEngine, EngineError};
 use super::key::{ClusterKey, KeyError};
 use super::local_api::{MAX_LINE, Reply, Request};
@@ -28,6 +28,12 @@ pub enum DaemonError {
     /// The engine did not start.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The config asks for an engine this build does not have.
+    #[error("membership backend {backend:?} is not built into this ocf; use backend = \"builtin\"")]
+    BackendNotBuilt {
+        /// The backend asked for.
+        backend: BackendKind,
+    },
     /// Another daemon answers on the socket already.
     #[error("another daemon is serving {path}; stop it first or configure another `socket`")]
     InUse {
@@ -246,7 +252,18 @@ impl Daemon {
 /// Starts the built-in engine of `config` and serves it on the config's socket.
 pub async fn serve(config: &NodeConfig) -> Result<Daemon, DaemonError> {
     let key = ClusterKey::load(&config.key_file)?;
-    let engine = Arc::new(BuiltinEngine::start(config, &key).await?);
+    serve_with_key(config, &key).await
+}
+
+/// Like [`serve`], with the cluster key given rather than read from `key_file` (the demo runs
+/// several nodes in one process with one in-memory key).
+pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Daemon, DaemonError> {
+    if config.backend != BackendKind::Builtin {
+        return Err(DaemonError::BackendNotBuilt {
+            backend: config.backend,
+        });
+    }
+    let engine = Arc::new(BuiltinEngine::start(config, key).await?);
     let source: Arc<dyn Membership> = Arc::clone(&engine) as Arc<dyn Membership>;
     let server = serve_source(source, &config.socket_path()).await?;
     Ok(Daemon { engine, server })

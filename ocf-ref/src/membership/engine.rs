@@ -199,8 +199,9 @@ impl BuiltinEngine {
         self.address
     }
 
-    /// Stops the node: it stops sending and receiving, and every subscription ends after
-    /// the events already delivered. Safe to call more than once.
+    /// Stops the node: it stops sending and receiving, subscribers get `Evicted` with the
+    /// last view (this node has left), and then the end of their stream. Safe to call more
+    /// than once.
     pub fn stop(&self) {
         let stop = self
             .stop
@@ -209,6 +210,7 @@ impl BuiltinEngine {
             .take();
         if let Some(stop) = stop {
             let _ = stop.send(());
+            self.hub.close_evicted();
         }
         self.hub.close();
     }

@@ -59,6 +59,21 @@ impl EventHub {
         }
     }
 
+    /// The source lost its engine: publishes `Evicted` with the last view installed (if there
+    /// was one), then ends every subscription.
+    pub fn close_evicted(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let (Some(view), Some(tx)) = (state.current.clone(), state.tx.take()) {
+            state.last_seq += 1;
+            let _ = tx.send(MembershipEvent::new(
+                state.last_seq,
+                EventKind::Evicted,
+                view,
+            ));
+        }
+        state.tx = None;
+    }
+
     /// Ends every subscription (after the events already published): the source stopped.
     pub fn close(&self) {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).tx = None;

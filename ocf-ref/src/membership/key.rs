@@ -84,6 +84,14 @@ impl ClusterKey {
             path: path.to_owned(),
             problem: problem.to_owned(),
         };
+        if let Ok(meta) = std::fs::metadata(path)
+            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "cluster key file is readable by group or others; chmod 600 it"
+            );
+        }
         let hex = text.trim();
         if hex.len() % 2 != 0 {
             return Err(malformed("odd number of hex digits"));

@@ -9,7 +9,9 @@
 //! - [`daemon`]: the node daemon's local socket API ([`local_api`]); [`client`]: a
 //!   `Membership` over that socket; `corosync` (feature `corosync`): the same trait over Corosync.
 //!
-//! See `ALGORITHM.md` in this directory for the protocol and its invariants.
+//! The protocol and its invariants:
+//!
+#![doc = include_str!("ALGORITHM.md")]
 
 pub mod client;
 pub mod config;

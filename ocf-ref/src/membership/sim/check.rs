@@ -146,3 +146,79 @@ pub fn safety(log: &[Record], two_node: bool) -> Result<(), Violation> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::membership::protocol::{CommittedView, ViewMember};
+
+    fn record(node: u32, seq: u64, instance: u64, members: &[u32], quorate: bool) -> Record {
+        let id = ViewId::new(instance, NodeId::new(1), 5);
+        Record {
+            time: seq * 10,
+            node: NodeId::new(node),
+            inc: 7,
+            seq,
+            kind: EventKind::NewMembership,
+            quorate,
+            view: Arc::new(CommittedView {
+                id,
+                members: members
+                    .iter()
+                    .map(|&m| ViewMember {
+                        id: NodeId::new(m),
+                        inc: 7,
+                        born_on: id,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    #[test]
+    fn each_checker_catches_its_violation() {
+        let good = vec![
+            record(1, 1, 1, &[1, 2, 3], true),
+            record(2, 1, 1, &[1, 2, 3], true),
+        ];
+        assert!(safety(&good, false).is_ok());
+
+        let split = vec![
+            record(1, 1, 1, &[1, 2, 3], true),
+            record(2, 1, 1, &[1, 2], true),
+        ];
+        assert_eq!(agreement(&split).unwrap_err().invariant, "agreement");
+
+        let back = vec![record(1, 1, 2, &[1], false), record(1, 2, 1, &[1], false)];
+        assert_eq!(
+            monotonic_view_ids(&back).unwrap_err().invariant,
+            "monotonic_view_ids"
+        );
+
+        let gap = vec![record(1, 1, 1, &[1], false), record(1, 3, 2, &[1], false)];
+        assert_eq!(gapless_seq(&gap).unwrap_err().invariant, "gapless_seq");
+
+        let disjoint = vec![
+            record(1, 1, 1, &[1, 2], true),
+            record(3, 1, 2, &[3, 4], true),
+        ];
+        assert_eq!(
+            quorate_views_intersect(&disjoint).unwrap_err().invariant,
+            "quorate_views_intersect"
+        );
+        assert!(
+            safety(&disjoint, true).is_ok(),
+            "two_node does not promise intersection"
+        );
+
+        let dropped = vec![
+            record(1, 1, 1, &[1, 2, 3], true),
+            record(1, 2, 2, &[1, 2], true),
+        ];
+        assert!(no_eviction_of_healthy_nodes(&dropped, 0, 3).is_err());
+        assert!(no_eviction_of_healthy_nodes(&dropped, 0, 2).is_err());
+        assert!(no_eviction_of_healthy_nodes(&dropped[..1], 0, 3).is_ok());
+    }
+}

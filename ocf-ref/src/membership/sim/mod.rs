@@ -113,6 +113,7 @@ pub struct Sim {
     next_tick: u64,
     nodes: Vec<Option<Node>>,
     offsets: Vec<i64>,
+    last_inc: Vec<u64>,
     queue: BinaryHeap<Reverse<Pending>>,
     order: u64,
     rng: Rng,
@@ -167,8 +168,9 @@ impl Sim {
                 Node::new_with_peers(Arc::clone(spec), id, inc, node_seed, now, |_| inc)
             {
                 node.install_initial(Arc::clone(&view), &mut out);
-                out.clear();
                 sim.nodes[pos] = Some(node);
+                sim.out = std::mem::take(&mut out);
+                sim.flush(pos);
             }
         }
         // Let the join grace pass without coordinating anew.
@@ -185,6 +187,7 @@ impl Sim {
             next_tick: 0,
             nodes: (0..n).map(|_| None).collect(),
             offsets: vec![0; n],
+            last_inc: vec![0; n],
             queue: BinaryHeap::new(),
             order: 0,
             rng: Rng::new(seed),
@@ -213,7 +216,10 @@ impl Sim {
     /// Starts (or restarts) the node at `pos` as a new process with a new incarnation.
     pub fn start(&mut self, pos: usize) {
         let id = self.spec.nodes()[pos].id;
-        let inc = WALL_BASE + self.time + 1;
+        // A wall clock with millisecond resolution: two starts in one millisecond still get
+        // distinct incarnations, as the protocol assumes.
+        let inc = (WALL_BASE + self.time + 1).max(self.last_inc[pos] + 1);
+        self.last_inc[pos] = inc;
         let seed = self.rng.next_u64();
         let now = self.node_clock(pos);
         self.nodes[pos] = Node::new(Arc::clone(&self.spec), id, inc, seed, now);

@@ -31,6 +31,24 @@ pub struct Outcome {
     pub converged_after_ms: u64,
     /// Messages sent during the run.
     pub messages: u64,
+    /// Events per kind over all nodes: new membership, not primary, primary restored,
+    /// evicted (to show what a run exercised).
+    pub events: [u64; 4],
+}
+
+fn count_events(log: &[super::Record]) -> [u64; 4] {
+    use ocf_membership::EventKind;
+    let mut counts = [0; 4];
+    for r in log {
+        let i = match r.kind {
+            EventKind::NewMembership => 0,
+            EventKind::NotPrimary => 1,
+            EventKind::PrimaryRestored => 2,
+            _ => 3,
+        };
+        counts[i] += 1;
+    }
+    counts
 }
 
 /// The time within which every running node must share one view with all running nodes after
@@ -58,7 +76,12 @@ pub fn run_seed(seed: u64) -> Result<Outcome, Violation> {
 }
 
 fn random_spec(rng: &mut Rng, min_nodes: u64) -> ClusterSpec {
-    let n = min_nodes + rng.below(8 - min_nodes);
+    // Mostly small clusters (where every corner is reached quickly), sometimes up to 12.
+    let n = if rng.chance(0.1) {
+        8 + rng.below(5)
+    } else {
+        min_nodes + rng.below(8 - min_nodes)
+    };
     let two_node = n == 2 && rng.chance(0.5);
     let weighted = rng.chance(0.2);
     let nodes = (1..=n as u32)
@@ -108,6 +131,7 @@ pub fn run(seed: u64, kind: Kind) -> Result<Outcome, Violation> {
                 nodes: n,
                 converged_after_ms: formed,
                 messages: sim.sent,
+                events: count_events(&sim.log),
             }
         }
         Kind::Chaos => {
@@ -141,6 +165,7 @@ pub fn run(seed: u64, kind: Kind) -> Result<Outcome, Violation> {
                 nodes: n,
                 converged_after_ms: done - healed,
                 messages: sim.sent,
+                events: count_events(&sim.log),
             }
         }
     };
@@ -192,7 +217,10 @@ fn fault(sim: &mut Sim, rng: &mut Rng) {
         2 => sim.net.loss = rng.below(40) as f64 / 100.0,
         3 => {
             sim.net.dup = rng.below(20) as f64 / 100.0;
-            sim.net.delay_max = sim.net.delay_min + rng.below(300);
+            // Usually jitter; sometimes delays beyond the death timeout, so stale proposals,
+            // commits and acks arrive long after the round they belonged to.
+            let spread = if rng.chance(0.2) { 3_000 } else { 300 };
+            sim.net.delay_max = sim.net.delay_min + rng.below(spread);
         }
         4 | 5 => {
             let up = sim.up();
@@ -212,5 +240,64 @@ fn fault(sim: &mut Sim, rng: &mut Rng) {
             let delta = 100 + rng.below(5_000) as i64;
             sim.jump_clock(pos, if rng.chance(0.5) { delta } else { -delta });
         }
+    }
+}
+
+/// What [`FailureRun::crash_and_converge`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureConvergence {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Simulated time from the crash to every survivor holding the view without it (ms).
+    pub converge_ms: u64,
+    /// The same in probe periods (heartbeats).
+    pub rounds: f64,
+    /// Messages each node sent per second in the steady state before the crash.
+    pub steady_msgs_per_node_per_sec: f64,
+    /// Messages each node sent per second from the crash to convergence.
+    pub failure_msgs_per_node_per_sec: f64,
+}
+
+/// A formed cluster in its steady state, ready to lose one node (see [`FailureRun::prepare`]).
+pub struct FailureRun {
+    sim: Sim,
+    spec: Arc<ClusterSpec>,
+    steady: f64,
+}
+
+impl FailureRun {
+    /// Forms a cluster of `n` nodes (started from an agreed view), and runs it past the join
+    /// grace and then for `steady_ms`, measuring the steady message rate.
+    pub fn prepare(n: u32, timing: Timing, steady_ms: u64, seed: u64) -> Self {
+        let spec = Arc::new(ClusterSpec::uniform(n, QuorumOptions::default(), timing));
+        let mut sim = Sim::formed(&spec, seed);
+        sim.record = false;
+        sim.run_for(timing.join_grace());
+        let before = sim.sent;
+        sim.run_for(steady_ms);
+        let steady = (sim.sent - before) as f64 / f64::from(n) / (steady_ms.max(1) as f64 / 1000.0);
+        Self { sim, spec, steady }
+    }
+
+    /// Crashes one node and runs until every survivor installed the view without it; `None`
+    /// when that does not happen within [`convergence_bound`].
+    pub fn crash_and_converge(mut self) -> Option<FailureConvergence> {
+        let n = self.spec.nodes().len();
+        self.sim.crash(n / 2);
+        let crashed = self.sim.now();
+        let before = self.sim.sent;
+        let done = self
+            .sim
+            .run_until_true(crashed + convergence_bound(&self.spec), Sim::converged)?;
+        let converge_ms = done - crashed;
+        Some(FailureConvergence {
+            nodes: n,
+            converge_ms,
+            rounds: converge_ms as f64 / self.spec.timing.heartbeat_ms as f64,
+            steady_msgs_per_node_per_sec: self.steady,
+            failure_msgs_per_node_per_sec: (self.sim.sent - before) as f64
+                / n as f64
+                / (converge_ms.max(1) as f64 / 1000.0),
+        })
     }
 }

@@ -1,0 +1,247 @@
+//! View agreement: the coordinator proposes, members accept or reject, the coordinator
+//! commits; installing a committed view and computing its quorum.
+
+use std::sync::Arc;
+
+use ocf_core::NodeId;
+use ocf_membership::{EventKind, Quorum, ViewId};
+
+use super::super::message::Body;
+use super::super::message::{CommittedView, Proposal, ViewMember};
+use super::{Answer, Event, Node, Output, Round, State};
+
+impl Node {
+    pub(super) fn coordinate(&mut self, now: u64, out: &mut Vec<Output>) {
+        let timing = self.spec.timing;
+        if self.coordinator() != self.me {
+            self.round = None;
+            self.changed_since = None;
+            return;
+        }
+        if now.saturating_sub(self.started) < timing.join_grace() {
+            return;
+        }
+        if let Some(round) = &self.round {
+            // A member that died (or restarted) since the proposal will never answer it:
+            // start over at once rather than wait for the round timeout.
+            let lost = round
+                .proposal
+                .members
+                .iter()
+                .zip(&round.answers)
+                .any(|(m, a)| {
+                    *a == Answer::Waiting
+                        && self.spec.position(m.id).is_some_and(|pos| {
+                            let p = self.peers[pos];
+                            p.state == State::Dead || p.inc != m.inc
+                        })
+                });
+            if lost {
+                self.round = None;
+                self.changed_since = Some(now);
+                return;
+            }
+            if round.answers.iter().all(|a| *a != Answer::Waiting) {
+                self.commit(out);
+            } else if now.saturating_sub(round.started) >= timing.round_timeout() {
+                // Members that never answered are dropped; the next round goes without them.
+                let silent: Vec<usize> = round
+                    .proposal
+                    .members
+                    .iter()
+                    .zip(&round.answers)
+                    .filter(|(_, a)| **a == Answer::Waiting)
+                    .filter_map(|(m, _)| self.spec.position(m.id))
+                    .collect();
+                self.round = None;
+                for pos in silent {
+                    if self.peers[pos].state == State::Alive {
+                        self.declare_dead(pos, out);
+                    }
+                }
+            } else if now.saturating_sub(round.last_send) >= timing.resend() {
+                let proposal = Arc::clone(&round.proposal);
+                let silent: Vec<NodeId> = round
+                    .proposal
+                    .members
+                    .iter()
+                    .zip(&round.answers)
+                    .filter(|(_, a)| **a == Answer::Waiting)
+                    .map(|(m, _)| m.id)
+                    .collect();
+                if let Some(r) = self.round.as_mut() {
+                    r.last_send = now;
+                }
+                for to in silent {
+                    self.send(to, Body::Propose(Arc::clone(&proposal)), out);
+                }
+            }
+            return;
+        }
+        // Up to date: the installed view holds exactly the live nodes, and no node reported a
+        // newer view (after a partition heals, the other side's view may be newer).
+        let up_to_date = self.installed.as_ref().is_some_and(|v| {
+            self.max_view_seen.is_none_or(|m| m <= v.id)
+                && v.members.len() == self.candidates.len()
+                && v.members
+                    .iter()
+                    .zip(&self.candidates)
+                    .all(|(m, c)| m.id == c.id && m.inc == c.inc)
+        });
+        if up_to_date {
+            self.changed_since = None;
+            return;
+        }
+        let since = *self.changed_since.get_or_insert(now);
+        if now.saturating_sub(since) >= timing.settle() {
+            self.changed_since = None;
+            self.propose(now, out);
+        }
+    }
+
+    pub(super) fn highest_seen(&self) -> Option<ViewId> {
+        self.installed.as_ref().map(|v| v.id).max(self.promised)
+    }
+
+    pub(super) fn propose(&mut self, now: u64, out: &mut Vec<Output>) {
+        let instance = self.max_instance + 1;
+        self.max_instance = instance;
+        let id = ViewId::new(instance, self.me, self.inc);
+        let proposal = Arc::new(Proposal {
+            id,
+            members: self.candidates.clone(),
+        });
+        let mut answers = vec![Answer::Waiting; proposal.members.len()];
+        // The coordinator accepts its own proposal.
+        self.promised = Some(id);
+        if let Ok(i) = proposal.members.binary_search_by_key(&self.me, |m| m.id) {
+            answers[i] = Answer::Accepted(self.my_born_on());
+        }
+        let others: Vec<NodeId> = proposal
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|&m| m != self.me)
+            .collect();
+        for to in others {
+            self.send(to, Body::Propose(Arc::clone(&proposal)), out);
+        }
+        self.round = Some(Round {
+            proposal,
+            answers,
+            started: now,
+            last_send: now,
+        });
+    }
+
+    pub(super) fn my_born_on(&self) -> Option<ViewId> {
+        self.installed
+            .as_ref()
+            .and_then(|v| v.member(self.me))
+            .filter(|m| m.inc == self.inc)
+            .map(|m| m.born_on)
+    }
+
+    pub(super) fn commit(&mut self, out: &mut Vec<Output>) {
+        let Some(round) = self.round.take() else {
+            return;
+        };
+        let id = round.proposal.id;
+        let members: Vec<ViewMember> = round
+            .proposal
+            .members
+            .iter()
+            .zip(&round.answers)
+            .map(|(m, a)| ViewMember {
+                id: m.id,
+                inc: m.inc,
+                born_on: match a {
+                    Answer::Accepted(Some(b)) => *b,
+                    _ => id,
+                },
+            })
+            .collect();
+        let view = Arc::new(CommittedView { id, members });
+        let others: Vec<NodeId> = view
+            .members
+            .iter()
+            .map(|m| m.id)
+            .filter(|&m| m != self.me)
+            .collect();
+        self.try_install(Arc::clone(&view), out);
+        for to in others {
+            self.send(to, Body::Commit(Arc::clone(&view)), out);
+        }
+    }
+
+    pub(super) fn try_install(&mut self, view: Arc<CommittedView>, out: &mut Vec<Output>) {
+        self.max_instance = self.max_instance.max(view.id.instance);
+        if self.installed.as_ref().is_some_and(|v| view.id <= v.id) {
+            return;
+        }
+        if !view.contains(self.me, self.inc) {
+            if let Some(last) = self.installed.clone()
+                && self.evicted_from != Some(last.id)
+            {
+                self.evicted_from = Some(last.id);
+                self.seq += 1;
+                out.push(Output::Event(Event {
+                    seq: self.seq,
+                    kind: EventKind::Evicted,
+                    quorum: self.quorum_of(&last),
+                    view: last,
+                }));
+            }
+            return;
+        }
+        // The coordinator saw these incarnations alive; newer ones replace what we knew.
+        for m in &view.members {
+            if let Some(pos) = self.spec.position(m.id)
+                && pos != self.my_pos
+                && (m.inc > self.peers[pos].inc || self.peers[pos].state == State::Unknown)
+            {
+                self.set_peer(pos, m.inc, 0, State::Alive);
+            }
+        }
+        if view.members.len() == self.spec.nodes().len() {
+            self.seen_all = true;
+        }
+        let quorum = self.quorum_of(&view);
+        let kind = EventKind::for_transition(self.quorate, quorum.quorate);
+        self.quorate = Some(quorum.quorate);
+        self.installed = Some(Arc::clone(&view));
+        self.seq += 1;
+        out.push(Output::Event(Event {
+            seq: self.seq,
+            kind,
+            view,
+            quorum,
+        }));
+    }
+
+    pub(super) fn quorum_of(&self, view: &CommittedView) -> Quorum {
+        let votes = view.members.iter().map(|m| self.spec.votes(m.id)).sum();
+        self.spec.quorum(votes, self.seen_all)
+    }
+
+    pub(super) fn on_propose(&mut self, from: NodeId, p: &Proposal, out: &mut Vec<Output>) {
+        self.max_instance = self.max_instance.max(p.id.instance);
+        let member = p
+            .members
+            .binary_search_by_key(&self.me, |m| m.id)
+            .ok()
+            .is_some_and(|i| p.members[i].inc == self.inc);
+        if !member || p.id.coordinator != from {
+            return;
+        }
+        let above_installed = self.installed.as_ref().is_none_or(|v| p.id > v.id);
+        let not_below_promise = self.promised.is_none_or(|pr| p.id >= pr);
+        if above_installed && not_below_promise {
+            self.promised = Some(p.id);
+            let born_on = self.my_born_on();
+            self.send(from, Body::Accept { id: p.id, born_on }, out);
+        } else if let Some(highest) = self.highest_seen() {
+            self.send(from, Body::Reject { id: p.id, highest }, out);
+        }
+    }
+}

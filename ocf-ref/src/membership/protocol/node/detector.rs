@@ -1,0 +1,126 @@
+//! Failure detection: one probe per period to a live peer in random round robin, suspects
+//! probed again, one unreachable peer probed for discovery; indirect probes through helpers
+//! before suspicion, and death after `dead_ms` of silence.
+
+use ocf_core::NodeId;
+
+use super::super::message::Body;
+use super::super::spec::INDIRECT_PROBES;
+use super::{Node, Output, Probe, State};
+
+impl Node {
+    pub(super) fn next_probe_id(&mut self) -> u32 {
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        self.probe_seq
+    }
+
+    pub(super) fn probe(&mut self, target: usize, now: u64, out: &mut Vec<Output>) {
+        let id = self.next_probe_id();
+        self.probes.push(Probe {
+            id,
+            target,
+            sent: now,
+            indirect_sent: false,
+        });
+        let to = self.spec.nodes()[target].id;
+        self.send(to, Body::Ping { probe: id }, out);
+    }
+
+    pub(super) fn detect(&mut self, now: u64, out: &mut Vec<Output>) {
+        let timing = self.spec.timing;
+        if now >= self.next_period {
+            self.next_period = now + timing.heartbeat_ms;
+            // Probes of the last period that nobody answered: their live targets are suspect.
+            let expired: Vec<Probe> = self
+                .probes
+                .iter()
+                .copied()
+                .filter(|p| now.saturating_sub(p.sent) >= timing.heartbeat_ms)
+                .collect();
+            self.probes
+                .retain(|p| now.saturating_sub(p.sent) < timing.heartbeat_ms);
+            for p in expired {
+                if self.peers[p.target].state == State::Alive
+                    && !self.suspects.iter().any(|&(s, _)| s == p.target)
+                {
+                    self.suspects.push((p.target, now));
+                }
+            }
+            // Suspects that stayed silent long enough are dead.
+            let dead: Vec<usize> = self
+                .suspects
+                .iter()
+                .filter(|&&(_, since)| now.saturating_sub(since) >= timing.suspect_timeout())
+                .map(|&(s, _)| s)
+                .collect();
+            for pos in dead {
+                self.declare_dead(pos, out);
+            }
+            // One live peer in turn, every suspect again, and one unreachable peer in turn
+            // (which is how partitions heal and restarted nodes are found).
+            let n = self.peers.len();
+            let mut targets: Vec<usize> = self.suspects.iter().map(|&(s, _)| s).collect();
+            for _ in 0..n.min(16) {
+                let i = self.alive_cursor.next(n, &mut self.rng);
+                if i != self.my_pos && self.peers[i].state == State::Alive {
+                    if !targets.contains(&i) {
+                        targets.push(i);
+                    }
+                    break;
+                }
+            }
+            for _ in 0..n.min(16) {
+                let i = self.other_cursor.next(n, &mut self.rng);
+                if i != self.my_pos && self.peers[i].state != State::Alive {
+                    targets.push(i);
+                    break;
+                }
+            }
+            for t in targets {
+                self.probe(t, now, out);
+            }
+        }
+        // Direct probes unanswered after the ack timeout: ask helpers.
+        for k in 0..self.probes.len() {
+            let p = self.probes[k];
+            if p.indirect_sent
+                || now.saturating_sub(p.sent) < timing.ack_timeout()
+                || self.peers[p.target].state != State::Alive
+            {
+                continue;
+            }
+            self.probes[k].indirect_sent = true;
+            let target = self.spec.nodes()[p.target].id;
+            for helper in self.random_alive(INDIRECT_PROBES, p.target) {
+                self.send(
+                    helper,
+                    Body::PingReq {
+                        probe: p.id,
+                        target,
+                    },
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Up to `k` random live peers other than `except`, in O(k) expected work.
+    pub(super) fn random_alive(&mut self, k: usize, except: usize) -> Vec<NodeId> {
+        let n = self.peers.len();
+        let mut chosen: Vec<usize> = Vec::with_capacity(k);
+        for _ in 0..4 * k {
+            if chosen.len() == k {
+                break;
+            }
+            let i = self.rng.below(n as u64) as usize;
+            if i != self.my_pos
+                && i != except
+                && self.peers[i].state == State::Alive
+                && !chosen.contains(&i)
+            {
+                chosen.push(i);
+            }
+        }
+        chosen.iter().map(|&i| self.spec.nodes()[i].id).collect()
+    }
+}
