@@ -77,4 +77,3 @@ fn link_parser_finds_links_and_skips_urls() {
     let t = "see [a](a.md#x) and [b](https://x.org) and [c](../c.md)";
     assert_eq!(link_targets(t), vec!["a.md", "../c.md"]);
 }
-

@@ -36,9 +36,15 @@ fn every_subcommand_is_in_the_cli_chapter() {
         let names: Vec<String> = if nested.is_empty() {
             vec![format!("`ocf {command}")]
         } else {
-            nested.iter().map(|n| format!("`ocf {command} {n}")).collect()
+            nested
+                .iter()
+                .map(|n| format!("`ocf {command} {n}"))
+                .collect()
         };
         missing.extend(names.into_iter().filter(|n| !chapter.contains(n.as_str())));
     }
-    assert!(missing.is_empty(), "docs/src/cli.md does not document {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/src/cli.md does not document {missing:?}"
+    );
 }
