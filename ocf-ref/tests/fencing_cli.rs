@@ -205,7 +205,17 @@ fn test_passes_fence_dummy_with_its_round_trip() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["passed"], true);
     let checks = v["checks"].as_array().unwrap();
-    for name in ["metadata", "monitor", "status", "off", "on", "reboot"] {
+    for name in [
+        "fence_device.metadata",
+        "fence_device.monitor",
+        "fence_device.status",
+        "fence_device.refuses_non_target",
+        "fence_device.off",
+        "fence_device.on",
+        "fence_device.reboot",
+        "fence_device.restored",
+        "agent.unknown_action",
+    ] {
         let c = checks.iter().find(|c| c["name"] == name).unwrap();
         assert_eq!(c["verdict"], "pass", "{c}");
     }
@@ -234,10 +244,11 @@ fn test_fails_an_agent_that_accepts_unknown_actions_and_skips_power_on_real_ones
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let checks = v["checks"].as_array().unwrap();
     let get = |n: &str| checks.iter().find(|c| c["name"] == n).unwrap()["verdict"].clone();
-    assert_eq!(get("unknown-action"), "fail");
-    assert_eq!(get("list"), "pass");
+    assert_eq!(get("agent.unknown_action"), "fail");
+    assert_eq!(get("agent.list"), "pass");
+    assert_eq!(get("fence_device.status"), "pass");
     assert_eq!(
-        get("off"),
+        get("fence_device.off"),
         "skip",
         "no --power-cycle: real hardware is not touched"
     );

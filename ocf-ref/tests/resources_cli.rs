@@ -203,18 +203,18 @@ fn test_passes_dummy_and_stateful() {
                 .map(|c| c["status"].as_str().unwrap().to_owned())
         };
         assert_eq!(
-            status_of("start again returns 0 (idempotent)").as_deref(),
+            status_of("resources.start_idempotent").as_deref(),
             Some("pass")
         );
         assert_eq!(
-            status_of("monitor of the stopped resource returns 7 again").as_deref(),
+            status_of("resources.monitor_stopped").as_deref(),
             Some("pass")
         );
-        let promoted = status_of("monitor of the promoted resource returns 8");
+        let promoted = status_of("resources.monitor_promoted");
         if agent.ends_with("Stateful") {
             assert_eq!(promoted.as_deref(), Some("pass"), "{agent}");
         } else {
-            assert_eq!(promoted, None);
+            assert_eq!(promoted.as_deref(), Some("skip"), "{agent}");
         }
         assert!(
             !dir.path().join(agent.replace(':', "-")).exists(),
@@ -229,7 +229,7 @@ fn test_fails_broken_agents_with_reasons() {
     let out = ocf_in(&root, &["ra", "test", "ocf:broken:bad-meta"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("FAIL  meta-data parses"), "{stdout}");
+    assert!(stdout.contains("FAIL  resources.metadata:"), "{stdout}");
 
     // exit42's monitor of a stopped resource returns 42: mandatory failure, explained.
     let out = ocf_in(&root, &["ra", "test", "ocf:broken:exit42", "--json"]);

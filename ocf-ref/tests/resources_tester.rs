@@ -28,16 +28,16 @@ async fn the_native_dummy_passes() {
     assert!(report.passed(), "{report}");
     assert_eq!(seen, report.checks.len(), "progress saw every check");
     assert_eq!(
-        status(&report, "monitor after migration returns 0"),
+        status(&report, "resources.monitor_migrated"),
         Some(CheckStatus::Pass)
     );
     assert_eq!(
-        status(&report, "reload-agent returns 0"),
+        status(&report, "resources.reload_agent"),
         Some(CheckStatus::Pass)
     );
     // Not a script: the unknown-action probe is skipped, not failed.
     assert_eq!(
-        status(&report, "an unknown action returns 3"),
+        status(&report, "lint.unknown_action"),
         Some(CheckStatus::Skip)
     );
     let json = serde_json::to_value(&report).unwrap();
@@ -126,10 +126,13 @@ async fn a_correct_minimal_agent_passes_with_skips() {
     let report = test_agent(&Sloppy::new(), &TestConfig::new("t"), |_| {}).await;
     assert!(report.passed(), "{report}");
     assert_eq!(
-        status(&report, "validate-all returns 0"),
+        status(&report, "resources.validate_all"),
         Some(CheckStatus::Skip)
     );
-    assert_eq!(status(&report, "promote/demote"), Some(CheckStatus::Skip));
+    assert_eq!(
+        status(&report, "resources.promote"),
+        Some(CheckStatus::Skip)
+    );
 }
 
 #[tokio::test]
@@ -141,7 +144,7 @@ async fn a_non_idempotent_start_fails() {
     let report = test_agent(&agent, &TestConfig::new("t"), |_| {}).await;
     assert!(!report.passed());
     assert_eq!(
-        status(&report, "start again returns 0 (idempotent)"),
+        status(&report, "resources.start_idempotent"),
         Some(CheckStatus::Fail)
     );
     // The resource was still stopped at the end.
@@ -157,10 +160,11 @@ async fn a_probe_that_errors_fails_and_the_lifecycle_is_not_run() {
     let report = test_agent(&agent, &TestConfig::new("t"), |_| {}).await;
     assert!(!report.passed());
     assert_eq!(
-        status(&report, "monitor of the stopped resource returns 7"),
+        status(&report, "resources.probe_stopped"),
         Some(CheckStatus::Fail)
     );
-    assert_eq!(status(&report, "start returns 0"), None);
+    // Nothing was started: the lifecycle is skipped, not run.
+    assert_eq!(status(&report, "resources.start"), Some(CheckStatus::Skip));
 }
 
 #[tokio::test]
@@ -174,7 +178,7 @@ async fn an_action_past_its_advertised_timeout_fails() {
     let stop = report
         .checks
         .iter()
-        .find(|c| c.name == "stop returns 0")
+        .find(|c| c.name == "resources.stop")
         .unwrap();
     assert_eq!(stop.status, CheckStatus::Fail);
     assert!(
@@ -183,10 +187,7 @@ async fn an_action_past_its_advertised_timeout_fails() {
         stop.detail
     );
     assert_eq!(
-        status(
-            &report,
-            "every action finished within its advertised timeout"
-        ),
+        status(&report, "resources.within_timeouts"),
         Some(CheckStatus::Fail)
     );
 }
@@ -197,8 +198,8 @@ async fn unknown_parameters_fail_before_anything_runs() {
     let report = test_agent(&NativeDummy::new(), &config, |_| {}).await;
     assert!(!report.passed());
     assert_eq!(
-        status(&report, "parameters match the meta-data"),
+        status(&report, "resources.params_valid"),
         Some(CheckStatus::Fail)
     );
-    assert_eq!(status(&report, "start returns 0"), None);
+    assert_eq!(status(&report, "resources.start"), None);
 }

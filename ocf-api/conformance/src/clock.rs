@@ -12,6 +12,12 @@ use async_trait::async_trait;
 pub trait Clock: Send + Sync {
     /// Completes after `duration`.
     async fn sleep(&self, duration: Duration);
+
+    /// The time since a fixed point of the clock's choosing, when it can tell; suites use it
+    /// only to report how long operations took. The default cannot tell.
+    fn now(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Runs `work` until it completes or `limit` passes on `clock`; `None` on time-out.

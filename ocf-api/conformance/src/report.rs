@@ -1,6 +1,7 @@
 //! What a suite returns: one outcome per check.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -28,6 +29,13 @@ pub struct Check {
     /// How it ended.
     #[serde(flatten)]
     pub outcome: CheckOutcome,
+    /// How long the operation it judged took, for checks that timed one.
+    #[serde(
+        rename = "duration_ms",
+        with = "ocf_core::millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
 }
 
 /// The checks of one suite run against one implementation.
@@ -57,7 +65,32 @@ impl Report {
             name,
             promise,
             outcome,
+            duration: None,
         });
+    }
+
+    /// Records one check that judged an operation which took `duration`.
+    pub fn record_timed(
+        &mut self,
+        name: &'static str,
+        promise: &'static str,
+        outcome: CheckOutcome,
+        duration: Option<Duration>,
+    ) {
+        self.checks.push(Check {
+            name,
+            promise,
+            outcome,
+            duration,
+        });
+    }
+
+    /// The outcome of the check called `name`, if it ran.
+    pub fn outcome(&self, name: &str) -> Option<&CheckOutcome> {
+        self.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.outcome)
     }
 
     /// Records a pass or a failure from a `Result`.

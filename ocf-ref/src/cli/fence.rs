@@ -360,7 +360,7 @@ async fn test(args: TestArgs) -> CliResult {
             };
             let _ = writeln!(
                 text,
-                "{v} {:<18} {:>6} ms  {}",
+                "{v} {:<33} {:>6} ms  {}",
                 c.name, c.elapsed_ms, c.detail
             );
         }

@@ -1,11 +1,13 @@
 //! A conformance check of a fence agent (`ocf fence test`): what Pacemaker's fencer relies on,
 //! checked against the agent itself.
 //!
-//! Checks, in order: meta-data (runs, parses, names itself, lists the fencing actions), the
-//! parameters given against the meta-data, `validate-all`, `monitor`, `status`, `list` (for
-//! multi-host agents), an unknown action (must fail), and a power round trip
-//! (`off`, `status` says off, `on`, `status` says on, `reboot`, `status` says on, then the
-//! initial state restored).
+//! The device checks are the [`ocf_conformance::fencing`] device suite's (`fence_device.*`:
+//! meta-data, targets, `monitor`, `status`, refusing a node it does not serve, and a power
+//! round trip: `off`, `status` says off, `on`, `status` says on, `reboot`, `status` says on,
+//! then the initial state restored), run on an [`AgentDevice`]. Only what is particular to a
+//! fence-agents script is checked here (`agent.*`): the parameters given against its
+//! meta-data, `validate-all`, `list` (multi-host agents), an unknown action (must fail), how it
+//! names itself and which actions it lists.
 //!
 //! The round trip cuts real power on real hardware, so it runs only when asked
 //! ([`TestOptions::power_cycle`]) or for agents known to simulate (`fence_dummy`); otherwise
@@ -14,11 +16,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ocf_conformance::CheckOutcome;
+use ocf_conformance::fencing::{DeviceOptions, run_device};
 use ocf_core::NodeName;
-use ocf_fencing::{DeviceAction, DeviceMetadata, DeviceParams, FenceAction, Targets};
+use ocf_fencing::{DeviceAction, DeviceMetadata, DeviceParams, Targets};
 use serde::Serialize;
 
 use super::agent::{self, AgentDevice, AgentRun};
+use crate::conformance::TokioClock;
 
 /// Agents that only pretend, whose power round trip is always safe.
 pub const SIMULATORS: &[&str] = &["fence_dummy"];
@@ -109,6 +114,23 @@ impl Recorder {
     fn skip(&mut self, name: &str, why: &str) {
         self.add(name, Verdict::Skip, why, Instant::now());
     }
+
+    fn add_suite(&mut self, c: &ocf_conformance::Check, skip_why: Option<&str>) {
+        let (verdict, detail) = match (&c.outcome, skip_why) {
+            (_, Some(why)) => (Verdict::Skip, why.to_owned()),
+            (CheckOutcome::Pass, None) => (Verdict::Pass, c.promise.to_owned()),
+            (CheckOutcome::Fail(why), None) => (Verdict::Fail, why.clone()),
+            (CheckOutcome::Skip(why), None) => (Verdict::Skip, why.clone()),
+            // A future outcome kind: shown, but it does not fail the test.
+            (other, None) => (Verdict::Warn, format!("{other:?}")),
+        };
+        self.checks.push(Check {
+            name: c.name.to_owned(),
+            verdict,
+            detail,
+            elapsed_ms: c.duration.map_or(0, ocf_core::millis::as_millis),
+        });
+    }
 }
 
 fn outcome_line(run: &AgentRun) -> String {
@@ -119,8 +141,30 @@ fn outcome_line(run: &AgentRun) -> String {
     }
 }
 
-/// Runs the checks. Never panics on what the agent does; an agent that cannot even be
-/// started gives a report with a failed `metadata` check.
+/// The node name the device stands for when no `--target` is given (a single-host agent
+/// such as `fence_dummy` controls one node whatever it is called).
+const UNNAMED_TARGET: &str = "the-fenced-node";
+
+/// A node no agent under test serves: the device must refuse it.
+const NON_TARGET: &str = "ocf-test-no-such-node";
+
+/// The suite's checks about the target, skipped for a multi-host agent without `--target`.
+const TARGET_CHECKS: [&str; 7] = [
+    "fence_device.targets_listed",
+    "fence_device.can_fence",
+    "fence_device.status",
+    "fence_device.off",
+    "fence_device.on",
+    "fence_device.reboot",
+    "fence_device.restored",
+];
+
+/// Runs the checks. Never panics on what the agent does.
+///
+/// The device checks are [`ocf_conformance::fencing::run_device`]'s (`fence_device.*`), run on
+/// an [`AgentDevice`] over the agent; this adds the checks only a fence-agents script needs
+/// (`agent.*`: its parameters against its meta-data, `validate-all`, `list`, an unknown action,
+/// how it names itself and which actions it lists).
 pub async fn test_agent(opts: &TestOptions) -> TestReport {
     let name = opts.agent.file_name().map_or_else(
         || opts.agent.display().to_string(),
@@ -134,214 +178,134 @@ pub async fn test_agent(opts: &TestOptions) -> TestReport {
         checks: rec.checks,
     };
 
-    // Meta-data.
     let started = Instant::now();
     let md = match agent::fetch_metadata(&opts.agent, opts.timeout).await {
         Ok(md) => md,
         Err(e) => {
-            rec.add("metadata", Verdict::Fail, e.to_string(), started);
+            rec.add(
+                "fence_device.metadata",
+                Verdict::Fail,
+                e.to_string(),
+                started,
+            );
             return report(rec);
         }
     };
-    rec.add(
-        "metadata",
-        Verdict::Pass,
-        format!(
-            "{} parameters, actions: {}",
-            md.parameters.len(),
-            md.actions.join(" ")
-        ),
-        started,
-    );
-    check_metadata_shape(&md, &name, &mut rec);
+    let needs_plug = md.plug_parameter().is_some();
 
     let started = Instant::now();
     let problems = agent::check_params(&md, &opts.params, opts.target.is_some());
     if problems.is_empty() {
         rec.add(
-            "parameters",
+            "agent.parameters",
             Verdict::Pass,
             "all given parameters are known and well-typed",
             started,
         );
     } else {
-        rec.add("parameters", Verdict::Fail, problems.join("; "), started);
+        rec.add(
+            "agent.parameters",
+            Verdict::Fail,
+            problems.join("; "),
+            started,
+        );
     }
 
-    let targets = opts
-        .target
-        .clone()
-        .map_or_else(|| Targets::hosts([]), |t| Targets::hosts([t]));
-    let dev = match "under-test".parse() {
-        Ok(id) => AgentDevice::new(id, &opts.agent, opts.params.clone(), targets),
-        Err(_) => return report(rec),
+    let (Ok(target), Ok(non_target), Ok(id)) = (
+        opts.target
+            .clone()
+            .map_or_else(|| UNNAMED_TARGET.parse(), Ok),
+        NON_TARGET.parse::<NodeName>(),
+        "under-test".parse(),
+    ) else {
+        return report(rec);
     };
-    let plug_name = md.plug_parameter().unwrap_or("plug");
-    let plug = opts.target.as_ref().map(|t| (plug_name, t.as_str()));
-    let needs_plug = md.plug_parameter().is_some();
+    let dev = AgentDevice::new(
+        id,
+        &opts.agent,
+        opts.params.clone(),
+        Targets::hosts([target.clone()]),
+    );
+    let untargeted = needs_plug && opts.target.is_none();
+    let safe = (opts.power_cycle || SIMULATORS.contains(&name.as_str())) && !untargeted;
+    let options = DeviceOptions::new(target, non_target)
+        .power_cycle(safe)
+        .status(!untargeted)
+        .timeout(opts.timeout);
+    let suite = run_device(&dev, &TokioClock::new(), &options).await;
+    for c in &suite.checks {
+        let skip = if untargeted && TARGET_CHECKS.contains(&c.name) {
+            Some("a multi-host agent: give --target NODE (sent as plug=)")
+        } else if !safe
+            && matches!(c.outcome, CheckOutcome::Skip(_))
+            && c.name != "fence_device.status"
+        {
+            Some("would cut real power: pass --power-cycle to run the round trip")
+        } else {
+            None
+        };
+        rec.add_suite(c, skip);
+    }
 
-    for (check, action) in [
-        ("validate-all", DeviceAction::ValidateAll),
-        ("monitor", DeviceAction::Monitor),
-    ] {
-        if !md.supports(action) {
-            rec.skip(check, "the agent does not list this action");
-            continue;
+    check_metadata_shape(&md, &name, &mut rec);
+    let started = Instant::now();
+    if md.supports(DeviceAction::ValidateAll) {
+        match dev.run(DeviceAction::ValidateAll, None, opts.timeout).await {
+            Ok(run) if run.success() => {
+                rec.add(
+                    "agent.validate_all",
+                    Verdict::Pass,
+                    outcome_line(&run),
+                    started,
+                );
+            }
+            Ok(run) => rec.add(
+                "agent.validate_all",
+                Verdict::Fail,
+                outcome_line(&run),
+                started,
+            ),
+            Err(e) => rec.add("agent.validate_all", Verdict::Fail, e.to_string(), started),
         }
-        let started = Instant::now();
-        match dev.run(action, None, opts.timeout).await {
-            Ok(run) if run.success() => rec.add(check, Verdict::Pass, outcome_line(&run), started),
-            Ok(run) => rec.add(check, Verdict::Fail, outcome_line(&run), started),
-            Err(e) => rec.add(check, Verdict::Fail, e.to_string(), started),
-        }
+    } else {
+        rec.skip("agent.validate_all", "the agent does not list this action");
     }
 
     if needs_plug && md.supports(DeviceAction::List) {
         let started = Instant::now();
         match dev.list_plugs(opts.timeout).await {
             Ok(plugs) => rec.add(
-                "list",
+                "agent.list",
                 Verdict::Pass,
                 format!("{} plugs", plugs.len()),
                 started,
             ),
-            Err(e) => rec.add("list", Verdict::Warn, e.to_string(), started),
+            Err(e) => rec.add("agent.list", Verdict::Warn, e.to_string(), started),
         }
     }
 
     // Robustness: an unknown action must fail, not power-cycle anything.
     let started = Instant::now();
-    let bogus = bogus_action_run(&opts.agent, opts.timeout).await;
-    match bogus {
+    match bogus_action_run(&opts.agent, opts.timeout).await {
         Ok(Some(0)) => rec.add(
-            "unknown-action",
+            "agent.unknown_action",
             Verdict::Fail,
             "action=bogus exited 0: the agent ignores unknown actions",
             started,
         ),
         Ok(Some(code)) => rec.add(
-            "unknown-action",
+            "agent.unknown_action",
             Verdict::Pass,
             format!("refused with exit {code}"),
             started,
         ),
         Ok(None) => rec.add(
-            "unknown-action",
+            "agent.unknown_action",
             Verdict::Fail,
             "action=bogus did not exit by itself",
             started,
         ),
-        Err(e) => rec.add("unknown-action", Verdict::Fail, e, started),
-    }
-
-    if needs_plug && opts.target.is_none() {
-        for c in ["status", "off", "on", "reboot"] {
-            rec.skip(c, "a multi-host agent: give --target NODE (sent as plug=)");
-        }
-        return report(rec);
-    }
-
-    let started = Instant::now();
-    let initial = match dev.run(DeviceAction::Status, plug, opts.timeout).await {
-        Ok(run) => match run.exit_code {
-            Some(0) => {
-                rec.add("status", Verdict::Pass, "on (exit 0)", started);
-                Some(FenceAction::On)
-            }
-            Some(2) => {
-                rec.add("status", Verdict::Pass, "off (exit 2)", started);
-                Some(FenceAction::Off)
-            }
-            _ => {
-                rec.add("status", Verdict::Fail, outcome_line(&run), started);
-                None
-            }
-        },
-        Err(e) => {
-            rec.add("status", Verdict::Fail, e.to_string(), started);
-            None
-        }
-    };
-
-    let safe = opts.power_cycle || SIMULATORS.contains(&name.as_str());
-    if !safe {
-        for c in ["off", "on", "reboot"] {
-            rec.skip(
-                c,
-                "would cut real power: pass --power-cycle to run the round trip",
-            );
-        }
-        return report(rec);
-    }
-    if initial.is_none() {
-        for c in ["off", "on", "reboot"] {
-            rec.skip(
-                c,
-                "status does not work, so the round trip cannot be checked",
-            );
-        }
-        return report(rec);
-    }
-
-    for (action, expect) in [
-        (DeviceAction::Off, 2),
-        (DeviceAction::On, 0),
-        (DeviceAction::Reboot, 0),
-    ] {
-        let check = action.as_str();
-        if !md.supports(action) {
-            rec.skip(check, "the agent does not list this action");
-            continue;
-        }
-        let started = Instant::now();
-        let run = match dev.run(action, plug, opts.timeout).await {
-            Ok(run) => run,
-            Err(e) => {
-                rec.add(check, Verdict::Fail, e.to_string(), started);
-                continue;
-            }
-        };
-        if !run.success() {
-            rec.add(check, Verdict::Fail, outcome_line(&run), started);
-            continue;
-        }
-        match dev.run(DeviceAction::Status, plug, opts.timeout).await {
-            Ok(st) if st.exit_code == Some(expect) => rec.add(
-                check,
-                Verdict::Pass,
-                format!("done; status then exits {expect} as it should"),
-                started,
-            ),
-            Ok(st) => rec.add(
-                check,
-                Verdict::Fail,
-                format!(
-                    "done, but status then says {} (expected exit {expect})",
-                    outcome_line(&st)
-                ),
-                started,
-            ),
-            Err(e) => rec.add(
-                check,
-                Verdict::Fail,
-                format!("done, but status failed: {e}"),
-                started,
-            ),
-        }
-    }
-
-    if initial == Some(FenceAction::Off) {
-        let started = Instant::now();
-        match dev.run(DeviceAction::Off, plug, opts.timeout).await {
-            Ok(run) if run.success() => rec.add(
-                "restore",
-                Verdict::Pass,
-                "powered off again, as found",
-                started,
-            ),
-            Ok(run) => rec.add("restore", Verdict::Fail, outcome_line(&run), started),
-            Err(e) => rec.add("restore", Verdict::Fail, e.to_string(), started),
-        }
+        Err(e) => rec.add("agent.unknown_action", Verdict::Fail, e, started),
     }
     report(rec)
 }
@@ -350,14 +314,14 @@ fn check_metadata_shape(md: &DeviceMetadata, name: &str, rec: &mut Recorder) {
     let started = Instant::now();
     if md.name == name {
         rec.add(
-            "metadata-name",
+            "agent.metadata_name",
             Verdict::Pass,
             format!("names itself {name}"),
             started,
         );
     } else {
         rec.add(
-            "metadata-name",
+            "agent.metadata_name",
             Verdict::Warn,
             format!("names itself {:?} but is installed as {name}", md.name),
             started,
@@ -375,23 +339,17 @@ fn check_metadata_shape(md: &DeviceMetadata, name: &str, rec: &mut Recorder) {
     .map(DeviceAction::as_str)
     .collect();
     let started = Instant::now();
+    // Lacking both off and reboot fails fence_device.metadata; the others are advice.
     if missing.is_empty() {
         rec.add(
-            "metadata-actions",
+            "agent.metadata_actions",
             Verdict::Pass,
             "lists reboot, off, on, status, monitor",
             started,
         );
-    } else if missing.iter().any(|a| *a == "reboot" || *a == "off") {
-        rec.add(
-            "metadata-actions",
-            Verdict::Fail,
-            format!("does not list: {}", missing.join(", ")),
-            started,
-        );
     } else {
         rec.add(
-            "metadata-actions",
+            "agent.metadata_actions",
             Verdict::Warn,
             format!("does not list: {}", missing.join(", ")),
             started,

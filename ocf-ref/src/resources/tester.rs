@@ -1,26 +1,29 @@
 //! `ocf ra test`: a conformance check of one agent against the OCF RA API, stricter than
 //! `ocf-tester`.
 //!
-//! What it checks, in order: meta-data runs, parses (1.0 and 1.1 forms) and advertises the
-//! mandatory actions with timeouts; the parameters match the meta-data; validate-all; monitor
-//! of the stopped resource returns 7; start, start again (idempotent), monitor returns 0;
-//! promote, monitor returns 8, demote, monitor returns 0 (promotable agents); reload /
-//! reload-agent and migrate_to/migrate_from when advertised; stop, stop again, monitor returns
-//! 7. Every run gets the action's advertised timeout and must finish within it. Advisory
-//! checks (an unknown action returns 3, well-typed defaults) are reported but do not fail the
-//! run. The resource is stopped at the end even when a check fails.
+//! The checks are the [`ocf_conformance::resources`] suite's (`resources.*`: meta-data in its
+//! 1.0 and 1.1 forms, parameters, validate-all, the probe, start/stop twice, promotion, reload,
+//! migration, every action within its advertised timeout), the same a vendor runs on a native
+//! agent. This module adds what only a command-line checker of scripts gives: advisory `lint.*`
+//! checks (well-typed meta-data values, an unknown action returning 3), reported but never
+//! failing the run, and a report with the agent's id and wall time. The resource is stopped at
+//! the end even when a check fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use ocf_conformance::CheckOutcome;
+use ocf_conformance::resources;
 use ocf_resources::metadata::{ContentType, Metadata};
-use ocf_resources::validate::{is_boolean, is_integer, validate};
-use ocf_resources::{Action, ActionRequest, AgentId, ExitCode, Outcome, ResourceAgent, Status};
+use ocf_resources::validate::{is_boolean, is_integer};
+use ocf_resources::{AgentId, ResourceAgent};
 use serde::Serialize;
 
+use crate::conformance::TokioClock;
+
 /// The timeout for an action the meta-data gives none for.
-pub const FALLBACK_TIMEOUT: Duration = Duration::from_secs(20);
+pub const FALLBACK_TIMEOUT: Duration = resources::FALLBACK_TIMEOUT;
 
 /// What to test with.
 #[derive(Debug, Clone)]
@@ -171,112 +174,6 @@ impl fmt::Display for Report {
     }
 }
 
-struct Run<'a, P: FnMut(&Check)> {
-    agent: &'a dyn ResourceAgent,
-    config: &'a TestConfig,
-    meta: Option<Metadata>,
-    checks: Vec<Check>,
-    progress: P,
-    node: String,
-}
-
-impl<P: FnMut(&Check)> Run<'_, P> {
-    fn record(
-        &mut self,
-        name: &str,
-        mandatory: bool,
-        status: CheckStatus,
-        detail: String,
-        duration: Option<Duration>,
-    ) -> bool {
-        let check = Check {
-            name: name.to_owned(),
-            mandatory,
-            status,
-            detail,
-            duration,
-        };
-        (self.progress)(&check);
-        self.checks.push(check);
-        status == CheckStatus::Pass
-    }
-
-    fn skip(&mut self, name: &str, why: &str) {
-        self.record(name, true, CheckStatus::Skip, why.to_owned(), None);
-    }
-
-    fn timeout(&self, action: Action) -> Duration {
-        self.meta
-            .as_ref()
-            .and_then(|m| m.timeout_for(action))
-            .unwrap_or(FALLBACK_TIMEOUT)
-    }
-
-    async fn invoke(&self, action: Action) -> Result<Outcome, String> {
-        // meta-data must work without any parameter (OCF 1.1), so it gets none.
-        let params = if action == Action::MetaData {
-            BTreeMap::new()
-        } else {
-            self.config.params.clone()
-        };
-        let mut req =
-            ActionRequest::new(action, self.config.instance.clone(), self.timeout(action))
-                .params(params)
-                // Parameters are checked once, as a check of their own.
-                .validate(false);
-        if matches!(action, Action::MigrateTo | Action::MigrateFrom) {
-            req = req
-                .meta(ocf_resources::env::META_MIGRATE_TARGET, self.node.clone())
-                .meta(ocf_resources::env::META_MIGRATE_SOURCE, self.node.clone());
-        }
-        self.agent.execute(req).await.map_err(|e| e.to_string())
-    }
-
-    /// Runs `action` and checks its exit code is `expect`; false when it is not.
-    async fn expect(
-        &mut self,
-        name: &str,
-        action: Action,
-        expect: ExitCode,
-        mandatory: bool,
-    ) -> bool {
-        let timeout = self.timeout(action);
-        match self.invoke(action).await {
-            Err(e) => self.record(name, mandatory, CheckStatus::Fail, e, None),
-            Ok(o) => {
-                let (status, detail) = judge(&o, expect, timeout);
-                self.record(name, mandatory, status, detail, Some(o.duration))
-            }
-        }
-    }
-}
-
-fn judge(o: &Outcome, expect: ExitCode, timeout: Duration) -> (CheckStatus, String) {
-    let limit = ocf_core::millis::as_millis(timeout);
-    match &o.status {
-        Status::Exited { code } if *code == expect => {
-            (CheckStatus::Pass, format!("returned {}", code.code()))
-        }
-        Status::TimedOut { .. } => (
-            CheckStatus::Fail,
-            format!("did not finish within its advertised timeout of {limit} ms"),
-        ),
-        _ => {
-            let stderr = o
-                .stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| format!("; stderr: {}", l.trim()))
-                .unwrap_or_default();
-            (
-                CheckStatus::Fail,
-                format!("expected {}, {}{stderr}", expect.code(), o.summary()),
-            )
-        }
-    }
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -285,183 +182,93 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+impl From<&ocf_conformance::Check> for Check {
+    fn from(c: &ocf_conformance::Check) -> Self {
+        let (status, detail) = match &c.outcome {
+            CheckOutcome::Pass => (CheckStatus::Pass, c.promise.to_owned()),
+            CheckOutcome::Fail(why) => (CheckStatus::Fail, why.clone()),
+            CheckOutcome::Skip(why) => (CheckStatus::Skip, why.clone()),
+            // A future outcome kind: shown, but it does not fail the test.
+            other => (CheckStatus::Skip, format!("{other:?}")),
+        };
+        Self {
+            name: c.name.to_owned(),
+            mandatory: true,
+            status,
+            detail,
+            duration: c.duration,
+        }
+    }
+}
+
 /// Tests `agent` with `config`, calling `progress` after each check (for a live display).
+///
+/// The OCF rules are [`ocf_conformance::resources`]' checks (`resources.*`), run as they are;
+/// this adds the advice only a command-line checker gives (`lint.*`: well-typed meta-data
+/// values, and for scripts, an unknown action returning 3), which never fails the test.
 pub async fn test_agent(
     agent: &dyn ResourceAgent,
     config: &TestConfig,
-    progress: impl FnMut(&Check),
+    mut progress: impl FnMut(&Check) + Send,
 ) -> Report {
     let started = Instant::now();
-    let mut run = Run {
+    let options = resources::Options::new(config.instance.clone())
+        .params(config.params.clone())
+        .node(hostname());
+    let mut checks: Vec<Check> = Vec::new();
+    let suite = resources::run_with_progress(
         agent,
-        config,
-        meta: None,
-        checks: Vec::new(),
-        progress,
-        node: hostname(),
+        &TokioClock::new(),
+        &options,
+        &mut |c: &ocf_conformance::Check| {
+            let check = Check::from(c);
+            progress(&check);
+            checks.push(check);
+        },
+    )
+    .await;
+    let mut advise = |name: &str, status: CheckStatus, detail: String, took: Option<Duration>| {
+        let check = Check {
+            name: name.to_owned(),
+            mandatory: false,
+            status,
+            detail,
+            duration: took,
+        };
+        progress(&check);
+        checks.push(check);
     };
-    let proceed = check_metadata(&mut run).await;
-    if proceed {
-        check_lifecycle(&mut run).await;
+    if suite.outcome("resources.metadata") == Some(&CheckOutcome::Pass) {
+        if let Ok(meta) = agent.metadata().await {
+            let found = lint(&meta);
+            if found.is_empty() {
+                advise(
+                    "lint.metadata_values",
+                    CheckStatus::Pass,
+                    "types, defaults, timeouts, roles".to_owned(),
+                    None,
+                );
+            } else {
+                advise(
+                    "lint.metadata_values",
+                    CheckStatus::Fail,
+                    found.join("; "),
+                    None,
+                );
+            }
+        }
     }
-    let within = run
-        .checks
-        .iter()
-        .filter(|c| c.detail.contains("advertised timeout"))
-        .count();
-    run.record(
-        "every action finished within its advertised timeout",
-        true,
-        if within == 0 {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Fail
-        },
-        if within == 0 {
-            "no action timed out".to_owned()
-        } else {
-            format!("{within} action(s) timed out")
-        },
-        None,
-    );
-    let passed = !run
-        .checks
+    let (status, detail, took) = check_unknown_action(config).await;
+    advise("lint.unknown_action", status, detail, took);
+    let passed = !checks
         .iter()
         .any(|c| c.mandatory && c.status == CheckStatus::Fail);
     Report {
         agent: agent.id().clone(),
         passed,
-        checks: run.checks,
+        checks,
         duration: started.elapsed(),
     }
-}
-
-/// The meta-data checks; false when the rest cannot run.
-async fn check_metadata<P: FnMut(&Check)>(run: &mut Run<'_, P>) -> bool {
-    let raw = match run.invoke(Action::MetaData).await {
-        Ok(o) => o,
-        Err(e) => {
-            run.record("meta-data runs", true, CheckStatus::Fail, e, None);
-            return false;
-        }
-    };
-    let (status, detail) = judge(&raw, ExitCode::Success, run.timeout(Action::MetaData));
-    if !run.record(
-        "meta-data without parameters returns 0",
-        true,
-        status,
-        detail,
-        Some(raw.duration),
-    ) {
-        return false;
-    }
-    let meta = match Metadata::parse(raw.stdout.as_bytes()) {
-        Ok(m) => m,
-        Err(e) => {
-            run.record(
-                "meta-data parses",
-                true,
-                CheckStatus::Fail,
-                e.to_string(),
-                None,
-            );
-            return false;
-        }
-    };
-    run.record(
-        "meta-data parses",
-        true,
-        CheckStatus::Pass,
-        format!(
-            "{} parameters, {} actions",
-            meta.parameters.len(),
-            meta.actions.len()
-        ),
-        None,
-    );
-    let (status, detail) = match meta.api_version() {
-        Some((1, minor @ (0 | 1))) => (CheckStatus::Pass, format!("OCF {}.{minor}", 1)),
-        _ => (
-            CheckStatus::Fail,
-            format!(
-                "<version> is {:?}; write 1.0 or 1.1",
-                meta.api_version.as_deref().unwrap_or("missing")
-            ),
-        ),
-    };
-    run.record(
-        "meta-data names OCF API 1.0 or 1.1",
-        true,
-        status,
-        detail,
-        None,
-    );
-
-    let mut missing = Vec::new();
-    for a in [
-        Action::Start,
-        Action::Stop,
-        Action::Monitor,
-        Action::MetaData,
-    ] {
-        match meta.action(a) {
-            None => missing.push(format!("{a} is not advertised")),
-            Some(spec) if spec.timeout().is_none() => missing.push(format!(
-                "{a} has no usable timeout ({:?})",
-                spec.timeout.as_deref().unwrap_or("none")
-            )),
-            Some(_) => {}
-        }
-    }
-    run.record(
-        "meta-data advertises start, stop, monitor, meta-data with timeouts",
-        true,
-        if missing.is_empty() {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Fail
-        },
-        if missing.is_empty() {
-            "all four".to_owned()
-        } else {
-            missing.join("; ")
-        },
-        None,
-    );
-    let lint = lint(&meta);
-    run.record(
-        "meta-data values are well-formed",
-        false,
-        if lint.is_empty() {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Fail
-        },
-        if lint.is_empty() {
-            "types, defaults, timeouts, roles".to_owned()
-        } else {
-            lint.join("; ")
-        },
-        None,
-    );
-    let params_ok = match validate(&meta, &run.config.params) {
-        Ok(()) => run.record(
-            "parameters match the meta-data",
-            true,
-            CheckStatus::Pass,
-            format!("{} given", run.config.params.len()),
-            None,
-        ),
-        Err(e) => run.record(
-            "parameters match the meta-data",
-            true,
-            CheckStatus::Fail,
-            e.to_string(),
-            None,
-        ),
-    };
-    run.meta = Some(meta);
-    params_ok
 }
 
 /// Advisory findings about meta-data values (what real agents get wrong without harm).
@@ -502,186 +309,14 @@ fn lint(meta: &Metadata) -> Vec<String> {
     found
 }
 
-async fn check_lifecycle<P: FnMut(&Check)>(run: &mut Run<'_, P>) {
-    let Some(meta) = run.meta.clone() else { return };
-    if meta.advertises(Action::ValidateAll) {
-        run.expect(
-            "validate-all returns 0",
-            Action::ValidateAll,
-            ExitCode::Success,
-            true,
-        )
-        .await;
-    } else {
-        run.skip("validate-all returns 0", "validate-all is not advertised");
-    }
-    if !run
-        .expect(
-            "monitor of the stopped resource returns 7",
-            Action::Monitor,
-            ExitCode::NotRunning,
-            true,
-        )
-        .await
-    {
-        // Running already (or broken): a lifecycle test would change what it found.
-        run.skip(
-            "lifecycle",
-            "the resource is not cleanly stopped before the test; stop it first",
-        );
-        return;
-    }
-    let started = run
-        .expect("start returns 0", Action::Start, ExitCode::Success, true)
-        .await;
-    if started {
-        run.expect(
-            "start again returns 0 (idempotent)",
-            Action::Start,
-            ExitCode::Success,
-            true,
-        )
-        .await;
-        run.expect(
-            "monitor of the started resource returns 0",
-            Action::Monitor,
-            ExitCode::Success,
-            true,
-        )
-        .await;
-        check_promotion(run, &meta).await;
-        check_reload(run, &meta).await;
-        check_migration(run, &meta).await;
-    } else {
-        run.skip("the started resource", "start failed");
-    }
-    run.expect("stop returns 0", Action::Stop, ExitCode::Success, true)
-        .await;
-    run.expect(
-        "stop again returns 0 (idempotent)",
-        Action::Stop,
-        ExitCode::Success,
-        true,
-    )
-    .await;
-    run.expect(
-        "monitor of the stopped resource returns 7 again",
-        Action::Monitor,
-        ExitCode::NotRunning,
-        true,
-    )
-    .await;
-    check_unknown_action(run).await;
-}
-
-async fn check_promotion<P: FnMut(&Check)>(run: &mut Run<'_, P>, meta: &Metadata) {
-    if !meta.is_promotable() {
-        run.skip(
-            "promote/demote",
-            "not promotable (promote and demote not advertised)",
-        );
-        return;
-    }
-    if run
-        .expect(
-            "promote returns 0",
-            Action::Promote,
-            ExitCode::Success,
-            true,
-        )
-        .await
-    {
-        run.expect(
-            "monitor of the promoted resource returns 8",
-            Action::Monitor,
-            ExitCode::RunningPromoted,
-            true,
-        )
-        .await;
-        run.expect("demote returns 0", Action::Demote, ExitCode::Success, true)
-            .await;
-        run.expect(
-            "monitor of the demoted resource returns 0",
-            Action::Monitor,
-            ExitCode::Success,
-            true,
-        )
-        .await;
-    }
-}
-
-async fn check_reload<P: FnMut(&Check)>(run: &mut Run<'_, P>, meta: &Metadata) {
-    let mut any = false;
-    for action in [Action::ReloadAgent, Action::Reload] {
-        if meta.advertises(action) {
-            any = true;
-            run.expect(
-                &format!("{action} returns 0"),
-                action,
-                ExitCode::Success,
-                true,
-            )
-            .await;
-            run.expect(
-                &format!("monitor after {action} returns 0"),
-                Action::Monitor,
-                ExitCode::Success,
-                true,
-            )
-            .await;
-        }
-    }
-    if !any {
-        run.skip("reload", "neither reload nor reload-agent is advertised");
-    }
-}
-
-async fn check_migration<P: FnMut(&Check)>(run: &mut Run<'_, P>, meta: &Metadata) {
-    if !(meta.advertises(Action::MigrateTo) && meta.advertises(Action::MigrateFrom)) {
-        run.skip(
-            "migration",
-            "migrate_to and migrate_from are not both advertised",
-        );
-        return;
-    }
-    // On one node the migration goes from here to here: away, then back.
-    if run
-        .expect(
-            "migrate_to returns 0",
-            Action::MigrateTo,
-            ExitCode::Success,
-            true,
-        )
-        .await
-    {
-        run.expect(
-            "migrate_from returns 0",
-            Action::MigrateFrom,
-            ExitCode::Success,
-            true,
-        )
-        .await;
-        run.expect(
-            "monitor after migration returns 0",
-            Action::Monitor,
-            ExitCode::Success,
-            true,
-        )
-        .await;
-    }
-}
-
-async fn check_unknown_action<P: FnMut(&Check)>(run: &mut Run<'_, P>) {
-    let name = "an unknown action returns 3";
-    let Some(script) = run.config.script.clone() else {
-        run.record(
-            name,
-            false,
+/// Runs the script with an action OCF does not define: it must answer 3 (unimplemented).
+async fn check_unknown_action(config: &TestConfig) -> (CheckStatus, String, Option<Duration>) {
+    let Some(script) = config.script.clone() else {
+        return (
             CheckStatus::Skip,
             "only scripts take arbitrary actions".to_owned(),
             None,
         );
-        return;
     };
     // The API's actions are a closed set, so this one bypasses the agent trait.
     let mut spec =
@@ -689,10 +324,10 @@ async fn check_unknown_action<P: FnMut(&Check)>(run: &mut Run<'_, P>) {
     spec.env.push(("OCF_ROOT".into(), script.root.into()));
     spec.env.push((
         "OCF_RESOURCE_INSTANCE".into(),
-        run.config.instance.clone().into(),
+        config.instance.clone().into(),
     ));
     spec.reap_group_on_exit = true;
-    let (status, detail, took) = match crate::process::run(&spec).await {
+    match crate::process::run(&spec).await {
         Ok(done) => match done.termination {
             crate::process::Termination::Exited(3) => (
                 CheckStatus::Pass,
@@ -706,6 +341,5 @@ async fn check_unknown_action<P: FnMut(&Check)>(run: &mut Run<'_, P>) {
             ),
         },
         Err(e) => (CheckStatus::Fail, e.to_string(), None),
-    };
-    run.record(name, false, status, detail, took);
+    }
 }
