@@ -85,6 +85,23 @@ impl Report {
         });
     }
 
+    /// Records a timed check, shows it to `progress`, and says whether it passed: the step
+    /// every suite takes after each check.
+    pub(crate) fn record_shown(
+        &mut self,
+        check: (&'static str, &'static str),
+        outcome: CheckOutcome,
+        duration: Option<Duration>,
+        progress: &mut (dyn FnMut(&Check) + Send),
+    ) -> bool {
+        let passed = outcome == CheckOutcome::Pass;
+        self.record_timed(check.0, check.1, outcome, duration);
+        if let Some(c) = self.checks.last() {
+            progress(c);
+        }
+        passed
+    }
+
     /// The outcome of the check called `name`, if it ran.
     pub fn outcome(&self, name: &str) -> Option<&CheckOutcome> {
         self.checks

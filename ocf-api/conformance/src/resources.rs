@@ -265,12 +265,8 @@ impl Run<'_> {
         outcome: CheckOutcome,
         duration: Option<Duration>,
     ) -> bool {
-        let passed = outcome == CheckOutcome::Pass;
-        self.report.record_timed(name, promise, outcome, duration);
-        if let Some(c) = self.report.checks.last() {
-            (self.progress)(c);
-        }
-        passed
+        self.report
+            .record_shown((name, promise), outcome, duration, self.progress)
     }
 
     fn skip(&mut self, name: &'static str, promise: &'static str, why: &str) {
