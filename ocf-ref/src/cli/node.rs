@@ -55,16 +55,16 @@ pub struct KeygenArgs {
     pub path: PathBuf,
 }
 
-/// Runs `ocf node`: the membership daemon, until SIGINT or SIGTERM.
+/// Runs `ocf node`: the membership daemon of the config's backend (built-in or Corosync),
+/// until SIGINT or SIGTERM.
 pub async fn run_node(args: NodeArgs) -> CliResult {
     let config = NodeConfig::load(&args.config)?;
-    let daemon = daemon::serve(&config).await?;
+    let daemon = daemon::start(&config).await?;
+    let local = daemon.membership().local_node().await?;
     eprintln!(
-        "ocf node {} of cluster {}: membership on udp {}, local API on {}",
-        config.node_id,
+        "ocf node {local} of cluster {}: {}",
         config.cluster,
-        daemon.engine().address(),
-        daemon.socket().display()
+        daemon.describe()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

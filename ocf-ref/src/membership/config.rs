@@ -1,4 +1,6 @@
-//! The node configuration file (`node.toml`) of the built-in membership engine.
+//! The node configuration file (`node.toml`) of `ocf node`.
+//!
+//! With the built-in engine (the default):
 //!
 //! ```toml
 //! cluster = "c1"
@@ -17,6 +19,17 @@
 //! name = "n1"
 //! address = "127.0.0.1:7401"
 //! votes = 1                          # optional
+//! ```
+//!
+//! With Corosync (`backend = "corosync"`), corosync.conf is the truth: this node's id, the
+//! nodes, their names, votes and the timing all come from the local corosync, so only these
+//! keys remain (`node_id` and `[[nodes]]` are refused rather than risk a second, disagreeing
+//! list; `key_file`, `[timing]` and `[quorum]` are not used):
+//!
+//! ```toml
+//! cluster = "c1"
+//! backend = "corosync"
+//! socket = "/run/ocf/c1.sock"        # optional (default /run/ocf/<cluster>.sock)
 //! ```
 //!
 //! Unknown keys and bad values are errors that name the key.
@@ -132,11 +145,16 @@ fn one() -> u32 {
 pub struct NodeConfig {
     /// The cluster's name (part of every packet's authentication, so clusters never mix).
     pub cluster: String,
-    /// This node's id; must be one of `nodes`.
+    /// This node's id; must be one of `nodes`. Required by the built-in backend (ids start at
+    /// 1, so 0 means "not set"); refused with Corosync, which knows the local node's id.
+    #[serde(default)]
     pub node_id: u32,
-    /// The shared cluster key file (`ocf keygen` writes one).
+    /// The shared cluster key file (`ocf keygen` writes one). Required by the built-in
+    /// backend; not used with Corosync (its own `authkey` protects its traffic).
+    #[serde(default)]
     pub key_file: PathBuf,
-    /// The local API socket (default `/run/ocf/<cluster>-<node_id>.sock`).
+    /// The local API socket (default `/run/ocf/<cluster>-<node_id>.sock`, or
+    /// `/run/ocf/<cluster>.sock` with Corosync).
     pub socket: Option<PathBuf>,
     /// The membership engine (default `builtin`).
     #[serde(default)]
@@ -147,7 +165,9 @@ pub struct NodeConfig {
     /// Quorum options.
     #[serde(default)]
     pub quorum: QuorumConfig,
-    /// Every node of the cluster, this one included.
+    /// Every node of the cluster, this one included. Required by the built-in backend; refused
+    /// with Corosync, whose nodelist is the truth.
+    #[serde(default)]
     pub nodes: Vec<NodeEntry>,
 }
 
@@ -189,6 +209,58 @@ impl NodeConfig {
                 "must be 1 to 64 characters of letters, digits, '-', '_' or '.'".into(),
             ));
         }
+        match self.backend {
+            BackendKind::Builtin => self.validate_builtin(path),
+            BackendKind::Corosync => self.validate_corosync(path),
+        }
+    }
+
+    /// With Corosync the node list and this node's id come from corosync; a second list here
+    /// could only disagree with it.
+    fn validate_corosync(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem: problem.to_owned(),
+        };
+        if !self.nodes.is_empty() {
+            return Err(invalid(
+                "nodes",
+                "backend \"corosync\" takes the nodes from corosync's nodelist \
+                 (corosync.conf); remove the [[nodes]] entries",
+            ));
+        }
+        if self.node_id != 0 {
+            return Err(invalid(
+                "node_id",
+                "backend \"corosync\" reads this node's id from corosync; remove `node_id`",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_builtin(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        };
+        if self.node_id == 0 {
+            return Err(invalid(
+                "node_id",
+                "is required with backend \"builtin\": this node's id, one of the [[nodes]] ids \
+                 (ids start at 1)"
+                    .into(),
+            ));
+        }
+        if self.key_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "key_file",
+                "is required with backend \"builtin\": the shared cluster key file \
+                 (`ocf keygen PATH` writes one)"
+                    .into(),
+            ));
+        }
         let t = self.timing;
         if !(10..=60_000).contains(&t.heartbeat_ms) {
             return Err(invalid(
@@ -209,11 +281,17 @@ impl NodeConfig {
         if self.nodes.is_empty() {
             return Err(invalid(
                 "nodes",
-                "at least one [[nodes]] entry is needed".into(),
+                "at least one [[nodes]] entry is needed with backend \"builtin\"".into(),
             ));
         }
         let (mut ids, mut names, mut addrs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for (i, n) in self.nodes.iter().enumerate() {
+            if n.id == 0 {
+                return Err(invalid(
+                    &format!("nodes[{i}].id"),
+                    "0 is not a node id; ids start at 1".into(),
+                ));
+            }
             if !ids.insert(n.id) {
                 return Err(invalid(
                     &format!("nodes[{i}].id"),
@@ -275,10 +353,14 @@ impl NodeConfig {
         self.nodes.iter().find(|n| n.id == id.get())
     }
 
-    /// The local API socket path: `socket`, or `/run/ocf/<cluster>-<node_id>.sock`.
+    /// The local API socket path: `socket`, or `/run/ocf/<cluster>-<node_id>.sock` (built-in),
+    /// `/run/ocf/<cluster>.sock` (Corosync: one daemon per host).
     pub fn socket_path(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(|| {
-            PathBuf::from(format!("/run/ocf/{}-{}.sock", self.cluster, self.node_id))
+        self.socket.clone().unwrap_or_else(|| match self.backend {
+            BackendKind::Corosync => PathBuf::from(format!("/run/ocf/{}.sock", self.cluster)),
+            BackendKind::Builtin => {
+                PathBuf::from(format!("/run/ocf/{}-{}.sock", self.cluster, self.node_id))
+            }
         })
     }
 
@@ -378,5 +460,38 @@ votes = 2
         assert!(e.to_string().contains("name"), "{e}");
         let e = parse(&format!("{GOOD}\n[quorum]\ntwo_node = 3\n")).unwrap_err();
         assert!(e.to_string().contains("two_node"), "{e}");
+        let e = parse(&GOOD.replace("id = 2", "id = 0")).unwrap_err();
+        assert!(e.to_string().contains("nodes[1].id"), "{e}");
+    }
+
+    #[test]
+    fn builtin_needs_its_node_id_key_and_nodes() {
+        let e = parse(&GOOD.replace("node_id = 1\n", "")).unwrap_err();
+        assert!(e.to_string().contains("`node_id`: is required"), "{e}");
+        let e = parse(&GOOD.replace("key_file = \"/etc/ocf/authkey\"\n", "")).unwrap_err();
+        assert!(e.to_string().contains("`key_file`: is required"), "{e}");
+        let only_head = GOOD.split("[[nodes]]").next().unwrap();
+        let e = parse(only_head).unwrap_err();
+        assert!(e.to_string().contains("[[nodes]] entry is needed"), "{e}");
+    }
+
+    #[test]
+    fn corosync_needs_no_nodes_and_refuses_a_second_list() {
+        let c = parse("cluster = \"c1\"\nbackend = \"corosync\"\n").unwrap();
+        assert_eq!(c.backend, BackendKind::Corosync);
+        assert!(c.nodes.is_empty());
+        assert_eq!(c.socket_path(), PathBuf::from("/run/ocf/c1.sock"));
+        let c =
+            parse("cluster = \"c1\"\nbackend = \"corosync\"\nsocket = \"/tmp/x.sock\"\n").unwrap();
+        assert_eq!(c.socket_path(), PathBuf::from("/tmp/x.sock"));
+        let e = parse(&GOOD.replace("node_id = 1", "backend = \"corosync\"")).unwrap_err();
+        assert!(
+            e.to_string().contains("`nodes`") && e.to_string().contains("nodelist"),
+            "{e}"
+        );
+        let e = parse("cluster = \"c1\"\nbackend = \"corosync\"\nnode_id = 2\n").unwrap_err();
+        assert!(e.to_string().contains("`node_id`"), "{e}");
+        let e = parse("backend = \"corosync\"\n").unwrap_err();
+        assert!(e.to_string().contains("cluster"), "{e}");
     }
 }

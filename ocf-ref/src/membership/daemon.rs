@@ -2,8 +2,13 @@
 //! [`local_api`](super::local_api)), so every process on the node shares one membership.
 //!
 //! [`serve_source`] serves any [`Membership`] (the built-in engine, Corosync, a test double);
-//! [`serve`] starts the built-in engine from a config and serves it. Both return handles, so
-//! one process can run several nodes (the demo does).
+//! [`serve`] starts the built-in engine from a config and serves it; [`start`] starts whichever
+//! engine the config's `backend` names (what `ocf node` runs). All return handles, so one
+//! process can run several nodes (the demo does).
+//!
+//! Over Corosync the daemon passes the engine's events through unchanged: when corosync stops
+//! or restarts under it, every subscriber gets `Evicted` with the last view, the backend
+//! reconnects with backoff, and events resume on the same streams (with `seq` continuing).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,12 +33,19 @@ pub enum DaemonError {
     /// The engine did not start.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The config asks for an engine this build does not have.
-    #[error("membership backend {backend:?} is not built into this ocf; use backend = \"builtin\"")]
+    /// The config asks for an engine this build does not have, or for another engine than the
+    /// function called starts.
+    #[error(
+        "membership backend {backend:?} is not available here; build ocf with `--features \
+         corosync` for backend = \"corosync\", or use backend = \"builtin\""
+    )]
     BackendNotBuilt {
         /// The backend asked for.
         backend: BackendKind,
     },
+    /// The engine's source (the local Corosync) could not be reached.
+    #[error(transparent)]
+    Source(#[from] MembershipError),
     /// Another daemon answers on the socket already.
     #[error("another daemon is serving {path}; stop it first or configure another `socket`")]
     InUse {
@@ -251,6 +263,11 @@ impl Daemon {
 
 /// Starts the built-in engine of `config` and serves it on the config's socket.
 pub async fn serve(config: &NodeConfig) -> Result<Daemon, DaemonError> {
+    if config.backend != BackendKind::Builtin {
+        return Err(DaemonError::BackendNotBuilt {
+            backend: config.backend,
+        });
+    }
     let key = ClusterKey::load(&config.key_file)?;
     serve_with_key(config, &key).await
 }
@@ -267,4 +284,122 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
     let source: Arc<dyn Membership> = Arc::clone(&engine) as Arc<dyn Membership>;
     let server = serve_source(source, &config.socket_path()).await?;
     Ok(Daemon { engine, server })
+}
+
+/// A running node daemon of any backend: what [`start`] returns.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NodeDaemon {
+    /// The built-in engine.
+    Builtin(Daemon),
+    /// Corosync's views (feature `corosync`).
+    #[cfg(feature = "corosync")]
+    Corosync(CorosyncDaemon),
+}
+
+impl NodeDaemon {
+    /// The membership being served.
+    pub fn membership(&self) -> Arc<dyn Membership> {
+        match self {
+            Self::Builtin(d) => Arc::clone(d.engine()) as Arc<dyn Membership>,
+            #[cfg(feature = "corosync")]
+            Self::Corosync(d) => Arc::new(d.membership().clone()) as Arc<dyn Membership>,
+        }
+    }
+
+    /// The local API socket.
+    pub fn socket(&self) -> &Path {
+        match self {
+            Self::Builtin(d) => d.socket(),
+            #[cfg(feature = "corosync")]
+            Self::Corosync(d) => d.socket(),
+        }
+    }
+
+    /// A line for people: which engine serves which socket.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Builtin(d) => format!(
+                "built-in membership on udp {}, local API on {}",
+                d.engine().address(),
+                d.socket().display()
+            ),
+            #[cfg(feature = "corosync")]
+            Self::Corosync(d) => format!(
+                "membership from the local corosync, local API on {}",
+                d.socket().display()
+            ),
+        }
+    }
+
+    /// Stops serving (subscribers of the built-in engine see evicted, then the end).
+    pub async fn shutdown(self) {
+        match self {
+            Self::Builtin(d) => d.shutdown().await,
+            #[cfg(feature = "corosync")]
+            Self::Corosync(d) => d.shutdown(),
+        }
+    }
+}
+
+/// Starts the engine `config.backend` names and serves it on the config's socket: the
+/// built-in engine (reading `key_file`), or the local Corosync's views.
+///
+/// With Corosync, fails with [`DaemonError::Source`] when corosync is not running or refuses
+/// this user (the message says how to allow it); once started, the daemon outlives corosync
+/// restarts.
+pub async fn start(config: &NodeConfig) -> Result<NodeDaemon, DaemonError> {
+    match config.backend {
+        BackendKind::Builtin => Ok(NodeDaemon::Builtin(serve(config).await?)),
+        #[cfg(feature = "corosync")]
+        BackendKind::Corosync => Ok(NodeDaemon::Corosync(serve_corosync(config).await?)),
+        #[cfg(not(feature = "corosync"))]
+        BackendKind::Corosync => Err(DaemonError::BackendNotBuilt {
+            backend: config.backend,
+        }),
+    }
+}
+
+/// A running node daemon over Corosync: one connection to the local corosync, served on the
+/// local socket.
+#[cfg(feature = "corosync")]
+#[derive(Debug)]
+pub struct CorosyncDaemon {
+    membership: super::corosync::CorosyncMembership,
+    server: ServerHandle,
+}
+
+#[cfg(feature = "corosync")]
+impl CorosyncDaemon {
+    /// The Corosync membership (for in-process users).
+    pub fn membership(&self) -> &super::corosync::CorosyncMembership {
+        &self.membership
+    }
+
+    /// The local API socket.
+    pub fn socket(&self) -> &Path {
+        self.server.path()
+    }
+
+    /// Stops serving and closes the connection to corosync (corosync itself keeps running).
+    pub fn shutdown(self) {
+        drop(self.server);
+        drop(self.membership);
+    }
+}
+
+/// Connects to the local corosync and serves its views on `config`'s socket
+/// (`backend = "corosync"`).
+#[cfg(feature = "corosync")]
+pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, DaemonError> {
+    use super::corosync::{CorosyncMembership, CorosyncOptions};
+    if config.backend != BackendKind::Corosync {
+        return Err(DaemonError::BackendNotBuilt {
+            backend: config.backend,
+        });
+    }
+    let membership = CorosyncMembership::connect_with(CorosyncOptions::default()).await?;
+    let source: Arc<dyn Membership> = Arc::new(membership.clone());
+    let server = serve_source(source, &config.socket_path()).await?;
+    Ok(CorosyncDaemon { membership, server })
 }

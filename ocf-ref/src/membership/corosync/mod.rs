@@ -13,6 +13,9 @@
 //! - `ocf members --backend corosync [--json|--watch]` prints this node's view or streams its
 //!   events (see `ocf_ref::cli::corosync`); a program uses [`CorosyncMembership`] as any
 //!   [`Membership`].
+//! - `ocf node --config F` with `backend = "corosync"` (and no `[[nodes]]`) serves these views
+//!   on the node's local socket ([`daemon::start`](super::daemon::start)), so
+//!   `ocf members --config F` and [`DaemonClient`](super::client::DaemonClient) work unchanged.
 //! - Views come from Corosync alone: ocf adds no membership protocol and no timing of its own,
 //!   so the totem `token` timeout in corosync.conf decides how fast a dead node leaves the view.
 //!

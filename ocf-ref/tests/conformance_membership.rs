@@ -1,0 +1,327 @@
+//! The membership conformance suite (`ocf_conformance::membership`) on both engines:
+//!
+//! - the built-in engine, 3 nodes on loopback UDP in this process, handles straight on the
+//!   engines; kill = stop a node's engine without a word to the others;
+//! - the built-in engine again, each node behind an in-process node daemon, handles are
+//!   `DaemonClient`s on the daemons' sockets (the local API every client uses);
+//! - Corosync (feature `corosync`): 3 corosync nodes in network namespaces joined by a bridge,
+//!   each with an `ocf node --config F` (`backend = "corosync"`) in its node's network namespace
+//!   serving its socket in a temp dir the test reaches; handles are `DaemonClient`s; kill =
+//!   `kill -9` of that node's corosync and of its `ocf node`.
+//!
+//! Every check must pass, none may be skipped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[cfg(feature = "corosync")]
+mod corosync_support;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ocf_conformance::membership::{self, MembershipCluster, Options};
+use ocf_conformance::{CheckOutcome, Clock, Report};
+use ocf_membership::Membership;
+use ocf_ref::conformance::TokioClock;
+use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::daemon::{self, Daemon};
+use ocf_ref::membership::engine::BuiltinEngine;
+use ocf_ref::membership::key::ClusterKey;
+use ocf_ref::membership::loopback;
+
+/// The suite's checks, all of which must pass on every engine.
+const CHECKS: usize = 8;
+
+fn assert_all_passed(report: &Report) {
+    report.assert_passed();
+    for c in &report.checks {
+        assert_eq!(c.outcome, CheckOutcome::Pass, "{report}");
+    }
+    assert_eq!(report.checks.len(), CHECKS, "{report}");
+}
+
+/// Built-in engines on loopback, used directly.
+struct Loopback {
+    engines: Vec<Arc<BuiltinEngine>>,
+    clock: TokioClock,
+}
+
+#[async_trait]
+impl MembershipCluster for Loopback {
+    fn implementation(&self) -> String {
+        format!("builtin ({} nodes on loopback)", self.engines.len())
+    }
+
+    fn nodes(&self) -> Vec<Arc<dyn Membership>> {
+        self.engines
+            .iter()
+            .map(|e| Arc::clone(e) as Arc<dyn Membership>)
+            .collect()
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        &self.clock
+    }
+
+    async fn kill(&self, index: usize) -> Result<(), String> {
+        // The engine stops sending and receiving at once; the others learn it only by silence.
+        self.engines
+            .get(index)
+            .ok_or_else(|| format!("no node {index}"))?
+            .stop();
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_engine_on_loopback_passes_the_membership_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = loopback::configs("conf", 3, dir.path()).unwrap();
+    let engines = loopback::start(&configs, &ClusterKey::random())
+        .await
+        .unwrap();
+    let cluster = Loopback {
+        engines,
+        clock: TokioClock::new(),
+    };
+    let report = membership::run(&cluster, &Options::default()).await;
+    for e in &cluster.engines {
+        e.stop();
+    }
+    assert_all_passed(&report);
+}
+
+/// Built-in engines behind in-process node daemons, reached through their sockets.
+struct Daemons {
+    running: Mutex<Vec<Option<Daemon>>>,
+    clients: Vec<DaemonClient>,
+    clock: TokioClock,
+}
+
+#[async_trait]
+impl MembershipCluster for Daemons {
+    fn implementation(&self) -> String {
+        format!(
+            "builtin ({} node daemons on loopback, DaemonClient)",
+            self.clients.len()
+        )
+    }
+
+    fn nodes(&self) -> Vec<Arc<dyn Membership>> {
+        self.clients
+            .iter()
+            .map(|c| Arc::new(c.clone()) as Arc<dyn Membership>)
+            .collect()
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        &self.clock
+    }
+
+    async fn kill(&self, index: usize) -> Result<(), String> {
+        let daemon = self
+            .running
+            .lock()
+            .unwrap()
+            .get_mut(index)
+            .and_then(Option::take)
+            .ok_or_else(|| format!("no running node {index}"))?;
+        daemon.shutdown().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_engine_through_node_daemons_passes_the_membership_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = loopback::configs("confd", 3, dir.path()).unwrap();
+    let key = ClusterKey::random();
+    let mut daemons = Vec::new();
+    let mut clients = Vec::new();
+    for c in &configs {
+        daemons.push(Some(daemon::serve_with_key(c, &key).await.unwrap()));
+        clients.push(DaemonClient::new(c.socket_path()));
+    }
+    let cluster = Daemons {
+        running: Mutex::new(daemons),
+        clients,
+        clock: TokioClock::new(),
+    };
+    let report = membership::run(&cluster, &Options::default()).await;
+    let left: Vec<Daemon> = cluster
+        .running
+        .lock()
+        .unwrap()
+        .drain(..)
+        .flatten()
+        .collect();
+    for d in left {
+        d.shutdown().await;
+    }
+    assert_all_passed(&report);
+}
+
+#[cfg(all(feature = "corosync", feature = "cli"))]
+mod over_corosync {
+    use std::fmt::Write as _;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::corosync_support::{Cluster, can_run, runtime, write};
+    use super::*;
+
+    const SIZE: u32 = 3;
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    /// `ocf node --config F` inside one node's network namespace; `kill -9` on drop.
+    pub struct OcfNode {
+        child: Child,
+        pub socket: PathBuf,
+        log: PathBuf,
+    }
+
+    impl OcfNode {
+        fn start(netns: &str, dir: &Path, id: u32) -> Self {
+            let socket = dir.join(format!("n{id}.sock"));
+            let config = dir.join(format!("n{id}.toml"));
+            write(
+                &config,
+                &format!(
+                    "cluster = \"conf{id}\"\nbackend = \"corosync\"\nsocket = {:?}\n",
+                    socket.display().to_string()
+                ),
+            );
+            let log = dir.join(format!("ocf-node-n{id}.log"));
+            let out = std::fs::File::create(&log).unwrap();
+            let err = out.try_clone().unwrap();
+            // `ip netns exec` execs ocf, so the child's pid is ocf's own.
+            let child = Command::new("ip")
+                .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ocf"), "-v"])
+                .arg("node")
+                .arg("--config")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap();
+            Self { child, socket, log }
+        }
+
+        fn kill9(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+
+        fn log(&self) -> String {
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        }
+    }
+
+    impl Drop for OcfNode {
+        fn drop(&mut self) {
+            self.kill9();
+        }
+    }
+
+    /// The harness: `ocf node`s are declared before the corosync cluster, so they stop first.
+    struct OverCorosync {
+        nodes: Mutex<Vec<OcfNode>>,
+        cluster: Mutex<Cluster>,
+        clients: Vec<DaemonClient>,
+        clock: TokioClock,
+    }
+
+    #[async_trait]
+    impl MembershipCluster for OverCorosync {
+        fn implementation(&self) -> String {
+            format!("corosync ({SIZE} nodes in network namespaces, ocf node daemons)")
+        }
+
+        fn nodes(&self) -> Vec<Arc<dyn Membership>> {
+            self.clients
+                .iter()
+                .map(|c| Arc::new(c.clone()) as Arc<dyn Membership>)
+                .collect()
+        }
+
+        fn clock(&self) -> &dyn Clock {
+            &self.clock
+        }
+
+        async fn kill(&self, index: usize) -> Result<(), String> {
+            let id = u32::try_from(index + 1).map_err(|e| e.to_string())?;
+            self.cluster.lock().unwrap().kill9(id);
+            self.nodes
+                .lock()
+                .unwrap()
+                .get_mut(index)
+                .ok_or_else(|| format!("no node {index}"))?
+                .kill9();
+            Ok(())
+        }
+    }
+
+    impl OverCorosync {
+        fn logs(&self) -> String {
+            let nodes = self.nodes.lock().unwrap();
+            let cluster = self.cluster.lock().unwrap();
+            let mut text = String::new();
+            for (i, n) in nodes.iter().enumerate() {
+                let _ = writeln!(text, "--- ocf node n{}:\n{}", i + 1, n.log());
+                let corosync = cluster.corosyncs[i].log();
+                let _ = writeln!(text, "--- corosync n{}:\n{corosync}", i + 1);
+            }
+            text
+        }
+    }
+
+    /// Waits until the daemon answers on its socket (a hang guard, not a timing assertion).
+    async fn wait_serving(client: &DaemonClient, node: &OcfNode) {
+        let deadline = Instant::now() + LIMIT;
+        while client.local_node().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ocf node on {} never served; its log:\n{}",
+                node.socket.display(),
+                node.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[test]
+    fn corosync_through_ocf_node_daemons_passes_the_membership_suite() {
+        if !can_run("corosync_through_ocf_node_daemons_passes_the_membership_suite") {
+            return;
+        }
+        let cluster = Cluster::start("cf", SIZE, 1000);
+        cluster.wait_formed(SIZE as usize, LIMIT);
+        // Sockets live in the cluster's temp dir: on the host's filesystem, reachable from this
+        // (root) network namespace; only corosync's /run is private.
+        let dir = cluster.dir.path().to_path_buf();
+        let nodes: Vec<OcfNode> = (1..=SIZE)
+            .map(|id| OcfNode::start(&cluster.ns(id), &dir, id))
+            .collect();
+        let clients: Vec<DaemonClient> =
+            nodes.iter().map(|n| DaemonClient::new(&n.socket)).collect();
+        let rt = runtime();
+        rt.block_on(async {
+            for (c, n) in clients.iter().zip(&nodes) {
+                wait_serving(c, n).await;
+            }
+        });
+        let harness = OverCorosync {
+            nodes: Mutex::new(nodes),
+            cluster: Mutex::new(cluster),
+            clients,
+            clock: TokioClock::new(),
+        };
+        let report = rt.block_on(membership::run(&harness, &Options::with_settle(LIMIT)));
+        if !report.passed() {
+            eprintln!("{}", harness.logs());
+        }
+        assert_all_passed(&report);
+    }
+}
