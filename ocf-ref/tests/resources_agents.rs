@@ -48,45 +48,58 @@ fn read_pid(path: &Path) -> u32 {
         .unwrap()
 }
 
-#[tokio::test]
-async fn heartbeat_dummy_lifecycle() {
+/// Runs `steps` on the system agent `id` with its own state file, checking each exit code.
+async fn run_steps(id: &str, steps: &[(Action, ExitCode)]) {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("d.state").display().to_string();
-    let agent = ScriptAgent::new(SYSTEM_ROOT, "ocf:heartbeat:Dummy".parse().unwrap());
-    let run = |a| agent.execute(req(a).param("state", state.clone()));
-    for (action, code) in [
-        (Action::Monitor, ExitCode::NotRunning),
-        (Action::Start, ExitCode::Success),
-        (Action::Start, ExitCode::Success),
-        (Action::Monitor, ExitCode::Success),
-        (Action::Stop, ExitCode::Success),
-        (Action::Stop, ExitCode::Success),
-        (Action::Monitor, ExitCode::NotRunning),
-    ] {
-        let out = run(action).await.unwrap();
-        assert_eq!(out.exit_code(), Some(code), "{action}: {}", out.summary());
-        assert!(out.succeeded(action));
+    let state = dir.path().join("agent.state").display().to_string();
+    let agent = ScriptAgent::new(SYSTEM_ROOT, id.parse().unwrap());
+    for &(action, code) in steps {
+        let out = agent
+            .execute(req(action).param("state", state.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.exit_code(),
+            Some(code),
+            "{id} {action}: {}",
+            out.summary()
+        );
+        assert!(out.succeeded(action), "{id} {action}: {}", out.summary());
     }
 }
 
 #[tokio::test]
+async fn heartbeat_dummy_lifecycle() {
+    run_steps(
+        "ocf:heartbeat:Dummy",
+        &[
+            (Action::Monitor, ExitCode::NotRunning),
+            (Action::Start, ExitCode::Success),
+            (Action::Start, ExitCode::Success),
+            (Action::Monitor, ExitCode::Success),
+            (Action::Stop, ExitCode::Success),
+            (Action::Stop, ExitCode::Success),
+            (Action::Monitor, ExitCode::NotRunning),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn pacemaker_stateful_promotes() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("s.state").display().to_string();
-    let agent = ScriptAgent::new(SYSTEM_ROOT, "ocf:pacemaker:Stateful".parse().unwrap());
-    let run = |a| agent.execute(req(a).param("state", state.clone()));
-    for (action, code) in [
-        (Action::Start, ExitCode::Success),
-        (Action::Promote, ExitCode::Success),
-        (Action::Monitor, ExitCode::RunningPromoted),
-        (Action::Demote, ExitCode::Success),
-        (Action::Monitor, ExitCode::Success),
-        (Action::Stop, ExitCode::Success),
-        (Action::Monitor, ExitCode::NotRunning),
-    ] {
-        let out = run(action).await.unwrap();
-        assert_eq!(out.exit_code(), Some(code), "{action}: {}", out.summary());
-    }
+    run_steps(
+        "ocf:pacemaker:Stateful",
+        &[
+            (Action::Start, ExitCode::Success),
+            (Action::Promote, ExitCode::Success),
+            (Action::Monitor, ExitCode::RunningPromoted),
+            (Action::Demote, ExitCode::Success),
+            (Action::Monitor, ExitCode::Success),
+            (Action::Stop, ExitCode::Success),
+            (Action::Monitor, ExitCode::NotRunning),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
