@@ -6,7 +6,7 @@ use ocf_core::NodeId;
 
 use super::super::message::Body;
 use super::super::spec::INDIRECT_PROBES;
-use super::{Node, Output, Probe, State};
+use super::{Node, Output, Probe, State, Suspicion};
 
 impl Node {
     pub(super) fn next_probe_id(&mut self) -> u32 {
@@ -21,6 +21,7 @@ impl Node {
             target,
             sent: now,
             indirect_sent: false,
+            expired: false,
         });
         let to = self.spec.nodes()[target].id;
         self.send(to, Body::Ping { probe: id }, out);
@@ -31,27 +32,33 @@ impl Node {
         if now >= self.next_period {
             self.next_period = now + timing.heartbeat_ms;
             // Probes of the last period that nobody answered: their live targets are suspect.
-            let expired: Vec<Probe> = self
-                .probes
-                .iter()
-                .copied()
-                .filter(|p| now.saturating_sub(p.sent) >= timing.heartbeat_ms)
-                .collect();
+            // Expired probes stay (for `dead_ms`) so that a late ack still counts.
+            let mut raised: Vec<(usize, u64)> = Vec::new();
+            for p in &mut self.probes {
+                if !p.expired && now.saturating_sub(p.sent) >= timing.heartbeat_ms {
+                    p.expired = true;
+                    raised.push((p.target, p.sent));
+                }
+            }
             self.probes
-                .retain(|p| now.saturating_sub(p.sent) < timing.heartbeat_ms);
-            for p in expired {
-                if self.peers[p.target].state == State::Alive
-                    && !self.suspects.iter().any(|&(s, _)| s == p.target)
+                .retain(|p| now.saturating_sub(p.sent) < timing.dead_ms);
+            for (target, probe_sent) in raised {
+                if self.peers[target].state == State::Alive
+                    && !self.suspects.iter().any(|s| s.target == target)
                 {
-                    self.suspects.push((p.target, now));
+                    self.suspects.push(Suspicion {
+                        target,
+                        since: now,
+                        probe_sent,
+                    });
                 }
             }
             // Suspects that stayed silent long enough are dead.
             let dead: Vec<usize> = self
                 .suspects
                 .iter()
-                .filter(|&&(_, since)| now.saturating_sub(since) >= timing.suspect_timeout())
-                .map(|&(s, _)| s)
+                .filter(|s| now.saturating_sub(s.since) >= timing.suspect_timeout())
+                .map(|s| s.target)
                 .collect();
             for pos in dead {
                 self.declare_dead(pos, out);
@@ -59,7 +66,7 @@ impl Node {
             // One live peer in turn, every suspect again, and one unreachable peer in turn
             // (which is how partitions heal and restarted nodes are found).
             let n = self.peers.len();
-            let mut targets: Vec<usize> = self.suspects.iter().map(|&(s, _)| s).collect();
+            let mut targets: Vec<usize> = self.suspects.iter().map(|s| s.target).collect();
             for _ in 0..n.min(16) {
                 let i = self.alive_cursor.next(n, &mut self.rng);
                 if i != self.my_pos && self.peers[i].state == State::Alive {
@@ -84,6 +91,7 @@ impl Node {
         for k in 0..self.probes.len() {
             let p = self.probes[k];
             if p.indirect_sent
+                || p.expired
                 || now.saturating_sub(p.sent) < timing.ack_timeout()
                 || self.peers[p.target].state != State::Alive
             {
@@ -102,6 +110,15 @@ impl Node {
                 );
             }
         }
+    }
+
+    /// The probe at index `k` was answered, directly or through a helper, perhaps after its
+    /// period: the target was alive after the probe was sent, which refutes a suspicion raised
+    /// by this probe or an earlier one (not one raised by a later probe).
+    pub(super) fn acked(&mut self, k: usize) {
+        let p = self.probes.remove(k);
+        self.suspects
+            .retain(|s| !(s.target == p.target && s.probe_sent <= p.sent));
     }
 
     /// Up to `k` random live peers other than `except`, in O(k) expected work.
