@@ -141,3 +141,94 @@ impl Node {
         chosen.iter().map(|&i| self.spec.nodes()[i].id).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ocf_core::NodeId;
+
+    use super::super::super::message::{Body, Envelope};
+    use super::super::super::spec::{ClusterSpec, QuorumOptions, Timing};
+    use super::super::{Node, Probe};
+
+    const INC: u64 = 1_000;
+    /// Node 2's position.
+    const TARGET: usize = 1;
+
+    fn suspected(node: &Node) -> bool {
+        node.suspects.iter().any(|s| s.target == TARGET)
+    }
+
+    /// Node 1 of five, all known alive, none answering, ticked until node 2 is suspect;
+    /// returns the node and the send time of the probe that raised the suspicion.
+    fn node_suspecting_node_2() -> (Node, u64) {
+        let spec = Arc::new(ClusterSpec::uniform(
+            5,
+            QuorumOptions::default(),
+            Timing::new(100, 400),
+        ));
+        let mut node = Node::new_with_peers(spec, NodeId::new(1), INC, 7, 0, |_| INC).unwrap();
+        let mut out = Vec::new();
+        let mut now = 0;
+        while !suspected(&node) {
+            now += 5;
+            assert!(now < 2_000, "node 2 was never suspected");
+            node.tick(now, &mut out);
+        }
+        let raised_by = node
+            .suspects
+            .iter()
+            .find(|s| s.target == TARGET)
+            .unwrap()
+            .probe_sent;
+        (node, raised_by)
+    }
+
+    fn indirect_ack(node: &mut Node, probe: u32) {
+        let now = node.clock + 1;
+        let msg = Envelope {
+            from: NodeId::new(3),
+            inc: INC,
+            refute: 0,
+            view: None,
+            gossip: Vec::new(),
+            body: Body::IndirectAck {
+                probe,
+                target: NodeId::new(2),
+            },
+        };
+        node.handle(now, msg, &mut Vec::new());
+    }
+
+    #[test]
+    fn an_indirect_ack_after_the_period_refutes_the_suspicion() {
+        let (mut node, raised_by) = node_suspecting_node_2();
+        let probe = node
+            .probes
+            .iter()
+            .find(|p| p.target == TARGET && p.sent == raised_by)
+            .copied()
+            .unwrap();
+        assert!(probe.expired, "the probe's period ended unanswered");
+        indirect_ack(&mut node, probe.id);
+        assert!(!suspected(&node), "a late ack proves node 2 alive");
+    }
+
+    #[test]
+    fn an_ack_to_an_earlier_probe_does_not_refute_the_suspicion() {
+        let (mut node, raised_by) = node_suspecting_node_2();
+        node.probes.push(Probe {
+            id: 9_999,
+            target: TARGET,
+            sent: raised_by.checked_sub(1).unwrap(),
+            indirect_sent: true,
+            expired: true,
+        });
+        indirect_ack(&mut node, 9_999);
+        assert!(
+            suspected(&node),
+            "node 2 answered before the probe that raised it"
+        );
+    }
+}
