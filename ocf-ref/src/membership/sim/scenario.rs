@@ -126,7 +126,10 @@ pub fn run(seed: u64, kind: Kind) -> Result<Outcome, Violation> {
             sim.net.dup = rng.below(6) as f64 / 100.0;
             sim.net.delay_max = 1 + rng.below(50);
             sim.run_for(20 * spec.timing.dead_ms);
-            check::no_eviction_of_healthy_nodes(&sim.log, formed, n)?;
+            check::no_eviction_of_healthy_nodes(&sim.log, formed, n).map_err(|mut v| {
+                v.detail.push_str(&trace(&sim));
+                v
+            })?;
             Outcome {
                 nodes: n,
                 converged_after_ms: formed,

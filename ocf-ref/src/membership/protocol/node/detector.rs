@@ -6,7 +6,7 @@ use ocf_core::NodeId;
 
 use super::super::message::Body;
 use super::super::spec::INDIRECT_PROBES;
-use super::{Node, Output, Probe, State};
+use super::{Node, Output, Probe, State, Suspicion};
 
 impl Node {
     pub(super) fn next_probe_id(&mut self) -> u32 {
@@ -21,6 +21,7 @@ impl Node {
             target,
             sent: now,
             indirect_sent: false,
+            expired: false,
         });
         let to = self.spec.nodes()[target].id;
         self.send(to, Body::Ping { probe: id }, out);
@@ -31,27 +32,33 @@ impl Node {
         if now >= self.next_period {
             self.next_period = now + timing.heartbeat_ms;
             // Probes of the last period that nobody answered: their live targets are suspect.
-            let expired: Vec<Probe> = self
-                .probes
-                .iter()
-                .copied()
-                .filter(|p| now.saturating_sub(p.sent) >= timing.heartbeat_ms)
-                .collect();
+            // Expired probes stay (for `dead_ms`) so that a late ack still counts.
+            let mut raised: Vec<(usize, u64)> = Vec::new();
+            for p in &mut self.probes {
+                if !p.expired && now.saturating_sub(p.sent) >= timing.heartbeat_ms {
+                    p.expired = true;
+                    raised.push((p.target, p.sent));
+                }
+            }
             self.probes
-                .retain(|p| now.saturating_sub(p.sent) < timing.heartbeat_ms);
-            for p in expired {
-                if self.peers[p.target].state == State::Alive
-                    && !self.suspects.iter().any(|&(s, _)| s == p.target)
+                .retain(|p| now.saturating_sub(p.sent) < timing.dead_ms);
+            for (target, probe_sent) in raised {
+                if self.peers[target].state == State::Alive
+                    && !self.suspects.iter().any(|s| s.target == target)
                 {
-                    self.suspects.push((p.target, now));
+                    self.suspects.push(Suspicion {
+                        target,
+                        since: now,
+                        probe_sent,
+                    });
                 }
             }
             // Suspects that stayed silent long enough are dead.
             let dead: Vec<usize> = self
                 .suspects
                 .iter()
-                .filter(|&&(_, since)| now.saturating_sub(since) >= timing.suspect_timeout())
-                .map(|&(s, _)| s)
+                .filter(|s| now.saturating_sub(s.since) >= timing.suspect_timeout())
+                .map(|s| s.target)
                 .collect();
             for pos in dead {
                 self.declare_dead(pos, out);
@@ -59,7 +66,7 @@ impl Node {
             // One live peer in turn, every suspect again, and one unreachable peer in turn
             // (which is how partitions heal and restarted nodes are found).
             let n = self.peers.len();
-            let mut targets: Vec<usize> = self.suspects.iter().map(|&(s, _)| s).collect();
+            let mut targets: Vec<usize> = self.suspects.iter().map(|s| s.target).collect();
             for _ in 0..n.min(16) {
                 let i = self.alive_cursor.next(n, &mut self.rng);
                 if i != self.my_pos && self.peers[i].state == State::Alive {
@@ -84,6 +91,7 @@ impl Node {
         for k in 0..self.probes.len() {
             let p = self.probes[k];
             if p.indirect_sent
+                || p.expired
                 || now.saturating_sub(p.sent) < timing.ack_timeout()
                 || self.peers[p.target].state != State::Alive
             {
@@ -104,6 +112,15 @@ impl Node {
         }
     }
 
+    /// The probe at index `k` was answered, directly or through a helper, perhaps after its
+    /// period: the target was alive after the probe was sent, which refutes a suspicion raised
+    /// by this probe or an earlier one (not one raised by a later probe).
+    pub(super) fn acked(&mut self, k: usize) {
+        let p = self.probes.remove(k);
+        self.suspects
+            .retain(|s| !(s.target == p.target && s.probe_sent <= p.sent));
+    }
+
     /// Up to `k` random live peers other than `except`, in O(k) expected work.
     pub(super) fn random_alive(&mut self, k: usize, except: usize) -> Vec<NodeId> {
         let n = self.peers.len();
@@ -122,5 +139,96 @@ impl Node {
             }
         }
         chosen.iter().map(|&i| self.spec.nodes()[i].id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ocf_core::NodeId;
+
+    use super::super::super::message::{Body, Envelope};
+    use super::super::super::spec::{ClusterSpec, QuorumOptions, Timing};
+    use super::super::{Node, Probe};
+
+    const INC: u64 = 1_000;
+    /// Node 2's position.
+    const TARGET: usize = 1;
+
+    fn suspected(node: &Node) -> bool {
+        node.suspects.iter().any(|s| s.target == TARGET)
+    }
+
+    /// Node 1 of five, all known alive, none answering, ticked until node 2 is suspect;
+    /// returns the node and the send time of the probe that raised the suspicion.
+    fn node_suspecting_node_2() -> (Node, u64) {
+        let spec = Arc::new(ClusterSpec::uniform(
+            5,
+            QuorumOptions::default(),
+            Timing::new(100, 400),
+        ));
+        let mut node = Node::new_with_peers(spec, NodeId::new(1), INC, 7, 0, |_| INC).unwrap();
+        let mut out = Vec::new();
+        let mut now = 0;
+        while !suspected(&node) {
+            now += 5;
+            assert!(now < 2_000, "node 2 was never suspected");
+            node.tick(now, &mut out);
+        }
+        let raised_by = node
+            .suspects
+            .iter()
+            .find(|s| s.target == TARGET)
+            .unwrap()
+            .probe_sent;
+        (node, raised_by)
+    }
+
+    fn indirect_ack(node: &mut Node, probe: u32) {
+        let now = node.clock + 1;
+        let msg = Envelope {
+            from: NodeId::new(3),
+            inc: INC,
+            refute: 0,
+            view: None,
+            gossip: Vec::new(),
+            body: Body::IndirectAck {
+                probe,
+                target: NodeId::new(2),
+            },
+        };
+        node.handle(now, msg, &mut Vec::new());
+    }
+
+    #[test]
+    fn an_indirect_ack_after_the_period_refutes_the_suspicion() {
+        let (mut node, raised_by) = node_suspecting_node_2();
+        let probe = node
+            .probes
+            .iter()
+            .find(|p| p.target == TARGET && p.sent == raised_by)
+            .copied()
+            .unwrap();
+        assert!(probe.expired, "the probe's period ended unanswered");
+        indirect_ack(&mut node, probe.id);
+        assert!(!suspected(&node), "a late ack proves node 2 alive");
+    }
+
+    #[test]
+    fn an_ack_to_an_earlier_probe_does_not_refute_the_suspicion() {
+        let (mut node, raised_by) = node_suspecting_node_2();
+        node.probes.push(Probe {
+            id: 9_999,
+            target: TARGET,
+            sent: raised_by.checked_sub(1).unwrap(),
+            indirect_sent: true,
+            expired: true,
+        });
+        indirect_ack(&mut node, 9_999);
+        assert!(
+            suspected(&node),
+            "node 2 answered before the probe that raised it"
+        );
     }
 }

@@ -68,6 +68,20 @@ struct Probe {
     target: usize,
     sent: u64,
     indirect_sent: bool,
+    /// Its period ended unanswered (its target became a suspect then). It is kept until
+    /// `dead_ms` after it was sent, because a late ack, direct or through a helper, still
+    /// proves the target alive after `sent`.
+    expired: bool,
+}
+
+/// A live peer whose probe went unanswered for a whole period.
+#[derive(Debug, Clone, Copy)]
+struct Suspicion {
+    target: usize,
+    /// When the suspicion started (the death deadline counts from here).
+    since: u64,
+    /// When the probe that raised it was sent: an ack to this or any later probe refutes it.
+    probe_sent: u64,
 }
 
 /// A member's answer to a proposal.
@@ -107,7 +121,7 @@ pub struct Node {
     alive_cursor: Cursor,
     other_cursor: Cursor,
     probes: Vec<Probe>,
-    suspects: Vec<(usize, u64)>,
+    suspects: Vec<Suspicion>,
     gossip: VecDeque<(Update, u32)>,
     // View agreement.
     candidates: Vec<ProposedMember>,
@@ -329,7 +343,7 @@ impl Node {
         if old.state != state || old.inc != inc {
             self.candidates_dirty = true;
             if state != State::Alive || old.inc != inc {
-                self.suspects.retain(|&(p, _)| p != pos);
+                self.suspects.retain(|s| s.target != pos);
                 self.probes.retain(|p| p.target != pos);
             }
         }
@@ -361,7 +375,7 @@ impl Node {
         } else if refute > p.refute {
             self.peers[pos].refute = refute;
         }
-        self.suspects.retain(|&(s, _)| s != pos);
+        self.suspects.retain(|s| s.target != pos);
         true
     }
 
@@ -469,7 +483,15 @@ impl Node {
         }
         match msg.body {
             Body::Ping { probe } => self.send(msg.from, Body::Ack { probe }, out),
-            Body::Ack { probe } => self.probes.retain(|p| !(p.id == probe && p.target == pos)),
+            Body::Ack { probe } => {
+                if let Some(k) = self
+                    .probes
+                    .iter()
+                    .position(|p| p.id == probe && p.target == pos)
+                {
+                    self.acked(k);
+                }
+            }
             Body::PingReq { probe, target } => {
                 if target != self.me && self.spec.position(target).is_some() {
                     self.send(
@@ -498,12 +520,13 @@ impl Node {
                 }
             }
             Body::IndirectAck { probe, target } => {
-                if let Some(t) = self.spec.position(target) {
-                    let before = self.probes.len();
-                    self.probes.retain(|p| !(p.id == probe && p.target == t));
-                    if self.probes.len() != before {
-                        self.suspects.retain(|&(s, _)| s != t);
-                    }
+                if let Some(t) = self.spec.position(target)
+                    && let Some(k) = self
+                        .probes
+                        .iter()
+                        .position(|p| p.id == probe && p.target == t)
+                {
+                    self.acked(k);
                 }
             }
             Body::Notice => {}
