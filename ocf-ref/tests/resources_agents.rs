@@ -10,7 +10,9 @@ use ocf_ref::process::group_alive;
 use ocf_ref::resources::{NativeDummy, ScriptAgent, list};
 use ocf_resources::env::{Notify, NotifyType};
 use ocf_resources::validate::ParamProblem;
-use ocf_resources::{Action, ActionRequest, ExitCode, ResourceAgent, ResourceError, Status};
+use ocf_resources::{
+    Action, ActionRequest, ExitCode, Outcome, ResourceAgent, ResourceError, Status,
+};
 
 const SYSTEM_ROOT: &str = "/usr/lib/ocf";
 
@@ -46,6 +48,18 @@ fn read_pid(path: &Path) -> u32 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Runs `request` on a broken fixture agent, which writes its process group id to the
+/// `pidfile` parameter; returns the outcome and that group id.
+async fn run_broken(agent: &ScriptAgent, request: ActionRequest) -> (Outcome, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let out = agent
+        .execute(request.param("pidfile", pidfile.display().to_string()))
+        .await
+        .unwrap();
+    (out, read_pid(&pidfile))
 }
 
 /// Runs `steps` on the system agent `id` with its own state file, checking each exit code.
@@ -193,16 +207,11 @@ async fn parameters_are_validated_against_meta_data_unless_opted_out() {
 
 #[tokio::test]
 async fn broken_hang_times_out_and_its_group_is_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let agent = fixture("hang");
-    let out = agent
-        .execute(
-            ActionRequest::new(Action::Start, "t", Duration::from_secs(1))
-                .param("pidfile", pidfile.display().to_string()),
-        )
-        .await
-        .unwrap();
+    let (out, pgid) = run_broken(
+        &fixture("hang"),
+        ActionRequest::new(Action::Start, "t", Duration::from_secs(1)),
+    )
+    .await;
     assert_eq!(
         out.status,
         Status::TimedOut {
@@ -210,24 +219,16 @@ async fn broken_hang_times_out_and_its_group_is_gone() {
         }
     );
     assert!(out.timed_out() && !out.succeeded(Action::Start));
-    assert!(
-        group_gone(read_pid(&pidfile)).await,
-        "hang left processes behind"
-    );
+    assert!(group_gone(pgid).await, "hang left processes behind");
 }
 
 #[tokio::test]
 async fn broken_fork_ignoring_sigterm_is_killed_with_its_child() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let agent = fixture("fork-ignore-term");
-    let out = agent
-        .execute(
-            ActionRequest::new(Action::Monitor, "t", Duration::from_secs(1))
-                .param("pidfile", pidfile.display().to_string()),
-        )
-        .await
-        .unwrap();
+    let (out, pgid) = run_broken(
+        &fixture("fork-ignore-term"),
+        ActionRequest::new(Action::Monitor, "t", Duration::from_secs(1)),
+    )
+    .await;
     assert!(
         matches!(out.status, Status::TimedOut { .. }),
         "{}",
@@ -239,50 +240,35 @@ async fn broken_fork_ignoring_sigterm_is_killed_with_its_child() {
         out.stdout
     );
     assert!(
-        group_gone(read_pid(&pidfile)).await,
+        group_gone(pgid).await,
         "the SIGTERM-ignoring child survived"
     );
 }
 
 #[tokio::test]
 async fn broken_flood_is_captured_up_to_the_bound() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
     let agent = fixture("flood").with_output_limit(64 * 1024);
-    let out = agent
-        .execute(req(Action::Monitor).param("pidfile", pidfile.display().to_string()))
-        .await
-        .unwrap();
+    let (out, pgid) = run_broken(&agent, req(Action::Monitor)).await;
     assert_eq!(out.exit_code(), Some(ExitCode::Success));
     assert!(out.stdout_truncated);
     assert_eq!(out.stdout.len(), 64 * 1024);
-    assert!(group_gone(read_pid(&pidfile)).await);
+    assert!(group_gone(pgid).await);
 }
 
 #[tokio::test]
 async fn broken_exit42_is_an_unknown_exit_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let out = fixture("exit42")
-        .execute(req(Action::Monitor).param("pidfile", pidfile.display().to_string()))
-        .await
-        .unwrap();
+    let (out, pgid) = run_broken(&fixture("exit42"), req(Action::Monitor)).await;
     assert_eq!(out.status, Status::UnknownExitCode { code: 42 });
-    assert!(group_gone(read_pid(&pidfile)).await);
+    assert!(group_gone(pgid).await);
     assert_eq!(out.exit_code(), None);
     assert!(!out.succeeded(Action::Monitor));
 }
 
 #[tokio::test]
 async fn broken_killed_is_a_signal_death() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let out = fixture("killed")
-        .execute(req(Action::Monitor).param("pidfile", pidfile.display().to_string()))
-        .await
-        .unwrap();
+    let (out, pgid) = run_broken(&fixture("killed"), req(Action::Monitor)).await;
     assert_eq!(out.status, Status::Signaled { signal: 9 });
-    assert!(group_gone(read_pid(&pidfile)).await);
+    assert!(group_gone(pgid).await);
 }
 
 #[tokio::test]
