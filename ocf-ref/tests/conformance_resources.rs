@@ -3,18 +3,15 @@
 //! with its state file in a temporary directory) and the native Dummy; and the suite failing a
 //! deliberately broken agent, to show it can.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+#[path = "support/faulty_agent.rs"]
+mod faulty_agent;
 
-use async_trait::async_trait;
+use faulty_agent::Faulty;
+
 use ocf_conformance::CheckOutcome;
 use ocf_conformance::resources::{self, Capabilities, Options};
 use ocf_ref::conformance::TokioClock;
 use ocf_ref::resources::{NativeDummy, ScriptAgent};
-use ocf_resources::metadata::{ActionSpec, Metadata};
-use ocf_resources::{
-    Action, ActionRequest, AgentId, ExitCode, Outcome, ResourceAgent, ResourceError,
-};
 
 const SYSTEM_ROOT: &str = "/usr/lib/ocf";
 
@@ -136,94 +133,17 @@ async fn a_declared_capability_the_agent_lacks_fails() {
 }
 
 /// An agent that breaks the action rules on purpose.
-struct Broken {
-    id: AgentId,
-    running: Mutex<bool>,
-    /// Start of a started resource fails.
-    strict_start: bool,
-    /// Stop of a stopped resource fails.
-    strict_stop: bool,
-    /// Monitor takes 3 s against an advertised 1 s, but says so honestly.
-    slow_monitor: bool,
-}
-
-impl Broken {
-    fn new() -> Self {
-        Self {
-            id: "ocf:test:Broken".parse().unwrap(),
-            running: Mutex::new(false),
-            strict_start: false,
-            strict_stop: false,
-            slow_monitor: false,
-        }
-    }
-}
-
-#[async_trait]
-impl ResourceAgent for Broken {
-    fn id(&self) -> &AgentId {
-        &self.id
-    }
-    async fn metadata(&self) -> Result<Metadata, ResourceError> {
-        let mut m = Metadata::new("Broken");
-        m.api_version = Some("1.1".into());
-        let t = Duration::from_secs(5);
-        m.actions = vec![
-            ActionSpec::new(Action::Start, t),
-            ActionSpec::new(Action::Stop, t),
-            ActionSpec::new(Action::Monitor, Duration::from_secs(1)),
-            ActionSpec::new(Action::MetaData, t),
-        ];
-        Ok(m)
-    }
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
-        let started = Instant::now();
-        let running = *self.running.lock().unwrap();
-        let code = match request.action {
-            Action::MetaData => {
-                let xml = self.metadata().await?.to_xml();
-                return Ok(Outcome::exited(ExitCode::Success, started.elapsed())
-                    .with_output(xml, String::new()));
-            }
-            Action::Start if running && self.strict_start => ExitCode::ErrGeneric,
-            Action::Stop if !running && self.strict_stop => ExitCode::ErrGeneric,
-            Action::Start | Action::Stop => {
-                *self.running.lock().unwrap() = request.action == Action::Start;
-                ExitCode::Success
-            }
-            Action::Monitor => {
-                if self.slow_monitor {
-                    // Reports the duration it took, as a process runner would measure it.
-                    let code = if running {
-                        ExitCode::Success
-                    } else {
-                        ExitCode::NotRunning
-                    };
-                    return Ok(Outcome::exited(code, Duration::from_secs(3)));
-                }
-                if running {
-                    ExitCode::Success
-                } else {
-                    ExitCode::NotRunning
-                }
-            }
-            _ => ExitCode::ErrUnimplemented,
-        };
-        Ok(Outcome::exited(code, started.elapsed()))
-    }
-}
-
 #[tokio::test]
 async fn the_suite_fails_a_broken_agent_by_name() {
     let clock = TokioClock::new();
     let options = Options::new("t");
-    let correct = resources::run(&Broken::new(), &clock, &options).await;
+    let correct = resources::run(&Faulty::new(), &clock, &options).await;
     correct.assert_passed();
 
-    let agent = Broken {
+    let agent = Faulty {
         strict_start: true,
         strict_stop: true,
-        ..Broken::new()
+        ..Faulty::new()
     };
     let report = resources::run(&agent, &clock, &options).await;
     assert!(!report.passed());
@@ -234,11 +154,11 @@ async fn the_suite_fails_a_broken_agent_by_name() {
         "{report}"
     );
     // The suite still stopped the resource it started.
-    assert!(!*agent.running.lock().unwrap());
+    assert!(!agent.is_running());
 
-    let slow = Broken {
+    let slow = Faulty {
         slow_monitor: true,
-        ..Broken::new()
+        ..Faulty::new()
     };
     let report = resources::run(&slow, &clock, &options).await;
     match report.outcome("resources.within_timeouts") {

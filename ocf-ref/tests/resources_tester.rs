@@ -2,16 +2,13 @@
 //! The conformance tester in the library: it passes a good agent and names what a bad one
 //! gets wrong (idempotence, probe semantics, advertised timeouts).
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+#[path = "support/faulty_agent.rs"]
+mod faulty_agent;
 
-use async_trait::async_trait;
+use faulty_agent::Faulty;
+
 use ocf_ref::resources::NativeDummy;
 use ocf_ref::resources::tester::{CheckStatus, Report, TestConfig, test_agent};
-use ocf_resources::metadata::{ActionSpec, Metadata};
-use ocf_resources::{
-    Action, ActionRequest, AgentId, ExitCode, Outcome, ResourceAgent, ResourceError, Status,
-};
 
 fn status(report: &Report, name: &str) -> Option<CheckStatus> {
     report
@@ -46,84 +43,9 @@ async fn the_native_dummy_passes() {
 }
 
 /// A native agent that gets things wrong on purpose.
-struct Sloppy {
-    id: AgentId,
-    running: Mutex<bool>,
-    /// Start on a started resource fails (not idempotent).
-    strict_start: bool,
-    /// Monitor of a stopped resource says "error" instead of 7.
-    bad_probe: bool,
-    /// Stop takes longer than its advertised 100 ms.
-    slow_stop: bool,
-}
-
-impl Sloppy {
-    fn new() -> Self {
-        Self {
-            id: "ocf:native:Sloppy".parse().unwrap(),
-            running: Mutex::new(false),
-            strict_start: false,
-            bad_probe: false,
-            slow_stop: false,
-        }
-    }
-}
-
-#[async_trait]
-impl ResourceAgent for Sloppy {
-    fn id(&self) -> &AgentId {
-        &self.id
-    }
-    async fn metadata(&self) -> Result<Metadata, ResourceError> {
-        let mut m = Metadata::new("Sloppy");
-        let t = Duration::from_secs(5);
-        m.actions = vec![
-            ActionSpec::new(Action::Start, t),
-            ActionSpec::new(Action::Stop, Duration::from_millis(100)),
-            ActionSpec::new(Action::Monitor, t),
-            ActionSpec::new(Action::MetaData, t),
-        ];
-        Ok(m)
-    }
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
-        let started = Instant::now();
-        let running = *self.running.lock().unwrap();
-        let code = match request.action {
-            Action::MetaData => {
-                let xml = self.metadata().await?.to_xml();
-                return Ok(Outcome::exited(ExitCode::Success, started.elapsed())
-                    .with_output(xml, String::new()));
-            }
-            Action::Start if running && self.strict_start => ExitCode::ErrGeneric,
-            Action::Start => {
-                *self.running.lock().unwrap() = true;
-                ExitCode::Success
-            }
-            Action::Stop => {
-                if self.slow_stop {
-                    tokio::time::sleep(request.timeout).await;
-                    return Ok(Outcome::new(
-                        Status::TimedOut {
-                            after: request.timeout,
-                        },
-                        started.elapsed(),
-                    ));
-                }
-                *self.running.lock().unwrap() = false;
-                ExitCode::Success
-            }
-            Action::Monitor if running => ExitCode::Success,
-            Action::Monitor if self.bad_probe => ExitCode::ErrGeneric,
-            Action::Monitor => ExitCode::NotRunning,
-            _ => ExitCode::ErrUnimplemented,
-        };
-        Ok(Outcome::exited(code, started.elapsed()))
-    }
-}
-
 #[tokio::test]
 async fn a_correct_minimal_agent_passes_with_skips() {
-    let report = test_agent(&Sloppy::new(), &TestConfig::new("t"), |_| {}).await;
+    let report = test_agent(&Faulty::new(), &TestConfig::new("t"), |_| {}).await;
     assert!(report.passed(), "{report}");
     assert_eq!(
         status(&report, "resources.validate_all"),
@@ -137,9 +59,9 @@ async fn a_correct_minimal_agent_passes_with_skips() {
 
 #[tokio::test]
 async fn a_non_idempotent_start_fails() {
-    let agent = Sloppy {
+    let agent = Faulty {
         strict_start: true,
-        ..Sloppy::new()
+        ..Faulty::new()
     };
     let report = test_agent(&agent, &TestConfig::new("t"), |_| {}).await;
     assert!(!report.passed());
@@ -148,14 +70,14 @@ async fn a_non_idempotent_start_fails() {
         Some(CheckStatus::Fail)
     );
     // The resource was still stopped at the end.
-    assert!(!*agent.running.lock().unwrap());
+    assert!(!agent.is_running());
 }
 
 #[tokio::test]
 async fn a_probe_that_errors_fails_and_the_lifecycle_is_not_run() {
-    let agent = Sloppy {
+    let agent = Faulty {
         bad_probe: true,
-        ..Sloppy::new()
+        ..Faulty::new()
     };
     let report = test_agent(&agent, &TestConfig::new("t"), |_| {}).await;
     assert!(!report.passed());
@@ -169,9 +91,9 @@ async fn a_probe_that_errors_fails_and_the_lifecycle_is_not_run() {
 
 #[tokio::test]
 async fn an_action_past_its_advertised_timeout_fails() {
-    let agent = Sloppy {
+    let agent = Faulty {
         slow_stop: true,
-        ..Sloppy::new()
+        ..Faulty::new()
     };
     let report = test_agent(&agent, &TestConfig::new("t"), |_| {}).await;
     assert!(!report.passed());
