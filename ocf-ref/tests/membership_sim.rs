@@ -9,7 +9,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 
 /// Seeded runs per test function; four functions run in parallel (20,000 runs in all; about
 /// 30 s on two cores in the debug profile). `OCF_SIM_RUNS=<n>` overrides it.
-const RUNS_PER_TEST: u32 = 5_000;
+const RUNS_PER_TEST: u32 = 1_000;
 
 fn config() -> Config {
     Config {

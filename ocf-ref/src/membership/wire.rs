@@ -202,6 +202,12 @@ pub fn decode_signed(signed: &[u8]) -> Result<(Envelope, u64), WireError> {
             Body::Commit(Arc::new(CommittedView { id, members }))
         }
         11 => Body::ViewReq { id: r.view_id()? },
+        12 => Body::Nack {
+            probe: r.u32()?,
+            target: NodeId::new(r.u32()?),
+        },
+        13 => Body::LeaseReq { seq: r.u32()? },
+        14 => Body::LeaseGrant { seq: r.u32()? },
         _ => return Err(WireError::Malformed),
     };
     if !r.0.is_empty() {
@@ -304,6 +310,15 @@ fn encode_payload(env: &Envelope, w: &mut Vec<u8>) -> Result<(), WireError> {
         Body::ViewReq { id } => {
             w.push(11);
             put_view_id(w, *id);
+        }
+        Body::Nack { probe, target } => pair(w, 12, *probe, target.get()),
+        Body::LeaseReq { seq } => {
+            w.push(13);
+            w.extend_from_slice(&seq.to_be_bytes());
+        }
+        Body::LeaseGrant { seq } => {
+            w.push(14);
+            w.extend_from_slice(&seq.to_be_bytes());
         }
     }
     Ok(())
@@ -478,6 +493,12 @@ mod tests {
                 }],
             })),
             Body::ViewReq { id: vid(7) },
+            Body::Nack {
+                probe: 8,
+                target: NodeId::new(4),
+            },
+            Body::LeaseReq { seq: 9 },
+            Body::LeaseGrant { seq: 10 },
         ];
         bodies
             .into_iter()

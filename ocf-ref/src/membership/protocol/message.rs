@@ -152,6 +152,27 @@ pub enum Body {
         /// The id seen.
         id: ViewId,
     },
+    /// A helper's report that `target` did not answer its relayed probe in time: the origin
+    /// learns the helper is alive (so its own links work) and gets one independent
+    /// confirmation of its suspicion (Lifeguard's nack).
+    Nack {
+        /// The origin's probe number.
+        probe: u32,
+        /// The node that stayed silent.
+        target: NodeId,
+    },
+    /// "Grant me primacy in the view in my header": sent to every member once per period.
+    LeaseReq {
+        /// The requester's lease request number.
+        seq: u32,
+    },
+    /// The answer to a [`Body::LeaseReq`]: the sender has the same view installed, has
+    /// accepted nothing newer, and promises not to accept a view without the requester until
+    /// `lease_wait` after this grant.
+    LeaseGrant {
+        /// The request granted.
+        seq: u32,
+    },
 }
 
 /// One message with its sender's state.

@@ -13,6 +13,6 @@ pub use message::{Body, CommittedView, Envelope, Proposal, ProposedMember, Updat
 pub use node::{Event, Node, Output};
 pub use rng::{Cursor, Rng};
 pub use spec::{
-    ClusterSpec, GOSSIP_PER_MESSAGE, INDIRECT_PROBES, NodeSpec, QuorumOptions, Timing,
-    gossip_retransmits,
+    ClusterSpec, DEFAULT_DETECT_MS, DEFAULT_DRIFT_PPM, GOSSIP_PER_MESSAGE, INDIRECT_PROBES,
+    LEASE_MARGIN_MS, NodeSpec, QuorumOptions, Timing, gossip_retransmits,
 };

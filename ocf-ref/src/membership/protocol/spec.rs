@@ -24,23 +24,79 @@ pub struct QuorumOptions {
     pub expected_votes: Option<u32>,
 }
 
-/// The failure detector's periods, in milliseconds, and the periods derived from them.
+/// Every timer of the protocol, in milliseconds, derived from a few inputs.
+///
+/// The user sets one detection budget ([`Timing::from_budget`]); the probe period, the death
+/// timeout, the primacy lease and the wait before a view may exclude a node all follow from it
+/// (see `ALGORITHM.md`, "Timing"). Explicit values are accepted where they are consistent
+/// ([`Timing::check`] shows the arithmetic when they are not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
-    /// Probe period: each node probes one live peer (and one unreachable one) per period.
+    /// Probe period: each node probes one live peer (and one unreachable one) and renews its
+    /// primacy lease once per period.
     pub heartbeat_ms: u64,
     /// Time from a failed probe to a death declaration, roughly; at least 3 × `heartbeat_ms`.
     pub dead_ms: u64,
+    /// How long one grant of primacy from a peer lasts, measured from when the request left.
+    pub lease_ms: u64,
+    /// The largest rate error of any node's monotonic clock, in parts per million (10,000 =
+    /// 1 %; quartz is within 100).
+    pub drift_ppm: u32,
 }
 
+/// The default detection budget (ms): a death is agreed about this long after it happens.
+pub const DEFAULT_DETECT_MS: u64 = 500;
+
+/// The default bound on clock rate drift (ppm): 1 %, a hundred times what quartz does.
+pub const DEFAULT_DRIFT_PPM: u32 = 10_000;
+
+/// Extra wait before excluding a node, beyond the drift-corrected lease and a quarter period
+/// (ms, at most a quarter period): covers the driver's timer granularity (10 ms) and
+/// scheduling delays in noticing a lapsed lease.
+pub const LEASE_MARGIN_MS: u64 = 10;
+
 impl Timing {
-    /// Timing with these two periods (`dead_ms` is raised to 3 × `heartbeat_ms` if lower).
+    /// Timing with these two periods (`dead_ms` is raised to 3 × `heartbeat_ms` if lower);
+    /// the lease is the longest that never delays an exclusion past `dead_ms`, at most three
+    /// periods, with the default drift bound.
     pub fn new(heartbeat_ms: u64, dead_ms: u64) -> Self {
         let heartbeat_ms = heartbeat_ms.max(2);
-        Self {
+        let dead_ms = dead_ms.max(3 * heartbeat_ms);
+        let mut t = Self {
             heartbeat_ms,
-            dead_ms: dead_ms.max(3 * heartbeat_ms),
-        }
+            dead_ms,
+            lease_ms: 3 * heartbeat_ms,
+            drift_ppm: DEFAULT_DRIFT_PPM,
+        };
+        t.lease_ms = t.lease_ms.min(t.longest_lease());
+        t
+    }
+
+    /// Timing for a detection budget: a dead node is declared dead `detect_ms` after it
+    /// died, at most (probe period `detect_ms / 5`, death after four periods of silence).
+    ///
+    /// ```
+    /// use ocf_ref::membership::protocol::Timing;
+    /// let t = Timing::from_budget(500);
+    /// assert_eq!((t.heartbeat_ms, t.dead_ms, t.lease_ms), (100, 400, 300));
+    /// assert!(t.check().is_ok());
+    /// ```
+    pub fn from_budget(detect_ms: u64) -> Self {
+        let heartbeat_ms = (detect_ms / 5).max(2);
+        Self::new(heartbeat_ms, 4 * heartbeat_ms)
+    }
+
+    /// The longest lease whose [`Timing::lease_wait`] still fits in `dead_ms`.
+    fn longest_lease(&self) -> u64 {
+        let room = self
+            .dead_ms
+            .saturating_sub(self.margin())
+            .saturating_mul(1_000_000 - u64::from(self.drift_ppm));
+        room / (1_000_000 + u64::from(self.drift_ppm))
+    }
+
+    fn margin(&self) -> u64 {
+        self.heartbeat_ms / 4 + LEASE_MARGIN_MS.min(self.heartbeat_ms / 4)
     }
 
     /// How long to wait for a direct ack before asking helpers to probe (2/5 of a period).
@@ -73,6 +129,73 @@ impl Timing {
     /// How long a new process only discovers peers before it may coordinate.
     pub fn join_grace(&self) -> u64 {
         self.dead_ms
+    }
+
+    /// How long a node waits, on its own clock, after it last granted primacy to a node
+    /// before it accepts a view without that node: the lease stretched by the worst drift of
+    /// both clocks, `lease × (1 + ρ) / (1 − ρ)`, plus [`LEASE_MARGIN_MS`] and a quarter
+    /// period. Any lease that grant gave has run out, on the holder's clock, by then.
+    ///
+    /// ```
+    /// use ocf_ref::membership::protocol::Timing;
+    /// // 300 ms × 1.01 / 0.99 = 306.06, rounded up, + 10 + 25.
+    /// assert_eq!(Timing::from_budget(500).lease_wait(), 342);
+    /// ```
+    pub fn lease_wait(&self) -> u64 {
+        let d = u64::from(self.drift_ppm);
+        let stretched = (self.lease_ms * (1_000_000 + d)).div_ceil(1_000_000 - d);
+        stretched + self.margin()
+    }
+
+    /// The shortest time after a death until the survivors may agree on a view without the
+    /// dead node, and the longest (one probe period more, plus the batching window).
+    pub fn expected_detection(&self) -> (u64, u64) {
+        (
+            self.dead_ms.max(self.lease_wait()),
+            self.dead_ms.max(self.lease_wait()) + self.heartbeat_ms + self.settle(),
+        )
+    }
+
+    /// Checks that the timers fit together; the error shows the arithmetic that fails.
+    pub fn check(&self) -> Result<(), String> {
+        let hb = self.heartbeat_ms;
+        if !(10..=60_000).contains(&hb) {
+            return Err(format!("heartbeat_ms = {hb} is out of range 10..=60000"));
+        }
+        if self.dead_ms < 3 * hb {
+            return Err(format!(
+                "dead_ms = {} < 3 × heartbeat_ms = {}: a suspect must be probed again before it is dropped",
+                self.dead_ms,
+                3 * hb
+            ));
+        }
+        if self.drift_ppm > 100_000 {
+            return Err(format!(
+                "drift_ppm = {} is above 100000 (10 %): no clock that bad can hold a lease",
+                self.drift_ppm
+            ));
+        }
+        let least = 2 * hb + self.ack_timeout();
+        if self.lease_ms < least {
+            return Err(format!(
+                "lease_ms = {} < 2 × heartbeat_ms + ack timeout = {least}: one lost renewal would cost the primary",
+                self.lease_ms
+            ));
+        }
+        if self.lease_wait() > self.dead_ms {
+            return Err(format!(
+                "lease wait = lease_ms × (1 + ρ)/(1 − ρ) + margin = {} × {}/{} + {} = {} > dead_ms = {}: \
+                 excluding a dead node would wait longer than detecting it; lower lease_ms to {} or raise dead_ms",
+                self.lease_ms,
+                1_000_000 + self.drift_ppm,
+                1_000_000 - self.drift_ppm,
+                self.margin(),
+                self.lease_wait(),
+                self.dead_ms,
+                self.longest_lease()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -206,7 +329,39 @@ mod tests {
                 assert!(t.ack_timeout() < t.heartbeat_ms);
                 assert!(t.suspect_timeout() >= 2 * t.heartbeat_ms);
                 assert!(t.settle() <= t.heartbeat_ms);
+                if hb >= 10 {
+                    assert!(t.lease_wait() <= t.dead_ms, "{t:?}");
+                    assert!(t.check().is_ok(), "{t:?}: {:?}", t.check());
+                }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+
+    #[test]
+    fn inconsistent_timing_is_refused_with_its_arithmetic() {
+        let mut t = Timing::from_budget(500);
+        t.lease_ms = 390;
+        let e = t.check().unwrap_err();
+        assert!(e.contains("> dead_ms = 400"), "{e}");
+        assert!(e.contains("lower lease_ms to"), "{e}");
+        t.lease_ms = 200;
+        assert!(t.check().unwrap_err().contains("one lost renewal"));
+        let mut t = Timing::from_budget(500);
+        t.drift_ppm = 200_000;
+        assert!(t.check().is_err());
+    }
+
+    #[test]
+    fn the_lease_never_delays_an_exclusion_past_detection() {
+        for budget in [50, 100, 500, 1000, 5000, 60_000] {
+            let t = Timing::from_budget(budget);
+            assert!(t.lease_wait() <= t.dead_ms, "{t:?}");
+            assert!(t.lease_ms >= 2 * t.heartbeat_ms + t.ack_timeout(), "{t:?}");
         }
     }
 }

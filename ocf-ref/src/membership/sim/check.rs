@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use ocf_core::NodeId;
 use ocf_membership::{EventKind, ViewId};
 
-use super::Record;
+use super::{PrimacyStart, Record};
 
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,12 +57,14 @@ pub fn agreement(log: &[Record]) -> Result<(), Violation> {
 }
 
 /// `monotonic_view_ids` (OCF's `m_instance` grows): within one process (node and
-/// incarnation) installed view ids strictly increase.
+/// incarnation) installed view ids strictly increase. A lease that lapses or comes back is
+/// reported with the same view (`not_primary`, `primary_restored`), which installs nothing.
 pub fn monotonic_view_ids(log: &[Record]) -> Result<(), Violation> {
     let mut last: HashMap<(NodeId, u64), ViewId> = HashMap::new();
     for r in log.iter().filter(|r| r.kind != EventKind::Evicted) {
+        let primacy_only = matches!(r.kind, EventKind::NotPrimary | EventKind::PrimaryRestored);
         if let Some(prev) = last.insert((r.node, r.inc), r.view.id)
-            && r.view.id <= prev
+            && (r.view.id < prev || (r.view.id == prev && !primacy_only))
         {
             return Err(violation(
                 "monotonic_view_ids",
@@ -136,6 +138,27 @@ pub fn no_eviction_of_healthy_nodes(log: &[Record], since: u64, n: usize) -> Res
     Ok(())
 }
 
+/// `at_most_one_primary_view` (issue "never two primaries at any instant"; DESIGN.md: at
+/// most one partition is primary at a time): whenever a node became primary, every other
+/// node primary at that same instant, each judged on its own drifting clock, was primary in
+/// the same view. Every overlap of two primary views begins when one of them becomes
+/// primary, so checking at those instants checks every instant. Not promised with
+/// `two_node` (either half of a split two-node cluster may act; fencing decides).
+pub fn at_most_one_primary_view(starts: &[PrimacyStart]) -> Result<(), Violation> {
+    for s in starts {
+        if let Some((other, v)) = s.others.iter().find(|(_, v)| *v != s.view) {
+            return Err(violation(
+                "at_most_one_primary_view",
+                format!(
+                    "at {} ms node {} became primary in view {} while node {other} was primary in view {v}",
+                    s.time, s.node, s.view
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// All the safety checkers at once.
 pub fn safety(log: &[Record], two_node: bool) -> Result<(), Violation> {
     agreement(log)?;
@@ -143,6 +166,15 @@ pub fn safety(log: &[Record], two_node: bool) -> Result<(), Violation> {
     gapless_seq(log)?;
     if !two_node {
         quorate_views_intersect(log)?;
+    }
+    Ok(())
+}
+
+/// [`safety`] and [`at_most_one_primary_view`] over one simulation.
+pub fn safety_of(sim: &super::Sim, two_node: bool) -> Result<(), Violation> {
+    safety(&sim.log, two_node)?;
+    if !two_node {
+        at_most_one_primary_view(&sim.primacy)?;
     }
     Ok(())
 }
@@ -220,5 +252,21 @@ mod tests {
         assert!(no_eviction_of_healthy_nodes(&dropped, 0, 3).is_err());
         assert!(no_eviction_of_healthy_nodes(&dropped, 0, 2).is_err());
         assert!(no_eviction_of_healthy_nodes(&dropped[..1], 0, 3).is_ok());
+
+        let a = ViewId::new(1, NodeId::new(1), 5);
+        let b = ViewId::new(2, NodeId::new(1), 5);
+        let start = |others: Vec<(NodeId, ViewId)>| PrimacyStart {
+            time: 10,
+            node: NodeId::new(1),
+            view: b,
+            others,
+        };
+        assert!(at_most_one_primary_view(&[start(vec![(NodeId::new(2), b)])]).is_ok());
+        assert_eq!(
+            at_most_one_primary_view(&[start(vec![(NodeId::new(2), b), (NodeId::new(5), a)])])
+                .unwrap_err()
+                .invariant,
+            "at_most_one_primary_view"
+        );
     }
 }

@@ -32,6 +32,20 @@ fn trace_from() -> Option<u64> {
     })
 }
 
+/// A node became primary (or primary in another view): which other nodes were primary at that
+/// same instant, each asked on its own drifting clock, and in which view.
+#[derive(Debug, Clone)]
+pub struct PrimacyStart {
+    /// Simulated time (ms).
+    pub time: u64,
+    /// The node that became primary.
+    pub node: NodeId,
+    /// The view it is primary in.
+    pub view: ViewId,
+    /// Every other running node primary at that instant, with its view.
+    pub others: Vec<(NodeId, ViewId)>,
+}
+
 /// One installed view or eviction, as recorded by the simulator.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -113,6 +127,10 @@ pub struct Sim {
     next_tick: u64,
     nodes: Vec<Option<Node>>,
     offsets: Vec<i64>,
+    /// Per node: its clock's rate error in parts per million (within the spec's drift bound).
+    drift: Vec<i64>,
+    /// Per node: the view it was primary in after its last step.
+    primary_in: Vec<Option<ViewId>>,
     last_inc: Vec<u64>,
     queue: BinaryHeap<Reverse<Pending>>,
     order: u64,
@@ -121,6 +139,8 @@ pub struct Sim {
     pub net: Network,
     /// Every installed view and eviction, in order (unless `record` is off).
     pub log: Vec<Record>,
+    /// Every instant a node became primary, with who else was (unless `record` is off).
+    pub primacy: Vec<PrimacyStart>,
     /// Whether to keep [`Sim::log`] (large simulations turn it off).
     pub record: bool,
     /// Messages sent so far (before loss).
@@ -180,6 +200,17 @@ impl Sim {
     fn empty(spec: Arc<ClusterSpec>, seed: u64) -> Self {
         let n = spec.nodes().len();
         let tick_ms = (spec.timing.heartbeat_ms / 20).clamp(1, 10);
+        let mut rng = Rng::new(seed);
+        // Every clock runs at its own rate, anywhere within the drift bound the protocol is
+        // told of (the extremes are the interesting cases, so half the nodes get them).
+        let bound = i64::from(spec.timing.drift_ppm);
+        let drift = (0..n)
+            .map(|_| match rng.below(4) {
+                0 => bound,
+                1 => -bound,
+                _ => rng.below(2 * bound as u64 + 1) as i64 - bound,
+            })
+            .collect();
         Self {
             net: Network::healthy(n),
             time: 0,
@@ -187,11 +218,14 @@ impl Sim {
             next_tick: 0,
             nodes: (0..n).map(|_| None).collect(),
             offsets: vec![0; n],
+            drift,
+            primary_in: vec![None; n],
             last_inc: vec![0; n],
             queue: BinaryHeap::new(),
             order: 0,
-            rng: Rng::new(seed),
+            rng,
             log: Vec::new(),
+            primacy: Vec::new(),
             record: true,
             sent: 0,
             out: Vec::new(),
@@ -209,8 +243,13 @@ impl Sim {
         self.time
     }
 
+    /// The node's monotonic clock: simulated time at the node's own rate, plus its steps.
     fn node_clock(&self, pos: usize) -> u64 {
-        (CLOCK_BASE + self.time).saturating_add_signed(self.offsets[pos])
+        let skew = i64::try_from(i128::from(self.time) * i128::from(self.drift[pos]) / 1_000_000)
+            .unwrap_or(0);
+        (CLOCK_BASE + self.time)
+            .saturating_add_signed(skew)
+            .saturating_add_signed(self.offsets[pos])
     }
 
     /// Starts (or restarts) the node at `pos` as a new process with a new incarnation.
@@ -228,6 +267,7 @@ impl Sim {
     /// Crashes the node at `pos` (its messages in flight still arrive).
     pub fn crash(&mut self, pos: usize) {
         self.nodes[pos] = None;
+        self.primary_in[pos] = None;
     }
 
     /// True when the node at `pos` runs.
@@ -235,9 +275,11 @@ impl Sim {
         self.nodes[pos].is_some()
     }
 
-    /// Steps the node's clock by `delta_ms` (negative: backwards).
+    /// Steps the node's clock forward by `delta_ms`, as a pause does (the process sleeps
+    /// through it). The drivers feed the protocol a monotonic clock, which never steps back:
+    /// a negative `delta_ms` is ignored.
     pub fn jump_clock(&mut self, pos: usize, delta_ms: i64) {
-        self.offsets[pos] = self.offsets[pos].saturating_add(delta_ms);
+        self.offsets[pos] = self.offsets[pos].saturating_add(delta_ms.max(0));
     }
 
     /// Removes every partition, cut, loss, duplication and delay spread.
@@ -307,6 +349,7 @@ impl Sim {
     }
 
     fn flush(&mut self, from: usize) {
+        self.watch_primacy(from);
         let mut out = std::mem::take(&mut self.out);
         for o in out.drain(..) {
             match o {
@@ -327,6 +370,44 @@ impl Sim {
             }
         }
         self.out = out;
+    }
+
+    /// After a step of the node at `pos`: if it became primary (or primary in another view),
+    /// ask every other node, at this instant and on its own clock, whether it is primary.
+    /// Any overlap of two primary views starts at such a step, so this finds every one.
+    fn watch_primacy(&mut self, pos: usize) {
+        if !self.record {
+            return;
+        }
+        let now = self.primary_view_of(pos);
+        let was = std::mem::replace(&mut self.primary_in[pos], now);
+        let Some(view) = now else {
+            return;
+        };
+        if was == Some(view) {
+            return;
+        }
+        let others = (0..self.nodes.len())
+            .filter(|&q| q != pos)
+            .filter_map(|q| {
+                let v = self.primary_view_of(q)?;
+                Some((self.spec.nodes()[q].id, v))
+            })
+            .collect();
+        self.primacy.push(PrimacyStart {
+            time: self.time,
+            node: self.spec.nodes()[pos].id,
+            view,
+            others,
+        });
+    }
+
+    fn primary_view_of(&self, pos: usize) -> Option<ViewId> {
+        let node = self.nodes[pos].as_ref()?;
+        if !node.is_primary_at(self.node_clock(pos)) {
+            return None;
+        }
+        node.installed().map(|v| v.id)
     }
 
     fn transmit(&mut self, from: usize, to: NodeId, msg: Envelope) {

@@ -12,8 +12,10 @@ use ocf_core::NodeId;
 /// What a scenario exercises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Partitions, one-way cuts, loss, duplication, reordering, delays, crashes, restarts and
-    /// clock jumps; then everything heals and the cluster must converge within the bound.
+    /// Partitions, one-way cuts, mute nodes (heard by nobody), deaf nodes (hearing nobody),
+    /// loss, duplication, reordering, delays, crashes, restarts, pauses (forward clock steps)
+    /// and clocks that drift; then everything heals and the cluster must converge within the
+    /// bound.
     Chaos,
     /// Only loss up to [`STATED_LOSS`], duplication and reordering: no node may be dropped.
     Lossy,
@@ -172,7 +174,10 @@ pub fn run(seed: u64, kind: Kind) -> Result<Outcome, Violation> {
             }
         }
     };
-    check::safety(&sim.log, two_node)?;
+    check::safety_of(&sim, two_node).map_err(|mut v| {
+        v.detail.push_str(&trace(&sim));
+        v
+    })?;
     Ok(outcome)
 }
 
@@ -203,7 +208,7 @@ fn trace(sim: &Sim) -> String {
 
 fn fault(sim: &mut Sim, rng: &mut Rng) {
     let n = sim.spec().nodes().len();
-    match rng.below(8) {
+    match rng.below(10) {
         0 => {
             let groups = 2 + rng.below(2) as u32;
             sim.net.group = (0..n)
@@ -238,10 +243,24 @@ fn fault(sim: &mut Sim, rng: &mut Rng) {
                 sim.start(pos);
             }
         }
-        _ => {
+        7 => {
+            // A pause: the node's clock steps forward, as if it slept through it.
             let pos = rng.below(n as u64) as usize;
-            let delta = 100 + rng.below(5_000) as i64;
-            sim.jump_clock(pos, if rng.chance(0.5) { delta } else { -delta });
+            sim.jump_clock(pos, 100 + rng.below(5_000) as i64);
+        }
+        8 => {
+            // A mute node: it hears everyone, nobody hears it.
+            let a = rng.below(n as u64) as usize;
+            sim.net
+                .cut
+                .extend((0..n).filter(|&b| b != a).map(|b| (a, b)));
+        }
+        _ => {
+            // A deaf node: everyone hears it, it hears nobody.
+            let a = rng.below(n as u64) as usize;
+            sim.net
+                .cut
+                .extend((0..n).filter(|&b| b != a).map(|b| (b, a)));
         }
     }
 }

@@ -8,7 +8,7 @@ use ocf_membership::{EventKind, Quorum, ViewId};
 
 use super::super::message::Body;
 use super::super::message::{CommittedView, Proposal, ViewMember};
-use super::{Answer, Event, Node, Output, Round, State};
+use super::{Answer, Node, Output, PendingAccept, Round, State};
 
 impl Node {
     pub(super) fn coordinate(&mut self, now: u64, out: &mut Vec<Output>) {
@@ -18,7 +18,7 @@ impl Node {
             self.changed_since = None;
             return;
         }
-        if now.saturating_sub(self.started) < timing.join_grace() {
+        if now.saturating_sub(self.started) < timing.join_grace() || self.is_quiet() {
             return;
         }
         if let Some(round) = &self.round {
@@ -42,7 +42,9 @@ impl Node {
                 return;
             }
             if round.answers.iter().all(|a| *a != Answer::Waiting) {
-                self.commit(out);
+                if now >= round.ready_at {
+                    self.commit(now, out);
+                }
             } else if now.saturating_sub(round.started) >= timing.round_timeout() {
                 // Members that never answered are dropped; the next round goes without them.
                 let silent: Vec<usize> = round
@@ -112,8 +114,11 @@ impl Node {
             members: self.candidates.clone(),
         });
         let mut answers = vec![Answer::Waiting; proposal.members.len()];
-        // The coordinator accepts its own proposal.
-        self.promised = Some(id);
+        // The coordinator accepts its own proposal, and commits it no earlier than every
+        // lease it granted to a node the proposal leaves out has run out.
+        let ready_at = self.accept_not_before(&proposal.members);
+        self.promise(id, now);
+        self.pending_accept = None;
         if let Ok(i) = proposal.members.binary_search_by_key(&self.me, |m| m.id) {
             answers[i] = Answer::Accepted(self.my_born_on());
         }
@@ -131,6 +136,7 @@ impl Node {
             answers,
             started: now,
             last_send: now,
+            ready_at,
         });
     }
 
@@ -142,7 +148,7 @@ impl Node {
             .map(|m| m.born_on)
     }
 
-    pub(super) fn commit(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn commit(&mut self, now: u64, out: &mut Vec<Output>) {
         let Some(round) = self.round.take() else {
             return;
         };
@@ -162,19 +168,34 @@ impl Node {
             })
             .collect();
         let view = Arc::new(CommittedView { id, members });
-        let others: Vec<NodeId> = view
+        // The members, and the members of our last view that this one leaves out: they learn
+        // at once that they are out (a node that can hear but not be heard has no other way).
+        let mut others: Vec<NodeId> = view
             .members
             .iter()
             .map(|m| m.id)
             .filter(|&m| m != self.me)
             .collect();
-        self.try_install(Arc::clone(&view), out);
+        if let Some(last) = self.installed.as_ref() {
+            others.extend(
+                last.members
+                    .iter()
+                    .map(|m| m.id)
+                    .filter(|&m| m != self.me && view.member(m).is_none()),
+            );
+        }
+        self.try_install(Arc::clone(&view), now, out);
         for to in others {
             self.send(to, Body::Commit(Arc::clone(&view)), out);
         }
     }
 
-    pub(super) fn try_install(&mut self, view: Arc<CommittedView>, out: &mut Vec<Output>) {
+    pub(super) fn try_install(
+        &mut self,
+        view: Arc<CommittedView>,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         self.max_instance = self.max_instance.max(view.id.instance);
         if self.installed.as_ref().is_some_and(|v| view.id <= v.id) {
             return;
@@ -183,14 +204,12 @@ impl Node {
             if let Some(last) = self.installed.clone()
                 && self.evicted_from != Some(last.id)
             {
+                // Evicted means not primary, from this instant.
                 self.evicted_from = Some(last.id);
-                self.seq += 1;
-                out.push(Output::Event(Event {
-                    seq: self.seq,
-                    kind: EventKind::Evicted,
-                    quorum: self.quorum_of(&last),
-                    view: last,
-                }));
+                self.invalidate_primacy();
+                self.install_pending = None;
+                self.left_primary_at = None;
+                self.emit(EventKind::Evicted, last, false, now, None, out);
             }
             return;
         }
@@ -207,16 +226,19 @@ impl Node {
             self.seen_all = true;
         }
         let quorum = self.quorum_of(&view);
-        let kind = EventKind::for_transition(self.quorate, quorum.quorate);
         self.quorate = Some(quorum.quorate);
         self.installed = Some(Arc::clone(&view));
-        self.seq += 1;
-        out.push(Output::Event(Event {
-            seq: self.seq,
-            kind,
-            view,
-            quorum,
-        }));
+        if self.pending_accept.is_some_and(|p| p.id <= view.id) {
+            self.pending_accept = None;
+        }
+        // Leases are per view: start over, ask every member at once, and report the view
+        // when a majority granted (or after an ack timeout, as not primary).
+        self.granted_by.iter_mut().for_each(|g| *g = None);
+        self.invalidate_primacy();
+        self.install_pending = Some(now + self.spec.timing.ack_timeout());
+        self.answer_early_requests(now, out);
+        self.request_leases(now, out);
+        self.update_primacy(now, out);
     }
 
     pub(super) fn quorum_of(&self, view: &CommittedView) -> Quorum {
@@ -224,7 +246,13 @@ impl Node {
         self.spec.quorum(votes, self.seen_all)
     }
 
-    pub(super) fn on_propose(&mut self, from: NodeId, p: &Proposal, out: &mut Vec<Output>) {
+    pub(super) fn on_propose(
+        &mut self,
+        from: NodeId,
+        p: &Proposal,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         self.max_instance = self.max_instance.max(p.id.instance);
         let member = p
             .members
@@ -234,14 +262,53 @@ impl Node {
         if !member || p.id.coordinator != from {
             return;
         }
+        if self.pending_accept.is_some_and(|a| a.id == p.id) {
+            return;
+        }
         let above_installed = self.installed.as_ref().is_none_or(|v| p.id > v.id);
         let not_below_promise = self.promised.is_none_or(|pr| p.id >= pr);
-        if above_installed && not_below_promise {
-            self.promised = Some(p.id);
-            let born_on = self.my_born_on();
-            self.send(from, Body::Accept { id: p.id, born_on }, out);
+        if above_installed && not_below_promise && self.keeps_the_primary(from, p) {
+            let not_before = self.accept_not_before(&p.members);
+            self.promise(p.id, now);
+            self.pending_accept = Some(PendingAccept {
+                id: p.id,
+                coordinator: from,
+                not_before,
+            });
+            self.release_accept(now, out);
         } else if let Some(highest) = self.highest_seen() {
             self.send(from, Body::Reject { id: p.id, highest }, out);
         }
+    }
+
+    /// Merges keep the primary: a node refuses a proposal from a node that is not its
+    /// coordinator (it knows a lower live node, which the proposal leaves out), and, while it
+    /// is primary, a proposal whose members do not hold a majority of the votes.
+    fn keeps_the_primary(&mut self, from: NodeId, p: &Proposal) -> bool {
+        if self.coordinator() != from {
+            return false;
+        }
+        if self.is_primary() {
+            let votes = p.members.iter().map(|m| self.spec.votes(m.id)).sum();
+            return self.spec.quorum(votes, true).quorate;
+        }
+        true
+    }
+
+    /// Sends a held-back accept once the leases it waits for have run out.
+    pub(super) fn release_accept(&mut self, now: u64, out: &mut Vec<Output>) {
+        let Some(a) = self.pending_accept else {
+            return;
+        };
+        if self.promised != Some(a.id) {
+            self.pending_accept = None;
+            return;
+        }
+        if now < a.not_before {
+            return;
+        }
+        self.pending_accept = None;
+        let born_on = self.my_born_on();
+        self.send(a.coordinator, Body::Accept { id: a.id, born_on }, out);
     }
 }

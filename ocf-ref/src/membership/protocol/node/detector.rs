@@ -21,6 +21,8 @@ impl Node {
             target,
             sent: now,
             indirect_sent: false,
+            helpers: 0,
+            nacks: 0,
             expired: false,
         });
         let to = self.spec.nodes()[target].id;
@@ -29,40 +31,12 @@ impl Node {
 
     pub(super) fn detect(&mut self, now: u64, out: &mut Vec<Output>) {
         let timing = self.spec.timing;
+        let scale = self.health_scale();
         if now >= self.next_period {
             self.next_period = now + timing.heartbeat_ms;
-            // Probes of the last period that nobody answered: their live targets are suspect.
-            // Expired probes stay (for `dead_ms`) so that a late ack still counts.
-            let mut raised: Vec<(usize, u64)> = Vec::new();
-            for p in &mut self.probes {
-                if !p.expired && now.saturating_sub(p.sent) >= timing.heartbeat_ms {
-                    p.expired = true;
-                    raised.push((p.target, p.sent));
-                }
-            }
-            self.probes
-                .retain(|p| now.saturating_sub(p.sent) < timing.dead_ms);
-            for (target, probe_sent) in raised {
-                if self.peers[target].state == State::Alive
-                    && !self.suspects.iter().any(|s| s.target == target)
-                {
-                    self.suspects.push(Suspicion {
-                        target,
-                        since: now,
-                        probe_sent,
-                    });
-                }
-            }
-            // Suspects that stayed silent long enough are dead.
-            let dead: Vec<usize> = self
-                .suspects
-                .iter()
-                .filter(|s| now.saturating_sub(s.since) >= timing.suspect_timeout())
-                .map(|s| s.target)
-                .collect();
-            for pos in dead {
-                self.declare_dead(pos, out);
-            }
+            self.expire_probes(now, scale);
+            self.declare_silent_suspects(now, out);
+            self.request_leases(now, out);
             // One live peer in turn, every suspect again, and one unreachable peer in turn
             // (which is how partitions heal and restarted nodes are found).
             let n = self.peers.len();
@@ -92,14 +66,16 @@ impl Node {
             let p = self.probes[k];
             if p.indirect_sent
                 || p.expired
-                || now.saturating_sub(p.sent) < timing.ack_timeout()
+                || now.saturating_sub(p.sent) < timing.ack_timeout() * scale
                 || self.peers[p.target].state != State::Alive
             {
                 continue;
             }
-            self.probes[k].indirect_sent = true;
             let target = self.spec.nodes()[p.target].id;
-            for helper in self.random_alive(INDIRECT_PROBES, p.target) {
+            let helpers = self.random_alive(INDIRECT_PROBES, p.target);
+            self.probes[k].indirect_sent = true;
+            self.probes[k].helpers = helpers.len() as u8;
+            for helper in helpers {
                 self.send(
                     helper,
                     Body::PingReq {
@@ -112,13 +88,78 @@ impl Node {
         }
     }
 
+    /// Probes unanswered for a (health-scaled) period: their live targets become suspects.
+    /// Expired probes stay (for `dead_ms`) so that a late ack still counts. A probe whose
+    /// helpers did not even nack says more about this node than about the target.
+    fn expire_probes(&mut self, now: u64, scale: u64) {
+        let timing = self.spec.timing;
+        let mut raised: Vec<(usize, u64)> = Vec::new();
+        let mut unhealthy = false;
+        for p in &mut self.probes {
+            if !p.expired && now.saturating_sub(p.sent) >= timing.heartbeat_ms * scale {
+                p.expired = true;
+                raised.push((p.target, p.sent));
+                unhealthy |= p.nacks < p.helpers;
+            }
+        }
+        if unhealthy {
+            self.raise_lhm();
+        }
+        self.probes
+            .retain(|p| now.saturating_sub(p.sent) < timing.dead_ms * scale);
+        if self.is_quiet() {
+            return;
+        }
+        for (target, probe_sent) in raised {
+            if self.peers[target].state == State::Alive
+                && !self.suspects.iter().any(|s| s.target == target)
+            {
+                self.suspects.push(Suspicion {
+                    target,
+                    since: now,
+                    probe_sent,
+                    confirmations: 0,
+                });
+            }
+        }
+    }
+
+    /// Suspects that stayed silent long enough are dead: after the suspect timeout when
+    /// helpers confirmed the silence, after twice that when nobody could (Lifeguard; the
+    /// health multiplier already delayed the suspicion itself).
+    fn declare_silent_suspects(&mut self, now: u64, out: &mut Vec<Output>) {
+        if self.is_quiet() {
+            return;
+        }
+        let short = self.spec.timing.suspect_timeout();
+        let needed = self.confirmations_needed();
+        let dead: Vec<usize> = self
+            .suspects
+            .iter()
+            .filter(|s| {
+                let silent = now.saturating_sub(s.since);
+                silent >= 2 * short || (silent >= short && s.confirmations >= needed)
+            })
+            .map(|s| s.target)
+            .collect();
+        for pos in dead {
+            self.declare_dead(pos, out);
+        }
+    }
+
     /// The probe at index `k` was answered, directly or through a helper, perhaps after its
     /// period: the target was alive after the probe was sent, which refutes a suspicion raised
     /// by this probe or an earlier one (not one raised by a later probe).
-    pub(super) fn acked(&mut self, k: usize) {
+    pub(super) fn acked(&mut self, k: usize, direct: bool, now: u64) {
         let p = self.probes.remove(k);
         self.suspects
             .retain(|s| !(s.target == p.target && s.probe_sent <= p.sent));
+        if direct {
+            if !p.expired {
+                self.lower_lhm();
+            }
+            self.heard_round_trip(p.target, now);
+        }
     }
 
     /// Up to `k` random live peers other than `except`, in O(k) expected work.
@@ -223,6 +264,8 @@ mod tests {
             target: TARGET,
             sent: raised_by.checked_sub(1).unwrap(),
             indirect_sent: true,
+            helpers: 0,
+            nacks: 0,
             expired: true,
         });
         indirect_ack(&mut node, 9_999);

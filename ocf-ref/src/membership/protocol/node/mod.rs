@@ -8,6 +8,8 @@
 
 mod agreement;
 mod detector;
+mod health;
+mod lease;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,8 +35,8 @@ pub enum Output {
     Event(Event),
 }
 
-/// A membership event produced by the core: a view was installed, or this node learnt it was
-/// left out of a newer view.
+/// A membership event produced by the core: a view was installed, this node's primacy lease
+/// lapsed or came back, or this node learnt it was left out of a newer view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Gapless per process, from 1.
@@ -43,8 +45,15 @@ pub struct Event {
     pub kind: EventKind,
     /// The installed view (for `Evicted`, the last one installed).
     pub view: Arc<CommittedView>,
-    /// The quorum of that view as this node computed it.
+    /// The quorum of that view as this node holds it: `quorate` is this node's primacy (the
+    /// view's votes are a majority *and* a majority granted this node its lease).
     pub quorum: Quorum,
+    /// When the event took effect, on this node's clock (ms, the same clock as the inputs):
+    /// the instant a lease lapsed is in the past when the lapse is noticed.
+    pub at: u64,
+    /// For a newly installed view: when this node stopped acting on its previous view (it
+    /// accepted this view's proposal), if it was primary until then.
+    pub prior_primary_until: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,9 @@ struct Probe {
     target: usize,
     sent: u64,
     indirect_sent: bool,
+    /// Helpers asked to probe the target, and how many of them said it stayed silent.
+    helpers: u8,
+    nacks: u8,
     /// Its period ended unanswered (its target became a suspect then). It is kept until
     /// `dead_ms` after it was sent, because a late ack, direct or through a helper, still
     /// proves the target alive after `sent`.
@@ -82,6 +94,27 @@ struct Suspicion {
     since: u64,
     /// When the probe that raised it was sent: an ack to this or any later probe refutes it.
     probe_sent: u64,
+    /// Helpers that reported the suspect silent since (independent confirmations).
+    confirmations: u8,
+}
+
+/// A probe this node relays for another (`PingReq`): if the target stays silent for an ack
+/// timeout, the origin gets a [`Body::Nack`].
+#[derive(Debug, Clone, Copy)]
+struct Relay {
+    probe: u32,
+    origin: NodeId,
+    target: NodeId,
+    sent: u64,
+}
+
+/// An accept held back until every lease this node granted to a node the proposal leaves out
+/// has run out.
+#[derive(Debug, Clone, Copy)]
+struct PendingAccept {
+    id: ViewId,
+    coordinator: NodeId,
+    not_before: u64,
 }
 
 /// A member's answer to a proposal.
@@ -99,6 +132,8 @@ struct Round {
     answers: Vec<Answer>,
     started: u64,
     last_send: u64,
+    /// The coordinator's own accept counts from here (its grants to left-out nodes lapsed).
+    ready_at: u64,
 }
 
 /// One node of the built-in membership protocol.
@@ -137,6 +172,34 @@ pub struct Node {
     evicted_from: Option<ViewId>,
     last_view_req: Option<(ViewId, u64)>,
     seq: u64,
+    pending_accept: Option<PendingAccept>,
+    // Primacy leases (lease.rs).
+    lease_seq: u32,
+    /// Recent lease requests: (number, sent).
+    lease_sent: VecDeque<(u32, u64)>,
+    /// Per position: the send time of the newest request it granted in the installed view.
+    granted_by: Vec<Option<u64>>,
+    /// Per position: when this node last granted that node primacy.
+    granted_to: Vec<Option<u64>>,
+    /// Requests for a view this node has not installed yet, answered when it does.
+    early_requests: Vec<(usize, ViewId, u32)>,
+    /// [`Node::primary_until`] as last computed; cleared by whatever changes it.
+    primacy_cache: std::cell::Cell<Option<Option<u64>>>,
+    /// Primacy as last reported in an event.
+    reported_primary: Option<bool>,
+    /// An installed view whose event waits for the first lease (or this deadline).
+    install_pending: Option<u64>,
+    /// When this node stopped acting on its installed view to accept a newer one, if it was
+    /// primary then.
+    left_primary_at: Option<u64>,
+    // Lifeguard (health.rs).
+    /// Local health multiplier, 0 to [`health::MAX_LHM`]: every timeout is scaled by `1 + lhm`.
+    lhm: u32,
+    relays: Vec<Relay>,
+    /// Set after a pause: act on nothing until a majority answered (or `dead_ms` passed).
+    quiet: Option<health::Quiet>,
+    /// When the last tick was due (late ticks mean this node is slow).
+    next_tick_due: Option<u64>,
 }
 
 impl Node {
@@ -193,6 +256,22 @@ impl Node {
             evicted_from: None,
             last_view_req: None,
             seq: 0,
+            pending_accept: None,
+            lease_seq: 0,
+            lease_sent: VecDeque::new(),
+            granted_by: vec![None; n],
+            // A new process cannot know what its predecessor granted just before it died: it
+            // counts as having granted every node at its own start.
+            granted_to: vec![Some(0); n],
+            early_requests: Vec::new(),
+            primacy_cache: std::cell::Cell::new(None),
+            reported_primary: None,
+            install_pending: None,
+            left_primary_at: None,
+            lhm: 0,
+            relays: Vec::new(),
+            quiet: None,
+            next_tick_due: None,
             rng,
             spec,
         })
@@ -225,7 +304,8 @@ impl Node {
     /// Installs `view` directly (simulations that start from a formed cluster). Ignored
     /// unless the view holds this node with its incarnation.
     pub fn install_initial(&mut self, view: Arc<CommittedView>, out: &mut Vec<Output>) {
-        self.try_install(view, out);
+        let now = self.clock;
+        self.try_install(view, now, out);
     }
 
     /// This node's id.
@@ -243,7 +323,8 @@ impl Node {
         self.installed.as_ref()
     }
 
-    /// Whether the installed view is quorate.
+    /// Whether the installed view is quorate by its votes (see [`Node::is_primary`] for
+    /// whether this node may act on it).
     pub fn is_quorate(&self) -> bool {
         self.quorate.unwrap_or(false)
     }
@@ -264,11 +345,14 @@ impl Node {
             .map(|(n, p)| format!("{}:{:?}/{}/{}", n.id, p.state, p.inc % 100_000, p.refute))
             .collect();
         format!(
-            "node {} inc {} refute {} clock {} installed {:?} promised {:?} max_inst {} round {:?} suspects {:?} peers [{}]",
+            "node {} inc {} refute {} clock {} primary {} lhm {} quiet {} installed {:?} promised {:?} max_inst {} round {:?} suspects {:?} peers [{}]",
             self.me,
             self.inc % 100_000,
             self.refute,
             self.clock,
+            self.is_primary(),
+            self.lhm,
+            self.quiet.is_some(),
             self.installed.as_ref().map(|v| (
                 v.id.to_string(),
                 v.members.iter().map(|m| m.id.get()).collect::<Vec<_>>()
@@ -289,6 +373,11 @@ impl Node {
         }
         self.last_input = Some(now);
         self.clock
+    }
+
+    /// This node's clock at input time `now`, without advancing it.
+    fn clock_at(&self, now: u64) -> u64 {
+        self.clock + self.last_input.map_or(0, |last| now.saturating_sub(last))
     }
 
     // ---------------------------------------------------------------- sending
@@ -375,13 +464,17 @@ impl Node {
         } else if refute > p.refute {
             self.peers[pos].refute = refute;
         }
-        self.suspects.retain(|s| s.target != pos);
+        // A message alone does not clear a suspicion: a node that hears us but cannot be
+        // heard (or the reverse) must not look healthy. Only an answer to one of our own
+        // messages (an ack or a lease grant) proves the link works both ways.
         true
     }
 
     fn apply_gossip(&mut self, u: Update) {
         if u.node == self.me {
             if u.inc == self.inc && u.dead && u.refute >= self.refute {
+                // Others thought us dead: we may be the slow one (Lifeguard).
+                self.raise_lhm();
                 self.refute = u.refute + 1;
                 let me = Update {
                     node: self.me,
@@ -445,18 +538,31 @@ impl Node {
 
     // ---------------------------------------------------------------- time
 
-    /// Time passed: probe, time out probes and suspects, coordinate.
+    /// Time passed: probe, time out probes and suspects, renew leases, coordinate.
     pub fn tick(&mut self, now: u64, out: &mut Vec<Output>) {
+        let gap = self.last_input.map(|last| now.saturating_sub(last));
         let now = self.advance(now);
+        self.notice_lateness(now, gap);
+        self.end_quiet_if_heard(now);
         self.detect(now, out);
+        self.relay_timeouts(now, out);
+        self.release_accept(now, out);
         self.coordinate(now, out);
+        self.update_primacy(now, out);
     }
 
     // ---------------------------------------------------------------- messages
 
     /// A message arrived (already authenticated by the transport).
     pub fn handle(&mut self, now: u64, msg: Envelope, out: &mut Vec<Output>) {
+        let gap = self.last_input.map(|last| now.saturating_sub(last));
         let now = self.advance(now);
+        self.notice_pause(now, gap);
+        self.dispatch(now, msg, out);
+        self.update_primacy(now, out);
+    }
+
+    fn dispatch(&mut self, now: u64, msg: Envelope, out: &mut Vec<Output>) {
         if msg.from == self.me {
             return;
         }
@@ -489,26 +595,18 @@ impl Node {
                     .iter()
                     .position(|p| p.id == probe && p.target == pos)
                 {
-                    self.acked(k);
+                    self.acked(k, true, now);
                 }
             }
-            Body::PingReq { probe, target } => {
-                if target != self.me && self.spec.position(target).is_some() {
-                    self.send(
-                        target,
-                        Body::RelayPing {
-                            probe,
-                            origin: msg.from,
-                        },
-                        out,
-                    );
-                }
-            }
+            Body::PingReq { probe, target } => self.relay(probe, msg.from, target, now, out),
             Body::RelayPing { probe, origin } => {
                 self.send(msg.from, Body::RelayAck { probe, origin }, out);
             }
             Body::RelayAck { probe, origin } => {
-                if origin != self.me && self.spec.position(origin).is_some() {
+                let before = self.relays.len();
+                self.relays
+                    .retain(|r| !(r.probe == probe && r.origin == origin && r.target == msg.from));
+                if self.relays.len() < before {
                     self.send(
                         origin,
                         Body::IndirectAck {
@@ -519,6 +617,9 @@ impl Node {
                     );
                 }
             }
+            Body::Nack { probe, target } => self.nacked(probe, target),
+            Body::LeaseReq { seq } => self.on_lease_request(pos, msg.view, seq, out, now),
+            Body::LeaseGrant { seq } => self.on_lease_grant(pos, msg.view, seq, now),
             Body::IndirectAck { probe, target } => {
                 if let Some(t) = self.spec.position(target)
                     && let Some(k) = self
@@ -526,11 +627,11 @@ impl Node {
                         .iter()
                         .position(|p| p.id == probe && p.target == t)
                 {
-                    self.acked(k);
+                    self.acked(k, false, now);
                 }
             }
             Body::Notice => {}
-            Body::Propose(p) => self.on_propose(msg.from, &p, out),
+            Body::Propose(p) => self.on_propose(msg.from, &p, now, out),
             Body::Accept { id, born_on } => {
                 if let Some(r) = self.round.as_mut()
                     && r.proposal.id == id
@@ -548,7 +649,7 @@ impl Node {
                     self.changed_since = Some(now);
                 }
             }
-            Body::Commit(v) => self.try_install(v, out),
+            Body::Commit(v) => self.try_install(v, now, out),
             Body::ViewReq { .. } => {
                 if let Some(v) = self.installed.clone() {
                     self.send(msg.from, Body::Commit(v), out);
