@@ -1,7 +1,14 @@
 //! A client of a node daemon: implements [`Membership`] over the local socket, so any process
 //! on the node shares the daemon's one membership.
+//!
+//! Every call has a deadline ([`DEFAULT_TIMEOUT`], or [`DaemonClient::with_timeout`]): connecting,
+//! sending the request and reading the answer (for a subscription: its first line, the view)
+//! must finish within it, else the call fails with [`MembershipError::TimedOut`] naming the
+//! socket. A stuck daemon, or one whose listen queue is full, never hangs a client. Events of
+//! a subscription have no deadline: a stable cluster may be quiet for days.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ocf_core::NodeId;
@@ -10,18 +17,68 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
-use super::local_api::{MAX_LINE, Reply, Request};
+use super::local_api::{DaemonStats, MAX_LINE, Reply, Request};
+
+/// How long a call may take by default: connect, request and answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A [`Membership`] backed by a node daemon's socket.
 #[derive(Debug, Clone)]
 pub struct DaemonClient {
     path: PathBuf,
+    timeout: Duration,
 }
 
 impl DaemonClient {
-    /// A client of the daemon at `path` (nothing is connected until a call).
+    /// A client of the daemon at `path` (nothing is connected until a call), with the
+    /// [`DEFAULT_TIMEOUT`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same client, giving each call `timeout` (connect, request and answer).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The deadline of each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The daemon's counters: its clients, and the built-in engine's packets sent, received
+    /// and rejected by reason.
+    pub async fn stats(&self) -> Result<DaemonStats, MembershipError> {
+        let reply = self.call(&Request::Stats).await?;
+        reply
+            .stats
+            .ok_or_else(|| self.protocol("stats reply without stats"))
+    }
+
+    /// Sends `request` and reads its one answer, within the deadline.
+    async fn call(&self, request: &Request) -> Result<Reply, MembershipError> {
+        self.deadline(async { self.open(request).await?.one().await })
+            .await
+    }
+
+    /// Runs `f` within the deadline, or fails with [`MembershipError::TimedOut`].
+    async fn deadline<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, MembershipError>>,
+    ) -> Result<T, MembershipError> {
+        tokio::time::timeout(self.timeout, f)
+            .await
+            .unwrap_or_else(|_| {
+                Err(MembershipError::TimedOut {
+                    engine: self.engine(),
+                    after_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                })
+            })
     }
 
     /// The socket path.
@@ -113,6 +170,12 @@ impl Lines {
             if let Some(missed) = reply.missed {
                 return Err(MembershipError::Lagged { missed });
             }
+            if reply.busy {
+                return Err(MembershipError::Unavailable {
+                    engine: self.engine.clone(),
+                    reason: reply.error.unwrap_or_else(|| "busy".into()),
+                });
+            }
             return Err(MembershipError::Protocol {
                 engine: self.engine.clone(),
                 reason: reply.error.unwrap_or_else(|| "unspecified error".into()),
@@ -131,19 +194,24 @@ impl Lines {
 #[async_trait]
 impl Membership for DaemonClient {
     async fn local_node(&self) -> Result<NodeId, MembershipError> {
-        let reply = self.open(&Request::LocalNode).await?.one().await?;
+        let reply = self.call(&Request::LocalNode).await?;
         reply
             .node_id
             .ok_or_else(|| self.protocol("local_node reply without node_id"))
     }
 
     async fn current_view(&self) -> Result<Option<View>, MembershipError> {
-        Ok(self.open(&Request::View).await?.one().await?.view)
+        Ok(self.call(&Request::View).await?.view)
     }
 
     async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
-        let mut lines = self.open(&Request::Subscribe).await?;
-        let first = lines.one().await?;
+        let (lines, first) = self
+            .deadline(async {
+                let mut lines = self.open(&Request::Subscribe).await?;
+                let first = lines.one().await?;
+                Ok((lines, first))
+            })
+            .await?;
         Ok(Box::new(ClientSubscription {
             initial: first.view,
             lines,
