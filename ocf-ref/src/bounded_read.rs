@@ -135,12 +135,21 @@ mod tests {
         assert_eq!(meta.len(), 6);
 
         let e = read_regular(&small, 5).unwrap_err();
-        assert!(matches!(e, BoundedReadError::TooLarge { limit: 5, .. }), "{e}");
+        assert!(
+            matches!(e, BoundedReadError::TooLarge { limit: 5, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("small"), "{e}");
 
         let e = read_regular(dir.path(), 100).unwrap_err();
         assert!(
-            matches!(e, BoundedReadError::NotRegular { what: "a directory", .. }),
+            matches!(
+                e,
+                BoundedReadError::NotRegular {
+                    what: "a directory",
+                    ..
+                }
+            ),
             "{e}"
         );
         let e = read_regular(Path::new("/dev/zero"), 100).unwrap_err();

@@ -42,7 +42,9 @@ pub enum MembershipError {
     },
     /// The engine did not answer in time: a stuck or overloaded daemon. The call was given up;
     /// retrying later is safe.
-    #[error("membership engine {engine} did not answer within {after_ms} ms; is it stuck or overloaded?")]
+    #[error(
+        "membership engine {engine} did not answer within {after_ms} ms; is it stuck or overloaded?"
+    )]
     TimedOut {
         /// Which engine or endpoint.
         engine: String,

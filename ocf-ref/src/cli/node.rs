@@ -154,9 +154,11 @@ fn stats_text(s: &DaemonStats) -> String {
 pub async fn run_members(args: MembersArgs) -> CliResult {
     if args.backend == Backend::Corosync {
         if args.stats {
-            return Err("--stats asks a node daemon for its counters: use --config FILE, \
+            return Err(
+                "--stats asks a node daemon for its counters: use --config FILE, \
                  not --backend corosync"
-                .into());
+                    .into(),
+            );
         }
         #[cfg(feature = "corosync")]
         return super::corosync::run_members(args.json, args.watch).await;

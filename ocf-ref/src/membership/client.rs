@@ -91,7 +91,7 @@ impl DaemonClient {
     }
 
     async fn open(&self, request: &Request) -> Result<Lines, MembershipError> {
-        let stream = UnixStream::connect(&self.path).await.map_err(|e| {
+        let stream = self.connect().await.map_err(|e| {
             let reason = format!("{e}; is `ocf node` running with this config?");
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 MembershipError::PermissionDenied {
@@ -108,13 +108,36 @@ impl DaemonClient {
         let (r, mut w) = stream.into_split();
         let mut line = serde_json::to_vec(request).map_err(|e| self.protocol(&e.to_string()))?;
         line.push(b'\n');
-        w.write_all(&line).await.map_err(|e| self.unavailable(&e))?;
+        let written = w.write_all(&line).await;
         // The write half stays open inside `Lines` so the daemon keeps the stream alive.
-        Ok(Lines {
+        let mut lines = Lines {
             engine: self.engine(),
             reader: BufReader::new(r),
             _writer: w,
-        })
+        };
+        if let Err(e) = written {
+            // A daemon that refused this client (busy) said why before hanging up.
+            return Err(match lines.next().await {
+                Err(said) => said,
+                Ok(_) => self.unavailable(&e),
+            });
+        }
+        Ok(lines)
+    }
+
+    /// Connects, retrying while the daemon's listen queue is full (a busy daemon, not a dead
+    /// one); the caller's deadline bounds the retries.
+    async fn connect(&self) -> std::io::Result<UnixStream> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match UnixStream::connect(&self.path).await {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn protocol(&self, reason: &str) -> MembershipError {

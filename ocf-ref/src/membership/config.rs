@@ -208,12 +208,11 @@ impl NodeConfig {
     /// Reads and validates a config file: a regular file of at most [`MAX_CONFIG_BYTES`]
     /// (a device, a FIFO or a huge file is refused without reading it to the end).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let (text, _) = read_regular_string(path, MAX_CONFIG_BYTES).map_err(|source| {
-            ConfigError::Read {
+        let (text, _) =
+            read_regular_string(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
                 source,
-            }
-        })?;
+            })?;
         Self::parse(&text, path)
     }
 
@@ -514,7 +513,8 @@ votes = 2
         assert!(e.to_string().contains("nodes[1].id"), "{e}");
         let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nmax_clients = 0")).unwrap_err();
         assert!(e.to_string().contains("`max_clients`"), "{e}");
-        let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nsocket_group = \"\"")).unwrap_err();
+        let e =
+            parse(&GOOD.replace("node_id = 1", "node_id = 1\nsocket_group = \"\"")).unwrap_err();
         assert!(e.to_string().contains("`socket_group`"), "{e}");
         let c = parse(&GOOD.replace(
             "node_id = 1",

@@ -78,7 +78,9 @@ pub enum DaemonError {
         what: &'static str,
     },
     /// `socket_group` names no group of this system.
-    #[error("socket_group {group:?} cannot be used: {reason}; create the group or fix `socket_group`")]
+    #[error(
+        "socket_group {group:?} cannot be used: {reason}; create the group or fix `socket_group`"
+    )]
     UnknownGroup {
         /// The group asked for.
         group: String,

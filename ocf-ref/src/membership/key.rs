@@ -99,8 +99,7 @@ impl ClusterKey {
     /// [`MAX_KEY_FILE_BYTES`] that neither its group nor others may access (mode 0600 or
     /// 0400), else [`KeyError::Exposed`] naming the `chmod` that fixes it.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let (text, meta) =
-            read_regular_string(path, MAX_KEY_FILE_BYTES).map_err(KeyError::Read)?;
+        let (text, meta) = read_regular_string(path, MAX_KEY_FILE_BYTES).map_err(KeyError::Read)?;
         // The mode of the file actually read (fstat), not of whatever the path names now.
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
         if mode & 0o077 != 0 {

@@ -223,12 +223,11 @@ async fn clear_stale(path: &Path) -> Result<(), DaemonError> {
     // We hold the lock, so no ocf daemon owns this socket; still, only a socket nobody
     // listens on is stale. A full listen queue (EAGAIN) means a live, busy owner.
     match tokio::net::UnixStream::connect(path).await {
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            std::fs::remove_file(path).map_err(|source| DaemonError::Socket {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .map_err(|source| DaemonError::Socket {
                 path: path.to_owned(),
                 source,
-            })
-        }
+            }),
         _ => Err(DaemonError::InUse {
             path: path.to_owned(),
             lock: lock_path(path),

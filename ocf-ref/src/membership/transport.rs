@@ -243,11 +243,7 @@ impl UdpTransport {
         }
     }
 
-    fn accept(
-        &mut self,
-        packet: &[u8],
-        from: SocketAddr,
-    ) -> Option<super::protocol::Envelope> {
+    fn accept(&mut self, packet: &[u8], from: SocketAddr) -> Option<super::protocol::Envelope> {
         match self.codec.decode(packet) {
             Ok((env, seq)) => {
                 if !self.peers.contains_key(&env.from) {
@@ -258,7 +254,10 @@ impl UdpTransport {
                 }
                 if self.guard.check(env.from, env.inc, seq).is_err() {
                     self.reject(from, Rejection::Replayed, &|| {
-                        format!("replay of node {} (incarnation {}, seq {seq})", env.from, env.inc)
+                        format!(
+                            "replay of node {} (incarnation {}, seq {seq})",
+                            env.from, env.inc
+                        )
                     });
                     return None;
                 }
