@@ -4,6 +4,7 @@
 //! packets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -107,9 +108,11 @@ impl Scratch {
             text = format!("socket = {:?}\n{text}", self.socket().display().to_string());
         }
         if let Some(peer) = peer {
-            text.push_str(&format!(
-                "[[nodes]]\nid = 2\nname = \"n2\"\naddress = \"{peer}\"\n"
-            ));
+            writeln!(
+                text,
+                "[[nodes]]\nid = 2\nname = \"n2\"\naddress = \"{peer}\""
+            )
+            .unwrap();
         }
         let path = self.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -176,7 +179,8 @@ async fn start_node(config: &Path, socket: &Path) -> Proc {
         }
         assert!(
             Instant::now() < deadline,
-            "ocf node never served {socket:?}"
+            "ocf node never served {}",
+            socket.display()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

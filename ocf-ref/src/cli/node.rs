@@ -1,5 +1,6 @@
 //! `ocf node`, `ocf members` and `ocf keygen`: membership.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -134,7 +135,8 @@ fn stats_text(s: &DaemonStats) -> String {
     );
     if let Some(p) = &s.packets {
         let r = &p.rejected;
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "\npackets sent {} received {} too large {}\nrejected {}: malformed {} forged {} \
              replayed {} unknown sender {}",
             p.sent,
@@ -145,7 +147,7 @@ fn stats_text(s: &DaemonStats) -> String {
             r.forged,
             r.replayed,
             r.unknown_sender
-        ));
+        );
     }
     text
 }
@@ -161,7 +163,12 @@ pub async fn run_members(args: MembersArgs) -> CliResult {
             );
         }
         #[cfg(feature = "corosync")]
-        return super::corosync::run_members(args.json, args.watch).await;
+        return super::corosync::run_members_with_timeout(
+            args.json,
+            args.watch,
+            std::time::Duration::from_secs_f64(args.timeout),
+        )
+        .await;
         #[cfg(not(feature = "corosync"))]
         return Err(
             "this ocf was built without the corosync backend; rebuild with `--features corosync`"

@@ -2,7 +2,8 @@
 //!
 //! The file holds 32 random bytes as 64 hex digits and a newline, mode 0600. A key file that
 //! its group or others may read or write is refused (as ssh refuses such a private key): with
-//! the key, anyone can forge membership packets for the whole cluster.
+//! the key, anyone can forge membership packets for the whole cluster. So is a key file owned
+//! by another user than root or the reader: its owner could swap the key.
 
 use std::fmt;
 use std::io::Write;
@@ -57,6 +58,20 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The file belongs to another user than root or the one reading it: that user could
+    /// replace the cluster key.
+    #[error(
+        "key file {path} belongs to uid {owner}, neither root nor this user (uid {user}); run \
+         `chown {user} {path}`"
+    )]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user reading it.
+        user: u32,
+    },
     /// The content is not a key.
     #[error("key file {path} is not a cluster key: {problem}; write a new one with `ocf keygen`")]
     Malformed {
@@ -97,7 +112,8 @@ impl ClusterKey {
 
     /// Reads a key file written by [`ClusterKey::write_new`]: a regular file of at most
     /// [`MAX_KEY_FILE_BYTES`] that neither its group nor others may access (mode 0600 or
-    /// 0400), else [`KeyError::Exposed`] naming the `chmod` that fixes it.
+    /// 0400), else [`KeyError::Exposed`] naming the `chmod` that fixes it, owned by root or
+    /// the reading user, else [`KeyError::Owner`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let (text, meta) = read_regular_string(path, MAX_KEY_FILE_BYTES).map_err(KeyError::Read)?;
         // The mode of the file actually read (fstat), not of whatever the path names now.
@@ -106,6 +122,16 @@ impl ClusterKey {
             return Err(KeyError::Exposed {
                 path: path.to_owned(),
                 mode,
+            });
+        }
+        // Whoever owns the file can replace the key; only root or this user may.
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        let me = nix::unistd::geteuid().as_raw();
+        if owner != 0 && owner != me {
+            return Err(KeyError::Owner {
+                path: path.to_owned(),
+                owner,
+                user: me,
             });
         }
         let malformed = |problem: &str| KeyError::Malformed {
@@ -214,6 +240,12 @@ mod tests {
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
         ClusterKey::load(&path).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
+            let e = ClusterKey::load(&path).unwrap_err();
+            assert!(matches!(e, KeyError::Owner { owner: 4242, .. }), "{e}");
+            assert!(e.to_string().contains("chown 0"), "{e}");
+        }
         let e = ClusterKey::load(Path::new("/dev/zero")).unwrap_err();
         assert!(e.to_string().contains("/dev/zero"), "{e}");
         let big = dir.path().join("big");
