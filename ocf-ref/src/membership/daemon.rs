@@ -77,6 +77,18 @@ pub enum DaemonError {
         /// What is there.
         what: &'static str,
     },
+    /// The lock file beside the socket is not one the daemon can safely use; it is left
+    /// untouched.
+    #[error(
+        "the socket's lock file {path} {problem}; the daemon writes its pid there, so it must be \
+         its own regular file: remove it, or configure another `socket`"
+    )]
+    BadLockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// `socket_group` names no group of this system.
     #[error(
         "socket_group {group:?} cannot be used: {reason}; create the group or fix `socket_group`"

@@ -20,7 +20,8 @@
 //!    umask.
 //!
 //! The lock file is left in place on exit: removing it would let two daemons lock two
-//! different files of the same name.
+//! different files of the same name. A lock file that is a symbolic link, not a regular file,
+//! hard-linked elsewhere, or owned by another user is [`DaemonError::BadLockFile`].
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -145,19 +146,30 @@ fn lock(socket: &Path) -> Result<Flock<File>, DaemonError> {
         .open(&lock)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
-                DaemonError::NotASocket {
+                DaemonError::BadLockFile {
                     path: lock.clone(),
-                    what: "a symbolic link (expected the daemon's lock file)",
+                    problem: "is a symbolic link",
                 }
             } else {
                 lock_err(e)
             }
         })?;
     let meta = file.metadata().map_err(lock_err)?;
-    if !meta.file_type().is_file() {
-        return Err(DaemonError::NotASocket {
+    // The pid is written into this file: never into a device, a FIFO, or (through a hard
+    // link) somebody else's file.
+    let problem = if !meta.file_type().is_file() {
+        Some("is not a regular file")
+    } else if meta.nlink() != 1 {
+        Some("has other hard links")
+    } else if meta.uid() != nix::unistd::geteuid().as_raw() {
+        Some("belongs to another user")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(DaemonError::BadLockFile {
             path: lock.clone(),
-            what: "not a regular file (expected the daemon's lock file)",
+            problem,
         });
     }
     let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -322,6 +334,29 @@ fn private_dir(parent: &Path) -> std::io::Result<PrivateDir> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lock_file_that_is_not_ours_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, "keep me").unwrap();
+        std::fs::hard_link(&precious, lock_path(&socket)).unwrap();
+        let e = claim(&socket, None).await.unwrap_err();
+        assert!(e.to_string().contains("has other hard links"), "{e}");
+        std::fs::remove_file(lock_path(&socket)).unwrap();
+        std::os::unix::fs::symlink(&precious, lock_path(&socket)).unwrap();
+        let e = claim(&socket, None).await.unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+        assert!(!socket.exists());
+        std::fs::remove_file(lock_path(&socket)).unwrap();
+        let claimed = claim(&socket, None).await.unwrap();
+        assert!(socket.exists());
+        drop(claimed);
+        assert!(!socket.exists(), "the socket goes with its claim");
+        assert!(lock_path(&socket).exists(), "the lock file stays");
+    }
 
     #[test]
     fn the_lock_sits_beside_the_socket() {
