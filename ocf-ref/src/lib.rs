@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod bounded_read;
 pub mod conformance;
 pub mod demo;
 pub mod failover;

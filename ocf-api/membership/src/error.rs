@@ -40,6 +40,17 @@ pub enum MembershipError {
         /// What was wrong.
         reason: String,
     },
+    /// The engine did not answer in time: a stuck or overloaded daemon. The call was given up;
+    /// retrying later is safe.
+    #[error(
+        "membership engine {engine} did not answer within {after_ms} ms; is it stuck or overloaded?"
+    )]
+    TimedOut {
+        /// Which engine or endpoint.
+        engine: String,
+        /// How long the client waited, in milliseconds.
+        after_ms: u64,
+    },
     /// The implementation does not offer this operation.
     #[error("{implementer} does not implement {operation}")]
     NotImplemented {

@@ -2,24 +2,49 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use ocf_membership::{Membership, MembershipEvent, View};
+use ocf_membership::{Membership, MembershipEvent, Subscription, View};
 
 use super::CliResult;
 use super::output::{print_json, print_json_line};
+use crate::membership::client::DEFAULT_TIMEOUT;
 use crate::membership::corosync::CorosyncMembership;
 
 /// Prints the local corosync's current view (`json`: the [`View`] as JSON), or with `watch`
 /// streams its events (`json`: one [`MembershipEvent`] per line) until interrupted or the
 /// stream ends. Fails with a message naming corosync when it is not running or refuses us.
+///
+/// Connecting and reading the view (or the watch's first view) must finish within the
+/// client's [`DEFAULT_TIMEOUT`], so a stuck corosync cannot hang the command.
 pub async fn run_members(json: bool, watch: bool) -> CliResult {
-    let membership = CorosyncMembership::connect().await?;
+    run_members_with_timeout(json, watch, DEFAULT_TIMEOUT).await
+}
+
+/// [`run_members`] with another deadline for connecting and reading the first view.
+pub async fn run_members_with_timeout(json: bool, watch: bool, timeout: Duration) -> CliResult {
+    let timed_out = || {
+        format!(
+            "the local corosync did not answer within {} ms; is it stuck?",
+            timeout.as_millis()
+        )
+    };
+    let membership = tokio::time::timeout(timeout, CorosyncMembership::connect())
+        .await
+        .map_err(|_| timed_out())??;
     if watch {
-        return watch_events(&membership, json).await;
+        let events = tokio::time::timeout(timeout, membership.subscribe())
+            .await
+            .map_err(|_| timed_out())??;
+        return watch_events(events, json).await;
     }
-    let view = membership.current_view().await?.ok_or(
-        "corosync has not reported a view yet (it may be forming its ring); try again in a moment",
-    )?;
+    let view = tokio::time::timeout(timeout, membership.current_view())
+        .await
+        .map_err(|_| timed_out())??
+        .ok_or(
+            "corosync has not reported a view yet (it may be forming its ring); try again in a \
+             moment",
+        )?;
     if json {
         print_json(&view)?;
     } else {
@@ -28,8 +53,7 @@ pub async fn run_members(json: bool, watch: bool) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn watch_events(membership: &CorosyncMembership, json: bool) -> CliResult {
-    let mut events = membership.subscribe().await?;
+async fn watch_events(mut events: Box<dyn Subscription>, json: bool) -> CliResult {
     if let Some(view) = events.initial_view() {
         eprint!("current view:\n{}", render_view(view));
     }

@@ -1,5 +1,6 @@
 //! `ocf node`, `ocf members` and `ocf keygen`: membership.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ use crate::membership::client::DaemonClient;
 use crate::membership::config::NodeConfig;
 use crate::membership::daemon;
 use crate::membership::key::ClusterKey;
+use crate::membership::local_api::DaemonStats;
 
 /// `ocf node` arguments.
 #[derive(Debug, Args)]
@@ -41,11 +43,26 @@ pub struct MembersArgs {
     #[arg(long)]
     pub json: bool,
     /// Print events as they happen instead of the current view.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stats")]
     pub watch: bool,
+    /// Print the daemon's counters instead of the view: its clients, and the packets it sent,
+    /// received and rejected (malformed, forged, replayed, unknown sender).
+    #[arg(long)]
+    pub stats: bool,
+    /// Give up when the daemon has not answered within this many seconds (connect, request
+    /// and answer; a watch's events have no deadline).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_timeout)]
+    pub timeout: f64,
     /// Which engine to ask.
     #[arg(long, value_enum, default_value_t = Backend::Builtin)]
     pub backend: Backend,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds in (0, 86400]")),
+    }
 }
 
 /// `ocf keygen` arguments.
@@ -111,11 +128,47 @@ fn event_text(e: &MembershipEvent) -> String {
     )
 }
 
+fn stats_text(s: &DaemonStats) -> String {
+    let mut text = format!(
+        "clients {}/{} (refused busy: {})",
+        s.clients, s.max_clients, s.refused_busy
+    );
+    if let Some(p) = &s.packets {
+        let r = &p.rejected;
+        let _ = write!(
+            text,
+            "\npackets sent {} received {} too large {}\nrejected {}: malformed {} forged {} \
+             replayed {} unknown sender {}",
+            p.sent,
+            p.received,
+            p.too_large,
+            r.total(),
+            r.malformed,
+            r.forged,
+            r.replayed,
+            r.unknown_sender
+        );
+    }
+    text
+}
+
 /// Runs `ocf members`.
 pub async fn run_members(args: MembersArgs) -> CliResult {
     if args.backend == Backend::Corosync {
+        if args.stats {
+            return Err(
+                "--stats asks a node daemon for its counters: use --config FILE, \
+                 not --backend corosync"
+                    .into(),
+            );
+        }
         #[cfg(feature = "corosync")]
-        return super::corosync::run_members(args.json, args.watch).await;
+        return super::corosync::run_members_with_timeout(
+            args.json,
+            args.watch,
+            std::time::Duration::from_secs_f64(args.timeout),
+        )
+        .await;
         #[cfg(not(feature = "corosync"))]
         return Err(
             "this ocf was built without the corosync backend; rebuild with `--features corosync`"
@@ -129,7 +182,17 @@ pub async fn run_members(args: MembersArgs) -> CliResult {
         );
     };
     let config = NodeConfig::load(&config_path)?;
-    let client = DaemonClient::new(config.socket_path());
+    let client = DaemonClient::new(config.socket_path())
+        .with_timeout(std::time::Duration::from_secs_f64(args.timeout));
+    if args.stats {
+        let stats = client.stats().await?;
+        if args.json {
+            print_json(&stats)?;
+        } else {
+            println!("{}", stats_text(&stats));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if !args.watch {
         let view = client.current_view().await?;
         if args.json {

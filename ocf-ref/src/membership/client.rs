@@ -1,7 +1,14 @@
 //! A client of a node daemon: implements [`Membership`] over the local socket, so any process
 //! on the node shares the daemon's one membership.
+//!
+//! Every call has a deadline ([`DEFAULT_TIMEOUT`], or [`DaemonClient::with_timeout`]): connecting,
+//! sending the request and reading the answer (for a subscription: its first line, the view)
+//! must finish within it, else the call fails with [`MembershipError::TimedOut`] naming the
+//! socket. A stuck daemon, or one whose listen queue is full, never hangs a client. Events of
+//! a subscription have no deadline: a stable cluster may be quiet for days.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ocf_core::NodeId;
@@ -10,18 +17,68 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
-use super::local_api::{MAX_LINE, Reply, Request};
+use super::local_api::{DaemonStats, MAX_LINE, Reply, Request};
+
+/// How long a call may take by default: connect, request and answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A [`Membership`] backed by a node daemon's socket.
 #[derive(Debug, Clone)]
 pub struct DaemonClient {
     path: PathBuf,
+    timeout: Duration,
 }
 
 impl DaemonClient {
-    /// A client of the daemon at `path` (nothing is connected until a call).
+    /// A client of the daemon at `path` (nothing is connected until a call), with the
+    /// [`DEFAULT_TIMEOUT`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same client, giving each call `timeout` (connect, request and answer).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The deadline of each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The daemon's counters: its clients, and the built-in engine's packets sent, received
+    /// and rejected by reason.
+    pub async fn stats(&self) -> Result<DaemonStats, MembershipError> {
+        let reply = self.call(&Request::Stats).await?;
+        reply
+            .stats
+            .ok_or_else(|| self.protocol("stats reply without stats"))
+    }
+
+    /// Sends `request` and reads its one answer, within the deadline.
+    async fn call(&self, request: &Request) -> Result<Reply, MembershipError> {
+        self.deadline(async { self.open(request).await?.one().await })
+            .await
+    }
+
+    /// Runs `f` within the deadline, or fails with [`MembershipError::TimedOut`].
+    async fn deadline<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, MembershipError>>,
+    ) -> Result<T, MembershipError> {
+        tokio::time::timeout(self.timeout, f)
+            .await
+            .unwrap_or_else(|_| {
+                Err(MembershipError::TimedOut {
+                    engine: self.engine(),
+                    after_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                })
+            })
     }
 
     /// The socket path.
@@ -34,7 +91,7 @@ impl DaemonClient {
     }
 
     async fn open(&self, request: &Request) -> Result<Lines, MembershipError> {
-        let stream = UnixStream::connect(&self.path).await.map_err(|e| {
+        let stream = self.connect().await.map_err(|e| {
             let reason = format!("{e}; is `ocf node` running with this config?");
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 MembershipError::PermissionDenied {
@@ -51,13 +108,36 @@ impl DaemonClient {
         let (r, mut w) = stream.into_split();
         let mut line = serde_json::to_vec(request).map_err(|e| self.protocol(&e.to_string()))?;
         line.push(b'\n');
-        w.write_all(&line).await.map_err(|e| self.unavailable(&e))?;
+        let written = w.write_all(&line).await;
         // The write half stays open inside `Lines` so the daemon keeps the stream alive.
-        Ok(Lines {
+        let mut lines = Lines {
             engine: self.engine(),
             reader: BufReader::new(r),
             _writer: w,
-        })
+        };
+        if let Err(e) = written {
+            // A daemon that refused this client (busy) said why before hanging up.
+            return Err(match lines.next().await {
+                Err(said) => said,
+                Ok(_) => self.unavailable(&e),
+            });
+        }
+        Ok(lines)
+    }
+
+    /// Connects, retrying while the daemon's listen queue is full (a busy daemon, not a dead
+    /// one); the caller's deadline bounds the retries.
+    async fn connect(&self) -> std::io::Result<UnixStream> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match UnixStream::connect(&self.path).await {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn protocol(&self, reason: &str) -> MembershipError {
@@ -113,6 +193,12 @@ impl Lines {
             if let Some(missed) = reply.missed {
                 return Err(MembershipError::Lagged { missed });
             }
+            if reply.busy {
+                return Err(MembershipError::Unavailable {
+                    engine: self.engine.clone(),
+                    reason: reply.error.unwrap_or_else(|| "busy".into()),
+                });
+            }
             return Err(MembershipError::Protocol {
                 engine: self.engine.clone(),
                 reason: reply.error.unwrap_or_else(|| "unspecified error".into()),
@@ -131,19 +217,24 @@ impl Lines {
 #[async_trait]
 impl Membership for DaemonClient {
     async fn local_node(&self) -> Result<NodeId, MembershipError> {
-        let reply = self.open(&Request::LocalNode).await?.one().await?;
+        let reply = self.call(&Request::LocalNode).await?;
         reply
             .node_id
             .ok_or_else(|| self.protocol("local_node reply without node_id"))
     }
 
     async fn current_view(&self) -> Result<Option<View>, MembershipError> {
-        Ok(self.open(&Request::View).await?.one().await?.view)
+        Ok(self.call(&Request::View).await?.view)
     }
 
     async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
-        let mut lines = self.open(&Request::Subscribe).await?;
-        let first = lines.one().await?;
+        let (lines, first) = self
+            .deadline(async {
+                let mut lines = self.open(&Request::Subscribe).await?;
+                let first = lines.one().await?;
+                Ok((lines, first))
+            })
+            .await?;
         Ok(Box::new(ClientSubscription {
             initial: first.view,
             lines,

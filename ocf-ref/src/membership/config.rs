@@ -7,6 +7,8 @@
 //! node_id = 1
 //! key_file = "/etc/ocf/authkey"
 //! socket = "/run/ocf/c1-1.sock"      # optional
+//! socket_group = "ocf"               # optional: who may use the socket (mode 0660)
+//! max_clients = 256                  # optional: local API connections at once
 //! backend = "builtin"                # optional: "builtin" or "corosync"
 //! [timing]                           # optional
 //! heartbeat_ms = 200
@@ -30,7 +32,19 @@
 //! cluster = "c1"
 //! backend = "corosync"
 //! socket = "/run/ocf/c1.sock"        # optional (default /run/ocf/<cluster>.sock)
+//! socket_group = "ocf"               # optional
+//! max_clients = 256                  # optional
 //! ```
+//!
+//! The local API socket (`socket`): the daemon locks `<socket>.lock` beside it for its whole
+//! life, replaces only a stale socket (never a file, directory or link: those are errors),
+//! and creates the socket with mode 0660, owned by root and `socket_group` (default: the
+//! daemon's group), whatever the umask. Only root and that group's members may use it.
+//! `max_clients` (1 to 65536, default 256) bounds the connections served at once.
+//!
+//! The file itself is read with a bound: a regular file of at most [`MAX_CONFIG_BYTES`];
+//! `key_file` likewise (at most 4 KiB, and mode 0600 or 0400: a key that its group or others
+//! may read is refused).
 //!
 //! Unknown keys and bad values are errors that name the key.
 
@@ -43,18 +57,23 @@ use ocf_core::{NodeId, NodeName};
 use serde::Deserialize;
 
 use super::protocol::{ClusterSpec, NodeSpec, QuorumOptions, Timing};
+use crate::bounded_read::{BoundedReadError, read_regular_string};
+
+/// The largest config file read, in bytes (1 MiB: thousands of `[[nodes]]` entries).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// What is wrong with a node configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read membership config {path}: {source}")]
+    /// The file could not be read: missing, unreadable, not a regular file, or larger than
+    /// [`MAX_CONFIG_BYTES`].
+    #[error("cannot read membership config: {source}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (names the file).
+        source: BoundedReadError,
     },
     /// The TOML is malformed, has an unknown key or a value of the wrong type.
     #[error("membership config {path}: {message}")]
@@ -139,6 +158,10 @@ fn one() -> u32 {
     1
 }
 
+fn default_max_clients() -> usize {
+    super::local_api::DEFAULT_MAX_CLIENTS
+}
+
 /// A validated node configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,8 +177,18 @@ pub struct NodeConfig {
     #[serde(default)]
     pub key_file: PathBuf,
     /// The local API socket (default `/run/ocf/<cluster>-<node_id>.sock`, or
-    /// `/run/ocf/<cluster>.sock` with Corosync).
+    /// `/run/ocf/<cluster>.sock` with Corosync). The daemon replaces only a stale socket of
+    /// its own there (it locks `<socket>.lock`); anything else at the path is an error.
     pub socket: Option<PathBuf>,
+    /// The group of the socket, whose members may use it (the socket's mode is always 0660:
+    /// its owner, root, and this group). Default: the daemon's own group. A group this
+    /// system does not know stops the daemon at start.
+    #[serde(default)]
+    pub socket_group: Option<String>,
+    /// The most local API connections served at once (subscribers included), 1 to 65536,
+    /// default 256. Past it a new client gets one "busy" error line and is closed.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
     /// The membership engine (default `builtin`).
     #[serde(default)]
     pub backend: BackendKind,
@@ -172,12 +205,14 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file: a regular file of at most [`MAX_CONFIG_BYTES`]
+    /// (a device, a FIFO or a huge file is refused without reading it to the end).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (text, _) =
+            read_regular_string(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         Self::parse(&text, path)
     }
 
@@ -207,6 +242,18 @@ impl NodeConfig {
             return Err(invalid(
                 "cluster",
                 "must be 1 to 64 characters of letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        if !(1..=65_536).contains(&self.max_clients) {
+            return Err(invalid(
+                "max_clients",
+                format!("{} is out of range 1..=65536", self.max_clients),
+            ));
+        }
+        if self.socket_group.as_deref() == Some("") {
+            return Err(invalid(
+                "socket_group",
+                "is empty; name a group, or remove the key to keep the daemon's own group".into(),
             ));
         }
         match self.backend {
@@ -432,6 +479,8 @@ votes = 2
         assert_eq!(c.nodes[1].votes, 2);
         assert_eq!(c.cluster_spec().expected_votes(), 3);
         assert_eq!(c.backend, BackendKind::Builtin);
+        assert_eq!(c.max_clients, 256);
+        assert_eq!(c.socket_group, None);
         let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nbackend = \"etcd\"")).unwrap_err();
         assert!(e.to_string().contains("backend"), "{e}");
     }
@@ -462,6 +511,17 @@ votes = 2
         assert!(e.to_string().contains("two_node"), "{e}");
         let e = parse(&GOOD.replace("id = 2", "id = 0")).unwrap_err();
         assert!(e.to_string().contains("nodes[1].id"), "{e}");
+        let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nmax_clients = 0")).unwrap_err();
+        assert!(e.to_string().contains("`max_clients`"), "{e}");
+        let e =
+            parse(&GOOD.replace("node_id = 1", "node_id = 1\nsocket_group = \"\"")).unwrap_err();
+        assert!(e.to_string().contains("`socket_group`"), "{e}");
+        let c = parse(&GOOD.replace(
+            "node_id = 1",
+            "node_id = 1\nmax_clients = 9\nsocket_group = \"ocf\"",
+        ))
+        .unwrap();
+        assert_eq!((c.max_clients, c.socket_group.as_deref()), (9, Some("ocf")));
     }
 
     #[test]

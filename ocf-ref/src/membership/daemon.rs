@@ -12,16 +12,25 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ocf_membership::{Membership, MembershipError};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::config::{BackendKind, NodeConfig};
 use super::engine::{BuiltinEngine, EngineError};
 use super::key::{ClusterKey, KeyError};
-use super::local_api::{MAX_LINE, Reply, Request};
+use super::local_api::{
+    DEFAULT_MAX_CLIENTS, DaemonStats, MAX_REQUEST_LINE, REQUEST_IDLE_TIMEOUT, Reply, Request,
+    WRITE_TIMEOUT,
+};
+use super::local_socket::{self, ClaimedSocket};
+use super::transport::TransportStats;
 
 /// Why the daemon did not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,102 +55,260 @@ pub enum DaemonError {
     /// The engine's source (the local Corosync) could not be reached.
     #[error(transparent)]
     Source(#[from] MembershipError),
-    /// Another daemon answers on the socket already.
-    #[error("another daemon is serving {path}; stop it first or configure another `socket`")]
+    /// Another daemon holds the socket's lock file, or something live answers on the socket.
+    #[error("{}", in_use_message(path, lock, *holder))]
     InUse {
         /// The socket.
         path: PathBuf,
+        /// The lock file beside it.
+        lock: PathBuf,
+        /// The pid of the daemon holding the lock, when it recorded one.
+        holder: Option<u32>,
+    },
+    /// Something other than a socket sits at the socket path (or the lock file's path); it is
+    /// left untouched.
+    #[error(
+        "{path} is {what}, not a socket of ocf; the daemon removes only its own stale socket: \
+         configure another `socket` path, or move that file away yourself"
+    )]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+        /// What is there.
+        what: &'static str,
+    },
+    /// The lock file beside the socket is not one the daemon can safely use; it is left
+    /// untouched.
+    #[error(
+        "the socket's lock file {path} {problem}; the daemon writes its pid there, so it must be \
+         its own regular file: remove it, or configure another `socket`"
+    )]
+    BadLockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// `socket_group` names no group of this system.
+    #[error(
+        "socket_group {group:?} cannot be used: {reason}; create the group or fix `socket_group`"
+    )]
+    UnknownGroup {
+        /// The group asked for.
+        group: String,
+        /// Why it cannot be used.
+        reason: String,
     },
     /// The socket could not be created.
     #[error("cannot create the local API socket {path}: {source}")]
     Socket {
-        /// The socket.
+        /// The socket (or its lock file).
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
 }
 
-/// A running socket server. Dropping it stops serving and removes the socket file.
+fn in_use_message(path: &Path, lock: &Path, holder: Option<u32>) -> String {
+    match holder {
+        Some(pid) => format!(
+            "another daemon (pid {pid}) holds the lock {} of the socket {}; stop it first or \
+             configure another `socket`",
+            lock.display(),
+            path.display()
+        ),
+        None => format!(
+            "another daemon holds the lock {} of the socket {}, or a process not using the lock \
+             serves that socket; stop it first or configure another `socket`",
+            lock.display(),
+            path.display()
+        ),
+    }
+}
+
+/// How the daemon serves its socket: who may connect, how many at once, what `stats` shows.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// The most connections served at once; past it a client is answered "busy" and closed.
+    pub max_clients: usize,
+    /// The socket's group (its mode is always 0660); `None`: the daemon's own group.
+    pub socket_group: Option<String>,
+    /// The engine's packet counters, reported by `stats`.
+    pub packets: Option<Arc<TransportStats>>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_clients: DEFAULT_MAX_CLIENTS,
+            socket_group: None,
+            packets: None,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The options `config` sets (`max_clients`, `socket_group`).
+    pub fn from_config(config: &NodeConfig) -> Self {
+        Self {
+            max_clients: config.max_clients,
+            socket_group: config.socket_group.clone(),
+            packets: None,
+        }
+    }
+
+    /// The same, with `stats` reporting these packet counters.
+    #[must_use]
+    pub fn with_packets(mut self, packets: Arc<TransportStats>) -> Self {
+        self.packets = Some(packets);
+        self
+    }
+
+    /// The same, serving at most `max_clients` connections at once (at least 1).
+    #[must_use]
+    pub fn with_max_clients(mut self, max_clients: usize) -> Self {
+        self.max_clients = max_clients.max(1);
+        self
+    }
+}
+
+/// A running socket server. Dropping it stops serving, removes the socket file (if it is
+/// still the one it created) and releases the socket's lock.
 #[derive(Debug)]
 pub struct ServerHandle {
-    path: PathBuf,
     task: JoinHandle<()>,
+    claim: ClaimedSocket,
 }
 
 impl ServerHandle {
     /// The socket's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.claim.path()
     }
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Serves `source` on the Unix socket `path`, creating its directory. A stale socket file
-/// (nobody answering) is replaced; a live one is an error.
+/// Serves `source` on the Unix socket `path` with default [`ServeOptions`]: claims the path
+/// (see [`local_socket`](super::local_socket): its lock, only a stale socket replaced, mode
+/// 0660), then serves.
 pub async fn serve_source(
     source: Arc<dyn Membership>,
     path: &Path,
 ) -> Result<ServerHandle, DaemonError> {
-    let socket_err = |source: std::io::Error| DaemonError::Socket {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(socket_err)?;
-    }
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(DaemonError::InUse {
-                path: path.to_owned(),
-            });
+    let claim = local_socket::claim(path, None).await?;
+    Ok(serve_claimed(source, claim, ServeOptions::default()))
+}
+
+/// What every connection's task shares.
+struct Shared {
+    source: Arc<dyn Membership>,
+    permits: Arc<Semaphore>,
+    max_clients: usize,
+    refused_busy: AtomicU64,
+    packets: Option<Arc<TransportStats>>,
+}
+
+impl Shared {
+    fn stats(&self) -> DaemonStats {
+        DaemonStats {
+            clients: (self.max_clients - self.permits.available_permits()) as u64,
+            max_clients: self.max_clients as u64,
+            refused_busy: self.refused_busy.load(Ordering::Relaxed),
+            packets: self.packets.as_ref().map(|p| p.snapshot()),
         }
-        std::fs::remove_file(path).map_err(socket_err)?;
     }
-    let listener = UnixListener::bind(path).map_err(socket_err)?;
+}
+
+/// Serves `source` on a socket [`claim`](local_socket::claim)ed already.
+pub fn serve_claimed(
+    source: Arc<dyn Membership>,
+    mut claim: ClaimedSocket,
+    options: ServeOptions,
+) -> ServerHandle {
+    let max_clients = options.max_clients.max(1);
+    let shared = Arc::new(Shared {
+        source,
+        permits: Arc::new(Semaphore::new(max_clients)),
+        max_clients,
+        refused_busy: AtomicU64::new(0),
+        packets: options.packets,
+    });
+    let listener = claim.take_listener();
     let task = tokio::spawn(async move {
+        let Some(listener) = listener else {
+            return;
+        };
         // Client tasks live in this set, so stopping the server ends them all.
         let mut clients = tokio::task::JoinSet::new();
         loop {
-            while clients.try_join_next().is_some() {}
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let source = Arc::clone(&source);
-                    clients.spawn(async move {
-                        if let Err(e) = serve_client(source, stream).await {
-                            tracing::debug!(error = %e, "local membership client left");
+            tokio::select! {
+                // Reap finished clients as they end, not only at the next accept.
+                Some(_) = clients.join_next(), if !clients.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        if let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() {
+                            let shared = Arc::clone(&shared);
+                            clients.spawn(async move {
+                                if let Err(e) = serve_client(&shared, stream).await {
+                                    tracing::debug!(error = %e, "local membership client left");
+                                }
+                                drop(permit);
+                            });
+                        } else {
+                            refuse_busy(&shared, &stream);
                         }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "local API accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: wait for clients to leave rather than spin.
+                        tracing::warn!(error = %e, "local API accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
             }
         }
     });
-    Ok(ServerHandle {
-        path: path.to_owned(),
-        task,
-    })
+    ServerHandle { task, claim }
 }
 
-async fn write_reply(
-    w: &mut tokio::net::unix::OwnedWriteHalf,
-    reply: &Reply,
-) -> std::io::Result<()> {
+/// Answers one "busy" line without waiting (a fresh socket's buffer takes it) and closes.
+fn refuse_busy(shared: &Shared, stream: &UnixStream) {
+    let n = shared.refused_busy.fetch_add(1, Ordering::Relaxed);
+    if n == 0 || n.is_power_of_two() {
+        tracing::warn!(
+            max_clients = shared.max_clients,
+            refused = n + 1,
+            "local API busy: refusing a client (raise `max_clients` if this is legitimate)"
+        );
+    }
+    let reply = Reply {
+        busy: true,
+        ..Reply::error(format!(
+            "busy: too many clients (max_clients = {}); try again later",
+            shared.max_clients
+        ))
+    };
+    if let Ok(mut line) = serde_json::to_vec(&reply) {
+        line.push(b'\n');
+        let _ = stream.try_write(&line);
+    }
+}
+
+async fn write_reply(w: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    w.write_all(&line).await?;
-    w.flush().await
+    // A client that does not read would otherwise hold its task (and descriptor) for ever.
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        w.write_all(&line).await?;
+        w.flush().await
+    })
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client did not read"))?
 }
 
 fn error_reply(e: &MembershipError) -> Reply {
@@ -152,82 +319,133 @@ fn error_reply(e: &MembershipError) -> Reply {
     r
 }
 
-async fn serve_client(source: Arc<dyn Membership>, stream: UnixStream) -> std::io::Result<()> {
+/// One request line, read with a bound.
+enum RequestLine {
+    Line(Vec<u8>),
+    TooLong,
+    End,
+}
+
+async fn read_request(r: &mut BufReader<OwnedReadHalf>) -> std::io::Result<RequestLine> {
+    let mut line = Vec::new();
+    let n = (&mut *r)
+        .take(MAX_REQUEST_LINE as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .await?;
+    if n == 0 {
+        return Ok(RequestLine::End);
+    }
+    if line.last() != Some(&b'\n') && line.len() > MAX_REQUEST_LINE {
+        return Ok(RequestLine::TooLong);
+    }
+    Ok(RequestLine::Line(line))
+}
+
+async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
-    let mut lines = BufReader::new(r);
-    let mut line = String::new();
+    let mut reader = BufReader::new(r);
     loop {
-        line.clear();
-        let n = (&mut lines)
-            .take(MAX_LINE as u64)
-            .read_line(&mut line)
-            .await?;
-        if n == 0 {
-            return Ok(());
-        }
-        if line.trim().is_empty() {
+        let Ok(read) = tokio::time::timeout(REQUEST_IDLE_TIMEOUT, read_request(&mut reader)).await
+        else {
+            return Ok(()); // idle: a slot is worth more than a silent client
+        };
+        let line = match read? {
+            RequestLine::End => return Ok(()),
+            RequestLine::TooLong => {
+                let message =
+                    format!("bad request: line longer than {MAX_REQUEST_LINE} bytes; closing");
+                return write_reply(&mut w, &Reply::error(message)).await;
+            }
+            RequestLine::Line(line) => line,
+        };
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
             continue;
         }
-        let request: Request = match serde_json::from_str(line.trim()) {
+        let request: Request = match serde_json::from_str(text.trim()) {
             Ok(r) => r,
             Err(e) => {
                 write_reply(&mut w, &Reply::error(format!("bad request: {e}"))).await?;
                 continue;
             }
         };
-        match request {
-            Request::LocalNode => {
-                let reply = match source.local_node().await {
-                    Ok(id) => Reply {
-                        node_id: Some(id),
-                        ..Reply::ok()
-                    },
-                    Err(e) => error_reply(&e),
-                };
-                write_reply(&mut w, &reply).await?;
-            }
-            Request::View => {
-                let reply = match source.current_view().await {
-                    Ok(view) => Reply {
-                        view,
-                        ..Reply::ok()
-                    },
-                    Err(e) => error_reply(&e),
-                };
-                write_reply(&mut w, &reply).await?;
-            }
-            Request::Subscribe => {
-                let mut sub = match source.subscribe().await {
-                    Ok(s) => s,
-                    Err(e) => return write_reply(&mut w, &error_reply(&e)).await,
-                };
-                let first = Reply {
-                    view: sub.initial_view().cloned(),
+        let source = &shared.source;
+        let reply = match request {
+            Request::LocalNode => match source.local_node().await {
+                Ok(id) => Reply {
+                    node_id: Some(id),
                     ..Reply::ok()
-                };
-                write_reply(&mut w, &first).await?;
-                loop {
-                    let reply = match sub.next_event().await {
-                        Ok(Some(event)) => Reply {
-                            event: Some(event),
-                            ..Reply::ok()
-                        },
-                        Ok(None) => {
-                            return write_reply(
-                                &mut w,
-                                &Reply {
-                                    end: true,
-                                    ..Reply::ok()
-                                },
-                            )
-                            .await;
-                        }
-                        Err(e) => return write_reply(&mut w, &error_reply(&e)).await,
-                    };
-                    write_reply(&mut w, &reply).await?;
+                },
+                Err(e) => error_reply(&e),
+            },
+            Request::View => match source.current_view().await {
+                Ok(view) => Reply {
+                    view,
+                    ..Reply::ok()
+                },
+                Err(e) => error_reply(&e),
+            },
+            Request::Stats => Reply {
+                stats: Some(shared.stats()),
+                ..Reply::ok()
+            },
+            Request::Subscribe => return serve_subscription(source, reader, w).await,
+        };
+        write_reply(&mut w, &reply).await?;
+    }
+}
+
+/// Streams events until the source ends, the client lags, or the client hangs up; a hang-up
+/// is noticed at once (end of file on the read side), not at the next event.
+async fn serve_subscription(
+    source: &Arc<dyn Membership>,
+    mut reader: BufReader<OwnedReadHalf>,
+    mut w: OwnedWriteHalf,
+) -> std::io::Result<()> {
+    let mut sub = match source.subscribe().await {
+        Ok(s) => s,
+        Err(e) => return write_reply(&mut w, &error_reply(&e)).await,
+    };
+    let first = Reply {
+        view: sub.initial_view().cloned(),
+        ..Reply::ok()
+    };
+    write_reply(&mut w, &first).await?;
+    let mut scratch = [0u8; 512];
+    loop {
+        let next = {
+            let event = sub.next_event();
+            tokio::pin!(event);
+            loop {
+                tokio::select! {
+                    e = &mut event => break e,
+                    n = reader.read(&mut scratch) => match n {
+                        // The client hung up (or broke): free its slot now.
+                        Ok(0) | Err(_) => return Ok(()),
+                        // Bytes after `subscribe` mean nothing; read and drop them.
+                        Ok(_) => {}
+                    },
                 }
             }
-        }
+        };
+        let reply = match next {
+            Ok(Some(event)) => Reply {
+                event: Some(event),
+                ..Reply::ok()
+            },
+            Ok(None) => {
+                return write_reply(
+                    &mut w,
+                    &Reply {
+                        end: true,
+                        ..Reply::ok()
+                    },
+                )
+                .await;
+            }
+            Err(e) => return write_reply(&mut w, &error_reply(&e)).await,
+        };
+        write_reply(&mut w, &reply).await?;
     }
 }
 
@@ -261,7 +479,8 @@ impl Daemon {
     }
 }
 
-/// Starts the built-in engine of `config` and serves it on the config's socket.
+/// Starts the built-in engine of `config` and serves it on the config's socket. The socket is
+/// claimed first, so a second daemon of the same socket fails before touching the network.
 pub async fn serve(config: &NodeConfig) -> Result<Daemon, DaemonError> {
     if config.backend != BackendKind::Builtin {
         return Err(DaemonError::BackendNotBuilt {
@@ -280,9 +499,11 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
             backend: config.backend,
         });
     }
+    let claim = local_socket::claim(&config.socket_path(), config.socket_group.as_deref()).await?;
     let engine = Arc::new(BuiltinEngine::start(config, key).await?);
     let source: Arc<dyn Membership> = Arc::clone(&engine) as Arc<dyn Membership>;
-    let server = serve_source(source, &config.socket_path()).await?;
+    let options = ServeOptions::from_config(config).with_packets(Arc::clone(engine.stats()));
+    let server = serve_claimed(source, claim, options);
     Ok(Daemon { engine, server })
 }
 
@@ -398,8 +619,9 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
             backend: config.backend,
         });
     }
+    let claim = local_socket::claim(&config.socket_path(), config.socket_group.as_deref()).await?;
     let membership = CorosyncMembership::connect_with(CorosyncOptions::default()).await?;
     let source: Arc<dyn Membership> = Arc::new(membership.clone());
-    let server = serve_source(source, &config.socket_path()).await?;
+    let server = serve_claimed(source, claim, ServeOptions::from_config(config));
     Ok(CorosyncDaemon { membership, server })
 }

@@ -1,6 +1,9 @@
 //! The shared cluster key: written by `ocf keygen`, read by every node's daemon.
 //!
-//! The file holds 32 random bytes as 64 hex digits and a newline, mode 0600.
+//! The file holds 32 random bytes as 64 hex digits and a newline, mode 0600. A key file that
+//! its group or others may read or write is refused (as ssh refuses such a private key): with
+//! the key, anyone can forge membership packets for the whole cluster. So is a key file owned
+//! by another user than root or the reader: its owner could swap the key.
 
 use std::fmt;
 use std::io::Write;
@@ -9,12 +12,16 @@ use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 
+use crate::bounded_read::{BoundedReadError, read_regular_string};
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The fewest key bytes accepted from a key file.
 pub const MIN_KEY_BYTES: usize = 16;
 /// The most key bytes accepted from a key file.
 pub const MAX_KEY_BYTES: usize = 1024;
+/// The largest key file read, in bytes ([`MAX_KEY_BYTES`] as hex, with room for whitespace).
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
 
 /// What went wrong writing or reading a key file.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,35 @@ pub enum KeyError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The file could not be read: missing, unreadable, not a regular file, or larger than
+    /// [`MAX_KEY_FILE_BYTES`].
+    #[error("cannot read the cluster key: {0}")]
+    Read(#[source] BoundedReadError),
+    /// The file's group or others may read or write it.
+    #[error(
+        "key file {path} is accessible by its group or others (mode {mode:04o}); the cluster \
+         key must be private to its owner: run `chmod 600 {path}`"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file belongs to another user than root or the one reading it: that user could
+    /// replace the cluster key.
+    #[error(
+        "key file {path} belongs to uid {owner}, neither root nor this user (uid {user}); run \
+         `chown {user} {path}`"
+    )]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user reading it.
+        user: u32,
     },
     /// The content is not a key.
     #[error("key file {path} is not a cluster key: {problem}; write a new one with `ocf keygen`")]
@@ -74,24 +110,34 @@ impl ClusterKey {
         &self.0
     }
 
-    /// Reads a key file written by [`ClusterKey::write_new`].
+    /// Reads a key file written by [`ClusterKey::write_new`]: a regular file of at most
+    /// [`MAX_KEY_FILE_BYTES`] that neither its group nor others may access (mode 0600 or
+    /// 0400), else [`KeyError::Exposed`] naming the `chmod` that fixes it, owned by root or
+    /// the reading user, else [`KeyError::Owner`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (text, meta) = read_regular_string(path, MAX_KEY_FILE_BYTES).map_err(KeyError::Read)?;
+        // The mode of the file actually read (fstat), not of whatever the path names now.
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        // Whoever owns the file can replace the key; only root or this user may.
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        let me = nix::unistd::geteuid().as_raw();
+        if owner != 0 && owner != me {
+            return Err(KeyError::Owner {
+                path: path.to_owned(),
+                owner,
+                user: me,
+            });
+        }
         let malformed = |problem: &str| KeyError::Malformed {
             path: path.to_owned(),
             problem: problem.to_owned(),
         };
-        if let Ok(meta) = std::fs::metadata(path)
-            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
-        {
-            tracing::warn!(
-                path = %path.display(),
-                "cluster key file is readable by group or others; chmod 600 it"
-            );
-        }
         let hex = text.trim();
         if hex.len() % 2 != 0 {
             return Err(malformed("odd number of hex digits"));
@@ -168,9 +214,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         std::fs::write(&path, "secretsecret-not-hex").unwrap();
-        let e = ClusterKey::load(&path).unwrap_err().to_string();
-        assert!(!e.contains("secretsecret"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = ClusterKey::load(&path).unwrap_err();
+        assert!(matches!(e, KeyError::Malformed { .. }), "{e}");
+        assert!(!e.to_string().contains("secretsecret"), "{e}");
         std::fs::write(&path, "abcd\n").unwrap();
-        assert!(ClusterKey::load(&path).is_err());
+        let e = ClusterKey::load(&path).unwrap_err();
+        assert!(matches!(e, KeyError::Malformed { .. }), "{e}");
+    }
+
+    #[test]
+    fn exposed_or_oversized_key_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authkey");
+        ClusterKey::random().write_new(&path).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = ClusterKey::load(&path).unwrap_err();
+            assert!(matches!(e, KeyError::Exposed { .. }), "{mode:o}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("chmod 600 {}", path.display())),
+                "{text}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        ClusterKey::load(&path).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
+            let e = ClusterKey::load(&path).unwrap_err();
+            assert!(matches!(e, KeyError::Owner { owner: 4242, .. }), "{e}");
+            assert!(e.to_string().contains("chown 0"), "{e}");
+        }
+        let e = ClusterKey::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("/dev/zero"), "{e}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, "ab".repeat(4096)).unwrap();
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = ClusterKey::load(&big).unwrap_err();
+        assert!(e.to_string().contains("4096 bytes"), "{e}");
     }
 }

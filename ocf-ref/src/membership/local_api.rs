@@ -8,18 +8,43 @@
 //! {"op":"subscribe"}   ->  {"ok":true,"view":{...}}            the view the stream starts after
 //!                          {"ok":true,"event":{"seq":..,"kind":..,"view":{..}}}   one per event
 //!                          {"ok":true,"end":true}              the source shut down cleanly
+//! {"op":"stats"}       ->  {"ok":true,"stats":{"clients":1,"max_clients":256,"refused_busy":0,
+//!                            "packets":{"sent":..,"received":..,"too_large":0,
+//!                              "rejected":{"malformed":0,"forged":0,"replayed":0,
+//!                                          "unknown_sender":0}}}}
 //! errors               ->  {"ok":false,"error":"...","missed":N}
 //! ```
 //!
 //! Events carry the source's own `seq`, so every subscriber of one daemon sees the same
 //! numbers in the same order.
+//!
+//! The daemon protects itself from its clients: a request line longer than
+//! [`MAX_REQUEST_LINE`] is answered with an error and the connection closed; a connection that
+//! sends no complete request within [`REQUEST_IDLE_TIMEOUT`] is closed; a client that does not
+//! take a reply within [`WRITE_TIMEOUT`] is dropped; a subscriber that hangs up is noticed at
+//! once, not at the next event; and past `max_clients` connections a new one is answered
+//! `{"ok":false,"error":"busy: ...","busy":true}` and closed. `packets` is absent when the
+//! engine has no transport of its own (Corosync).
+
+use std::time::Duration;
 
 use ocf_core::NodeId;
 use ocf_membership::{MembershipEvent, View};
 use serde::{Deserialize, Serialize};
 
-/// The longest request or reply line accepted, in bytes.
+use super::transport::PacketCounts;
+
+/// The longest reply line a client accepts, in bytes (a view of thousands of members fits).
 pub const MAX_LINE: usize = 4 << 20;
+/// The longest request line the daemon accepts, in bytes (requests are a few dozen bytes).
+pub const MAX_REQUEST_LINE: usize = 4096;
+/// How long the daemon waits for a connection's next complete request line before closing
+/// it (subscribers, which send nothing after `subscribe`, are not affected).
+pub const REQUEST_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the daemon waits for a client to take one reply line before dropping it.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of `max_clients`: connections served at once.
+pub const DEFAULT_MAX_CLIENTS: usize = 256;
 
 /// A request line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +57,8 @@ pub enum Request {
     View,
     /// The current view, then every event after it.
     Subscribe,
+    /// The daemon's counters: clients, and packets sent, received and rejected by reason.
+    Stats,
 }
 
 /// A reply line.
@@ -58,6 +85,28 @@ pub struct Reply {
     /// With a lag error: how many events the subscriber missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<u64>,
+    /// The daemon's counters (answer to `stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<DaemonStats>,
+    /// True on the error line of a connection refused because `max_clients` are connected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub busy: bool,
+}
+
+/// The daemon's counters, the answer to `stats` (and `ocf members --stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DaemonStats {
+    /// Connections being served now, this one included.
+    pub clients: u64,
+    /// The most connections served at once (`max_clients`).
+    pub max_clients: u64,
+    /// Connections refused as busy since the daemon started.
+    pub refused_busy: u64,
+    /// The built-in engine's packets: sent, received and rejected by reason. Absent when
+    /// the engine has no transport of its own (Corosync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<PacketCounts>,
 }
 
 impl Reply {

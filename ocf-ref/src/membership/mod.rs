@@ -6,7 +6,8 @@
 //! - [`sim`]: the deterministic simulator that checks the invariants;
 //! - [`transport`]: the UDP driver; [`engine`]: the built-in engine behind the `Membership`
 //!   trait; [`hub`]: the one ordered event log every subscriber shares;
-//! - [`daemon`]: the node daemon's local socket API ([`local_api`]); [`client`]: a
+//! - [`daemon`]: the node daemon's local socket API ([`local_api`]), on a socket path claimed
+//!   safely ([`local_socket`]); [`client`]: a
 //!   `Membership` over that socket; `corosync` (feature `corosync`): the same trait over Corosync.
 //!
 //! The protocol and its invariants:
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod hub;
 pub mod key;
 pub mod local_api;
+pub mod local_socket;
 pub mod loopback;
 pub mod protocol;
 pub mod sim;

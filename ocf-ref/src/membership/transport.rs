@@ -1,16 +1,21 @@
 //! The UDP driver: runs one protocol [`Node`] over a tokio UDP socket.
 //!
 //! Every packet is encoded and authenticated by [`Codec`]; received packets pass the MAC check
-//! and the [`ReplayGuard`] before the node sees them. Malformed, forged and replayed packets
-//! are dropped and counted in [`TransportStats`], never a panic.
+//! and the [`ReplayGuard`] before the node sees them. Malformed, forged, replayed packets and
+//! packets from unknown senders are dropped and counted by reason in [`TransportStats`], never
+//! a panic. The first rejection of each reason from each peer address is logged at warn level,
+//! then at most one a minute per reason and peer ([`REJECT_LOG_INTERVAL`]), with the number
+//! left unlogged in between, so a flood of garbage cannot flood the log.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ocf_core::NodeId;
+use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
@@ -36,6 +41,124 @@ pub struct TransportStats {
     pub too_large: AtomicU64,
 }
 
+impl TransportStats {
+    /// The counters now, as plain numbers (what the daemon's `stats` request reports).
+    pub fn snapshot(&self) -> PacketCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PacketCounts {
+            sent: get(&self.sent),
+            received: get(&self.received),
+            too_large: get(&self.too_large),
+            rejected: RejectedCounts {
+                malformed: get(&self.malformed),
+                forged: get(&self.forged),
+                replayed: get(&self.replayed),
+                unknown_sender: get(&self.unknown_sender),
+            },
+        }
+    }
+}
+
+/// A snapshot of [`TransportStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PacketCounts {
+    /// Packets sent.
+    pub sent: u64,
+    /// Packets accepted and handed to the protocol.
+    pub received: u64,
+    /// Messages not sent because they did not fit one packet.
+    pub too_large: u64,
+    /// Packets dropped, by reason.
+    pub rejected: RejectedCounts,
+}
+
+/// Received packets dropped, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RejectedCounts {
+    /// Too short, too long, or not an ocf membership packet (magic or version), or
+    /// authenticated but undecodable.
+    pub malformed: u64,
+    /// Authentication failed: forged, corrupted, or sent under another cluster key or another
+    /// cluster name (the MAC covers both, so these cannot be told apart).
+    pub forged: u64,
+    /// A sequence number already seen, or an older incarnation.
+    pub replayed: u64,
+    /// Authenticated, but from a node id that is not in the config's `[[nodes]]`.
+    pub unknown_sender: u64,
+}
+
+impl RejectedCounts {
+    /// All rejected packets.
+    pub fn total(&self) -> u64 {
+        self.malformed + self.forged + self.replayed + self.unknown_sender
+    }
+}
+
+/// Why a received packet was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Rejection {
+    Malformed,
+    Forged,
+    Replayed,
+    UnknownSender,
+}
+
+impl Rejection {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Forged => "forged",
+            Self::Replayed => "replayed",
+            Self::UnknownSender => "unknown_sender",
+        }
+    }
+}
+
+/// The shortest interval between two warnings of one rejection reason from one peer address.
+pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// How many (peer, reason) pairs the rate limiter remembers; spoofed source addresses cannot
+/// grow it past this.
+const REJECT_LOG_PEERS: usize = 1024;
+
+/// When each (peer, reason) was last logged, and how many went unlogged since.
+#[derive(Debug, Default)]
+struct RejectLog {
+    last: HashMap<(SocketAddr, Rejection), (Instant, u64)>,
+}
+
+impl RejectLog {
+    /// `Some(suppressed since the last warning)` when this rejection should be logged now.
+    fn should_log(&mut self, from: SocketAddr, why: Rejection, now: Instant) -> Option<u64> {
+        if self.last.len() >= REJECT_LOG_PEERS && !self.last.contains_key(&(from, why)) {
+            self.last
+                .retain(|_, (at, _)| now.duration_since(*at) < REJECT_LOG_INTERVAL);
+            if self.last.len() >= REJECT_LOG_PEERS {
+                return None;
+            }
+        }
+        match self.last.entry((from, why)) {
+            Entry::Vacant(v) => {
+                v.insert((now, 0));
+                Some(0)
+            }
+            Entry::Occupied(mut o) => {
+                let (at, suppressed) = o.get_mut();
+                if now.duration_since(*at) >= REJECT_LOG_INTERVAL {
+                    let n = *suppressed;
+                    *at = now;
+                    *suppressed = 0;
+                    Some(n)
+                } else {
+                    *suppressed += 1;
+                    None
+                }
+            }
+        }
+    }
+}
+
 /// The UDP side of one node.
 #[derive(Debug)]
 pub struct UdpTransport {
@@ -45,6 +168,7 @@ pub struct UdpTransport {
     peers: HashMap<NodeId, SocketAddr>,
     seq: u64,
     stats: Arc<TransportStats>,
+    reject_log: RejectLog,
 }
 
 impl UdpTransport {
@@ -62,6 +186,7 @@ impl UdpTransport {
             peers,
             seq: 0,
             stats: Arc::new(TransportStats::default()),
+            reject_log: RejectLog::default(),
         })
     }
 
@@ -97,8 +222,8 @@ impl UdpTransport {
                 }
                 r = self.socket.recv_from(&mut buf) => {
                     match r {
-                        Ok((len, _from)) => {
-                            if let Some(env) = self.accept(&buf[..len]) {
+                        Ok((len, from)) => {
+                            if let Some(env) = self.accept(&buf[..len], from) {
                                 node.handle(now_ms(start), env, &mut out);
                             }
                         }
@@ -118,32 +243,59 @@ impl UdpTransport {
         }
     }
 
-    fn accept(&mut self, packet: &[u8]) -> Option<super::protocol::Envelope> {
-        let count = |c: &AtomicU64| {
-            c.fetch_add(1, Ordering::Relaxed);
-        };
+    fn accept(&mut self, packet: &[u8], from: SocketAddr) -> Option<super::protocol::Envelope> {
         match self.codec.decode(packet) {
             Ok((env, seq)) => {
                 if !self.peers.contains_key(&env.from) {
-                    count(&self.stats.unknown_sender);
+                    self.reject(from, Rejection::UnknownSender, &|| {
+                        format!("sender node {} is not in [[nodes]]", env.from)
+                    });
                     return None;
                 }
                 if self.guard.check(env.from, env.inc, seq).is_err() {
-                    count(&self.stats.replayed);
+                    self.reject(from, Rejection::Replayed, &|| {
+                        format!(
+                            "replay of node {} (incarnation {}, seq {seq})",
+                            env.from, env.inc
+                        )
+                    });
                     return None;
                 }
-                count(&self.stats.received);
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
                 Some(env)
             }
             Err(WireError::Forged) => {
-                count(&self.stats.forged);
+                self.reject(from, Rejection::Forged, &|| {
+                    "authentication failed: another cluster key or cluster name, or forged"
+                        .to_owned()
+                });
                 None
             }
             Err(e) => {
-                tracing::debug!(error = %e, "dropped membership packet");
-                count(&self.stats.malformed);
+                self.reject(from, Rejection::Malformed, &|| e.to_string());
                 None
             }
+        }
+    }
+
+    /// Counts a dropped packet and warns about it unless this peer's rejections of this kind
+    /// were logged less than [`REJECT_LOG_INTERVAL`] ago.
+    fn reject(&mut self, from: SocketAddr, why: Rejection, detail: &dyn Fn() -> String) {
+        let counter = match why {
+            Rejection::Malformed => &self.stats.malformed,
+            Rejection::Forged => &self.stats.forged,
+            Rejection::Replayed => &self.stats.replayed,
+            Rejection::UnknownSender => &self.stats.unknown_sender,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(suppressed) = self.reject_log.should_log(from, why, Instant::now()) {
+            tracing::warn!(
+                peer = %from,
+                reason = why.as_str(),
+                unlogged_since_last = suppressed,
+                "dropped membership packet: {}",
+                detail()
+            );
         }
     }
 
@@ -170,4 +322,40 @@ impl UdpTransport {
 
 fn now_ms(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_logged_once_per_minute_per_peer_and_reason() {
+        let mut log = RejectLog::default();
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(log.should_log(a, Rejection::Forged, t0), Some(0));
+        assert_eq!(log.should_log(a, Rejection::Forged, t0), None);
+        assert_eq!(log.should_log(a, Rejection::Forged, t0), None);
+        assert_eq!(log.should_log(a, Rejection::Malformed, t0), Some(0));
+        assert_eq!(log.should_log(b, Rejection::Forged, t0), Some(0));
+        let later = t0 + REJECT_LOG_INTERVAL;
+        assert_eq!(log.should_log(a, Rejection::Forged, later), Some(2));
+        assert_eq!(log.should_log(a, Rejection::Forged, later), None);
+    }
+
+    #[test]
+    fn spoofed_addresses_cannot_grow_the_log_past_its_bound() {
+        let mut log = RejectLog::default();
+        let t0 = Instant::now();
+        for port in 0..5000u16 {
+            let from = SocketAddr::from(([10, 0, 0, 1], port));
+            let _ = log.should_log(from, Rejection::Forged, t0);
+        }
+        assert_eq!(log.last.len(), REJECT_LOG_PEERS);
+        let from = SocketAddr::from(([10, 0, 0, 2], 1));
+        let later = t0 + REJECT_LOG_INTERVAL;
+        assert_eq!(log.should_log(from, Rejection::Forged, later), Some(0));
+        assert_eq!(log.last.len(), 1);
+    }
 }
