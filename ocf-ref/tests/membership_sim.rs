@@ -7,8 +7,10 @@ use ocf_ref::membership::sim::scenario::{self, replay_command};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
-/// Seeded runs per test function; four functions run in parallel (20,000 runs in all; about
-/// 30 s on two cores in the debug profile). `OCF_SIM_RUNS=<n>` overrides it.
+/// Seeded runs per test function; four functions run in parallel (4,000 runs in all; about
+/// 60 s on two cores in the debug profile: every node renews its lease with every member once
+/// a period, so a run sends about three times the messages it did before leases).
+/// `OCF_SIM_RUNS=<n>` overrides it; 10,000 per function were run before each protocol change.
 const RUNS_PER_TEST: u32 = 1_000;
 
 fn config() -> Config {

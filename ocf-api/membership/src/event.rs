@@ -63,11 +63,44 @@ pub struct MembershipEvent {
     pub kind: EventKind,
     /// The view that was installed (for [`EventKind::Evicted`], the last one installed).
     pub view: View,
+    /// When the event took effect on its node, in microseconds since the Unix epoch, where
+    /// the engine knows it. A lapsed lease takes effect when it ran out, which may be before
+    /// the event is delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_us: Option<u64>,
+    /// For a newly installed view: when the node stopped acting on its previous view (it
+    /// agreed to this one), in microseconds since the Unix epoch, if it was primary until
+    /// then. Between that instant and `at_us` the node is in transition and not primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_primary_until_us: Option<u64>,
 }
 
 impl MembershipEvent {
-    /// Builds an event.
+    /// Builds an event (with no time stamps; see [`MembershipEvent::at`]).
     pub fn new(seq: u64, kind: EventKind, view: View) -> Self {
-        Self { seq, kind, view }
+        Self {
+            seq,
+            kind,
+            view,
+            at_us: None,
+            prior_primary_until_us: None,
+        }
+    }
+
+    /// The same event, stamped with when it took effect and, for an install, when the node
+    /// stopped acting on its previous view (both in microseconds since the Unix epoch).
+    ///
+    /// ```
+    /// use ocf_membership::{EventKind, MembershipEvent, Quorum, View, ViewId};
+    /// use ocf_core::NodeId;
+    /// let view = View::new(ViewId::new(1, NodeId::new(1), 1), vec![], None, Quorum::majority(0, 1));
+    /// let e = MembershipEvent::new(1, EventKind::NotPrimary, view).at(1_700_000_000_000_000, None);
+    /// assert_eq!(e.at_us, Some(1_700_000_000_000_000));
+    /// ```
+    #[must_use]
+    pub fn at(mut self, at_us: u64, prior_primary_until_us: Option<u64>) -> Self {
+        self.at_us = Some(at_us);
+        self.prior_primary_until_us = prior_primary_until_us;
+        self
     }
 }

@@ -17,7 +17,7 @@ use super::config::NodeConfig;
 use super::hub::EventHub;
 use super::key::ClusterKey;
 use super::protocol::{Event, Node};
-use super::transport::{TransportStats, UdpTransport};
+use super::transport::{Report, TransportStats, UdpTransport};
 use super::wire::Codec;
 
 /// Why the built-in engine did not start.
@@ -157,17 +157,31 @@ impl BuiltinEngine {
             transport
                 .run(
                     node,
-                    move |e| {
-                        let event = translator.translate(&e);
-                        tracing::info!(
-                            seq = event.seq,
-                            kind = ?event.kind,
-                            view = %event.view.id,
-                            members = event.view.members.len(),
-                            quorate = event.view.quorate,
-                            "membership event"
-                        );
-                        publish_to.publish(event);
+                    move |report| match report {
+                        Report::Event {
+                            event,
+                            at_us,
+                            prior_primary_until_us,
+                        } => {
+                            let event = translator
+                                .translate(&event)
+                                .at(at_us, prior_primary_until_us);
+                            tracing::info!(
+                                seq = event.seq,
+                                kind = ?event.kind,
+                                view = %event.view.id,
+                                members = event.view.members.len(),
+                                quorate = event.view.quorate,
+                                "membership event"
+                            );
+                            publish_to.publish(event);
+                        }
+                        Report::PrimaryUntil(until) => {
+                            // Not primary at all: the deadline is now.
+                            let until =
+                                until.map_or_else(|| Some(std::time::Instant::now()), |u| u);
+                            publish_to.set_primary_until(until);
+                        }
                     },
                     stop_rx,
                 )

@@ -5,6 +5,7 @@
 //! subscription half of [`Membership`](ocf_membership::Membership).
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use ocf_membership::{EventKind, MembershipError, MembershipEvent, Subscription, View};
@@ -16,6 +17,9 @@ pub const HUB_CAPACITY: usize = 1024;
 #[derive(Debug)]
 struct HubState {
     current: Option<View>,
+    /// Set by an engine with primacy leases: the current view counts as quorate only until
+    /// this instant unless the engine moves it.
+    primary_until: Option<Instant>,
     last_seq: u64,
     /// `None` once the source has shut down: subscribers then see the end of the stream.
     tx: Option<broadcast::Sender<MembershipEvent>>,
@@ -36,6 +40,7 @@ impl EventHub {
             engine: engine.into(),
             state: Mutex::new(HubState {
                 current: None,
+                primary_until: None,
                 last_seq: 0,
                 tx: Some(tx),
             }),
@@ -50,7 +55,12 @@ impl EventHub {
             return;
         }
         state.last_seq = event.seq;
-        if event.kind != EventKind::Evicted {
+        if event.kind == EventKind::Evicted {
+            // Evicted means not primary, in the current view too.
+            if let Some(v) = state.current.as_mut() {
+                not_quorate(v);
+            }
+        } else {
             state.current = Some(event.view.clone());
         }
         if let Some(tx) = &state.tx {
@@ -79,13 +89,24 @@ impl EventHub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).tx = None;
     }
 
-    /// The view installed now.
-    pub fn current(&self) -> Option<View> {
+    /// Tells the hub until when this node is primary (an engine with leases calls it after
+    /// every change): past `until`, [`EventHub::current`] reports the view as not quorate
+    /// even before the engine's event about it arrives. `None`: no deadline.
+    pub fn set_primary_until(&self, until: Option<Instant>) {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .current
-            .clone()
+            .primary_until = until;
+    }
+
+    /// The view installed now, quorate only while this node is primary.
+    pub fn current(&self) -> Option<View> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut view = state.current.clone()?;
+        if state.primary_until.is_some_and(|t| Instant::now() >= t) {
+            not_quorate(&mut view);
+        }
+        Some(view)
     }
 
     /// A subscription starting just after the current view. The lock makes the hand-over
@@ -103,6 +124,11 @@ impl EventHub {
             rx,
         }
     }
+}
+
+fn not_quorate(view: &mut View) {
+    view.quorate = false;
+    view.quorum.quorate = false;
 }
 
 /// A subscriber's stream from an [`EventHub`].

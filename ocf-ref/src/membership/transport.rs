@@ -12,7 +12,7 @@ use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ocf_core::NodeId;
 use serde::{Deserialize, Serialize};
@@ -159,6 +159,23 @@ impl RejectLog {
     }
 }
 
+/// What the transport tells its owner as the node runs.
+#[derive(Debug)]
+pub enum Report {
+    /// The core emitted an event; the stamps are microseconds since the Unix epoch.
+    Event {
+        /// The event.
+        event: Event,
+        /// When it took effect.
+        at_us: u64,
+        /// For an install: when the node stopped acting on its previous view.
+        prior_primary_until_us: Option<u64>,
+    },
+    /// The node is primary until this instant unless another grant arrives (`Some(None)`:
+    /// primary with no deadline, on its own votes); `None`: not primary.
+    PrimaryUntil(Option<Option<Instant>>),
+}
+
 /// The UDP side of one node.
 #[derive(Debug)]
 pub struct UdpTransport {
@@ -200,20 +217,25 @@ impl UdpTransport {
         self.socket.local_addr()
     }
 
-    /// Runs `node` until `stop` fires (or its sender is dropped), passing every event to
-    /// `on_event` in order.
+    /// Runs `node` until `stop` fires (or its sender is dropped), passing every event and
+    /// every change of the primacy deadline to `on_report` in order.
     pub async fn run(
         mut self,
         mut node: Node,
-        mut on_event: impl FnMut(Event) + Send,
+        mut on_report: impl FnMut(Report) + Send,
         mut stop: oneshot::Receiver<()>,
     ) {
         let start = Instant::now();
+        let start_wall_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let wall_us = |node_ms: u64| start_wall_us + node_ms * 1000;
         let tick = Duration::from_millis(10);
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = vec![0u8; MAX_PACKET + 1];
         let mut out = Vec::new();
+        let mut deadline = None;
         loop {
             tokio::select! {
                 _ = &mut stop => return,
@@ -237,8 +259,27 @@ impl UdpTransport {
             for o in out.drain(..) {
                 match o {
                     Output::Send { to, msg } => self.send(to, &msg).await,
-                    Output::Event(e) => on_event(e),
+                    Output::Event(e) => {
+                        let at_us = wall_us(e.at);
+                        let prior_primary_until_us = e.prior_primary_until.map(wall_us);
+                        on_report(Report::Event {
+                            event: e,
+                            at_us,
+                            prior_primary_until_us,
+                        });
+                    }
                 }
+            }
+            let now = node.primary_deadline().map(|ms| {
+                if ms == u64::MAX {
+                    None
+                } else {
+                    Some(start + Duration::from_millis(ms))
+                }
+            });
+            if now != deadline {
+                deadline = now;
+                on_report(Report::PrimaryUntil(now));
             }
         }
     }
