@@ -332,6 +332,8 @@ async fn meta_data_marks_a_secret_its_name_does_not() {
         "{shown}"
     );
     assert!(records(dir.path(), "stdin.").contains("pin=4711-Xq\n"));
+    // Once the meta-data is known, the device's Debug hides it too.
+    assert!(!format!("{dev:?}").contains("4711-Xq"), "{dev:?}");
 }
 
 // --- Parameters reach the agent exactly as given, or are refused ---------------------------

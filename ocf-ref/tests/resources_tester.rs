@@ -204,18 +204,18 @@ fn ocf_ra_test(root: &Path, agent: &str, params: &[&str]) -> (Option<i32>, serde
 
 /// The status and detail of check `name` in a JSON report.
 fn check_of(report: &serde_json::Value, name: &str) -> (String, String) {
-    report["checks"]
+    let Some(c) = report["checks"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["name"] == name)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap().to_owned(),
-                c["detail"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .unwrap_or_else(|| panic!("no check {name}: {report}"))
+    else {
+        panic!("no check {name}: {report}");
+    };
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["detail"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 #[test]

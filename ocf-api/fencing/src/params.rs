@@ -59,9 +59,27 @@ impl fmt::Debug for ParamValue {
 /// assert!(shown.contains("10.0.0.9") && !shown.contains("hunter2"));
 /// assert!(!serde_json::to_string(&p).unwrap().contains("hunter2"));
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deserializing files values the way [`DeviceParams::insert`] does, so a password read from a
+/// configuration file is a secret from the start:
+///
+/// ```
+/// use ocf_fencing::DeviceParams;
+/// let p: DeviceParams = serde_json::from_str(r#"{"password":"hunter2","ip":"10.0.0.9"}"#).unwrap();
+/// assert!(p.get("password").unwrap().is_secret());
+/// assert!(!format!("{p:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct DeviceParams(BTreeMap<String, ParamValue>);
+
+impl<'de> Deserialize<'de> for DeviceParams {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Every value arrives as plain text; the name decides what is secret, as in insert.
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(map.into_iter().collect())
+    }
+}
 
 impl DeviceParams {
     /// No parameters.

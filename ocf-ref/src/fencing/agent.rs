@@ -271,11 +271,15 @@ pub struct AgentDevice {
 
 impl std::fmt::Debug for AgentDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // DeviceParams' Debug redacts secrets.
+        // DeviceParams' Debug redacts secrets; once the meta-data is known, those it marks too.
+        let params = self.metadata.get().map_or_else(
+            || self.params.clone(),
+            |md| with_metadata_secrets(&self.params, md),
+        );
         f.debug_struct("AgentDevice")
             .field("id", &self.id)
             .field("program", &self.program)
-            .field("params", &self.params)
+            .field("params", &params)
             .field("targets", &self.targets)
             .finish_non_exhaustive()
     }
