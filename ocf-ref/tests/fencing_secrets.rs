@@ -428,6 +428,25 @@ fn the_cli_refuses_instead_of_dropping_or_trimming() {
         assert!(stderr.contains(name), "{param:?}: {stderr}");
         assert!(stderr.contains("refused"), "{param:?}: {stderr}");
     }
+    // `ocf fence test` names the refused parameter in its parameters check.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ocf"))
+        .args(["fence", "test", "fence_dummy", "--json", "-p", "#type=fail"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "agent.parameters")
+        .unwrap();
+    assert_eq!(check["verdict"], "fail", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"#type\" refused") && detail.contains("comment"),
+        "{detail}"
+    );
     assert!(!Path::new("/tmp/ocf-never-written").exists());
 }
 
