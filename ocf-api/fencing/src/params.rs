@@ -149,7 +149,8 @@ impl DeviceParams {
     /// A secret value is hidden where it stands as a whole value: a token bounded by
     /// whitespace, quotes, brackets or `=`/`:`/`,`/`;` (a trailing `.` too), as in `-P hunter2`,
     /// `password=hunter2` or `'hunter2'`. The value after `name=` or `--name=` is hidden
-    /// whatever it is, for every secret parameter's name (to the end of the line when the
+    /// whatever it is, for every secret parameter's name and every name of
+    /// [`crate::SECRET_PARAMETER_NAMES`] (to the end of the line when the
     /// line starts with it, as an echoed stdin line does). All matches are found in the
     /// original text and replaced in one pass, so a short secret never cuts into an ordinary
     /// word (`powered` stays `powered` with the password `o`), a marker is never rewritten by
@@ -170,6 +171,11 @@ impl DeviceParams {
                 whole_value_spans(text, s.expose(), &mut spans);
                 after_name_spans(text, name, &mut spans);
             }
+        }
+        // A password a `password_script` produced is not among the values, but an agent that
+        // echoes it writes it after its name.
+        for name in crate::SECRET_PARAMETER_NAMES {
+            after_name_spans(text, name, &mut spans);
         }
         if spans.is_empty() {
             return text.to_owned();
@@ -515,6 +521,18 @@ mod tests {
             p.redact("password=other value\nrun --password=x1 -H 10.0.0.1\nmypassword=z"),
             "password=<redacted>\nrun --password=<redacted> -H 10.0.0.1\nmypassword=z"
         );
+    }
+
+    #[test]
+    fn a_scripted_password_echoed_after_its_name_is_hidden() {
+        let p: DeviceParams = [("passwd_script", "/etc/fence/pw.sh"), ("ip", "10.0.0.1")]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            p.redact("ssh -p 22 --password=fromscript x\npasswd=fromscript\n"),
+            "ssh -p 22 --password=<redacted> x\npasswd=<redacted>\n"
+        );
+        assert_eq!(p.redact("key=1a2b ip 10.0.0.1"), "key=1a2b ip 10.0.0.1");
     }
 
     #[test]
