@@ -125,3 +125,215 @@ async fn unknown_parameters_fail_before_anything_runs() {
     );
     assert_eq!(status(&report, "resources.start"), None);
 }
+
+// --- Stricter than ocf-tester: what it catches, `ocf ra test` catches too -------------------
+//
+// Each lax fixture (tests/fixtures/resource.d/lax) breaks one rule. The test runs the real
+// ocf-tester on it to prove the rule is one ocf-tester enforces, then `ocf ra test`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An OCF root in a temp dir (world-readable, as ocf-tester runs meta-data as `nobody`)
+/// holding copies of the lax fixtures, and the state files the agents keep.
+struct LaxRoot {
+    dir: tempfile::TempDir,
+}
+
+impl LaxRoot {
+    fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lax = dir.path().join("resource.d/lax");
+        std::fs::create_dir_all(&lax).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/resource.d/lax");
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), lax.join(e.file_name())).unwrap();
+        }
+        for d in [dir.path(), &dir.path().join("resource.d"), &lax] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn agent(&self, name: &str) -> PathBuf {
+        self.dir.path().join("resource.d/lax").join(name)
+    }
+
+    fn state(&self, name: &str) -> String {
+        format!("state={}", self.dir.path().join(name).display())
+    }
+}
+
+/// Runs the real ocf-tester on `agent`: whether it passed, and what it printed.
+fn ocf_tester(agent: &Path, params: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new("/usr/sbin/ocf-tester");
+    cmd.env("OCF_ROOT", "/usr/lib/ocf")
+        .args(["-n", "ocf-lax-test"]);
+    for p in params {
+        cmd.args(["-o", p]);
+    }
+    let out = cmd.arg(agent).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Runs `ocf ra test AGENT -p ... --json` with `OCF_ROOT` at `root`: its exit code and report.
+fn ocf_ra_test(root: &Path, agent: &str, params: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocf"));
+    cmd.env("OCF_ROOT", root)
+        .args(["ra", "test", agent, "--json"]);
+    for p in params {
+        cmd.args(["-p", p]);
+    }
+    let out = cmd.output().unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{agent}: {e}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+/// The status and detail of check `name` in a JSON report.
+fn check_of(report: &serde_json::Value, name: &str) -> (String, String) {
+    let Some(c) = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+    else {
+        panic!("no check {name}: {report}");
+    };
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["detail"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn a_broken_recurring_monitor_fails_as_in_ocf_tester() {
+    let root = LaxRoot::new();
+    // ocf-tester may leave its resource running (it aborts on some failures): its own state.
+    let (passed, out) = ocf_tester(
+        &root.agent("recurring-monitor"),
+        &[&root.state("tester-state")],
+    );
+    assert!(!passed, "{out}");
+    assert!(
+        out.contains("Monitoring an active resource should return 0"),
+        "{out}"
+    );
+    let state = root.state("recurring");
+    let (code, report) = ocf_ra_test(root.dir.path(), "ocf:lax:recurring-monitor", &[&state]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(check_of(&report, "resources.monitor_running").0, "pass");
+    let (status, detail) = check_of(&report, "resources.monitor_recurring");
+    assert_eq!(status, "fail", "{detail}");
+    assert!(detail.contains("expected 0"), "{detail}");
+    // The resource was stopped at the end.
+    assert!(!root.dir.path().join("recurring").exists());
+}
+
+#[test]
+fn a_second_promote_or_demote_that_fails_fails_as_in_ocf_tester() {
+    for (again, ocf_tester_says, check) in [
+        (
+            "promote",
+            "Promoting a promoted resource should not fail",
+            "resources.promote_idempotent",
+        ),
+        (
+            "demote",
+            "Demoting a demoted resource should not fail",
+            "resources.demote_idempotent",
+        ),
+    ] {
+        let root = LaxRoot::new();
+        let state = root.state("promotable");
+        let refuse = format!("refuse_again={again}");
+        let (passed, out) = ocf_tester(
+            &root.agent("promote-twice"),
+            &[&root.state("tester-state"), &refuse],
+        );
+        assert!(!passed, "{again}: {out}");
+        assert!(out.contains(ocf_tester_says), "{again}: {out}");
+        let (code, report) =
+            ocf_ra_test(root.dir.path(), "ocf:lax:promote-twice", &[&state, &refuse]);
+        assert_eq!(code, Some(1), "{again}: {report}");
+        assert_eq!(check_of(&report, check).0, "fail", "{again}: {report}");
+        assert_eq!(check_of(&report, "resources.promote").0, "pass");
+        assert_eq!(check_of(&report, "resources.demote").0, "pass");
+        assert!(!root.dir.path().join("promotable").exists(), "{again}");
+    }
+}
+
+#[test]
+fn answering_2_to_unadvertised_actions_fails_as_in_ocf_tester() {
+    let root = LaxRoot::new();
+    let state = root.state("two");
+    let (passed, out) = ocf_tester(&root.agent("answers-two"), &[&root.state("tester-state")]);
+    assert!(!passed, "{out}");
+    assert!(
+        out.contains("The notify action cannot fail and must return 0"),
+        "{out}"
+    );
+    let (code, report) = ocf_ra_test(root.dir.path(), "ocf:lax:answers-two", &[&state]);
+    assert_eq!(code, Some(1), "{report}");
+    let (status, detail) = check_of(&report, "resources.unadvertised_actions");
+    assert_eq!(status, "fail", "{detail}");
+    for action in ["notify", "promote", "demote", "reload", "migrate_to"] {
+        assert!(
+            detail.contains(&format!("{action} is not advertised but answered")),
+            "{action}: {detail}"
+        );
+    }
+    // What it does implement passes: only the unimplemented answers fail it.
+    assert_eq!(check_of(&report, "resources.monitor_recurring").0, "pass");
+    assert_eq!(check_of(&report, "resources.stop_idempotent").0, "pass");
+}
+
+#[test]
+fn dummy_and_stateful_pass_the_stricter_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new("/usr/lib/ocf");
+    // ocf-tester leaves Dummy running (its last migrate_from starts it): its own state file.
+    let dummy_state = format!("state={}", dir.path().join("tester-dummy").display());
+    // A control: the ocf-tester harness above can pass an agent.
+    let (passed, out) = ocf_tester(&root.join("resource.d/heartbeat/Dummy"), &[&dummy_state]);
+    assert!(passed, "{out}");
+    for (agent, file) in [
+        ("ocf:heartbeat:Dummy", "dummy"),
+        ("ocf:pacemaker:Stateful", "stateful"),
+    ] {
+        let state = format!("state={}", dir.path().join(file).display());
+        let (code, report) = ocf_ra_test(root, agent, &[&state]);
+        assert_eq!(code, Some(0), "{agent}: {report}");
+        for check in [
+            "resources.monitor_recurring",
+            "resources.unadvertised_actions",
+            "resources.start_idempotent",
+            "resources.stop_idempotent",
+        ] {
+            assert_eq!(check_of(&report, check).0, "pass", "{agent} {check}");
+        }
+        if agent.ends_with("Stateful") {
+            for check in [
+                "resources.notify",
+                "resources.demote_unpromoted",
+                "resources.promote_idempotent",
+                "resources.monitor_promoted_recurring",
+                "resources.demote_idempotent",
+            ] {
+                assert_eq!(check_of(&report, check).0, "pass", "{agent} {check}");
+            }
+        }
+    }
+}

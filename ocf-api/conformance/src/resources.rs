@@ -18,9 +18,16 @@
 //! | `resources.start` | start returns 0 |
 //! | `resources.start_idempotent` | start of a started resource returns 0 |
 //! | `resources.monitor_running` | monitor of the started resource returns 0 |
-//! | `resources.promote` | promote returns 0 (promotable agents) |
+//! | `resources.monitor_recurring` | a recurring monitor (`OCF_RESKEY_CRM_meta_interval` = 10000) of the started resource returns 0 |
+//! | `resources.notify` | notify returns 0 (when advertised) |
+//! | `resources.unadvertised_actions` | every optional action the meta-data does not advertise answers 3 (`OCF_ERR_UNIMPLEMENTED`); notify may also answer 0 |
+//! | `resources.demote_unpromoted` | demote of the started, unpromoted resource returns 0 (promotable agents) |
+//! | `resources.promote` | promote returns 0 |
+//! | `resources.promote_idempotent` | promote of a promoted resource returns 0 |
 //! | `resources.monitor_promoted` | monitor of the promoted resource returns 8 (`OCF_RUNNING_PROMOTED`) |
+//! | `resources.monitor_promoted_recurring` | a recurring monitor of the promoted resource returns 8 |
 //! | `resources.demote` | demote returns 0 |
+//! | `resources.demote_idempotent` | demote of a demoted resource returns 0 |
 //! | `resources.monitor_demoted` | monitor of the demoted resource returns 0 |
 //! | `resources.reload_agent` | reload-agent returns 0 and the resource still runs (when advertised) |
 //! | `resources.reload` | reload returns 0 and the resource still runs (when advertised) |
@@ -279,6 +286,12 @@ impl Run<'_> {
 
     /// Runs `action` with the advertised timeout; the outcome, or why there is none.
     async fn invoke(&mut self, action: Action) -> Result<Outcome, Miss> {
+        self.invoke_every(action, Duration::ZERO).await
+    }
+
+    /// Runs `action` as one run of a recurring operation of `interval` (zero: a one-shot
+    /// run, which for monitor is a probe).
+    async fn invoke_every(&mut self, action: Action, interval: Duration) -> Result<Outcome, Miss> {
         let limit = self.timeout_for(action);
         // meta-data must work without any parameter, so it gets none.
         let params = if action == Action::MetaData {
@@ -289,7 +302,8 @@ impl Run<'_> {
         let mut req = ActionRequest::new(action, self.options.instance.clone(), limit)
             .params(params)
             // The parameters are checked once, as a check of their own.
-            .validate(false);
+            .validate(false)
+            .interval(interval);
         if matches!(action, Action::MigrateTo | Action::MigrateFrom) {
             req = req
                 .meta(
@@ -335,7 +349,20 @@ impl Run<'_> {
         action: Action,
         expect: ExitCode,
     ) -> bool {
-        match self.invoke(action).await {
+        self.expect_every(name, promise, action, Duration::ZERO, expect)
+            .await
+    }
+
+    /// [`Run::expect`] for one run of a recurring operation of `interval`.
+    async fn expect_every(
+        &mut self,
+        name: &'static str,
+        promise: &'static str,
+        action: Action,
+        interval: Duration,
+        expect: ExitCode,
+    ) -> bool {
+        match self.invoke_every(action, interval).await {
             Err(Miss::Wrong(why) | Miss::Late(why)) => {
                 self.record(name, promise, CheckOutcome::Fail(why), None)
             }
@@ -551,12 +578,23 @@ impl Run<'_> {
             )
             .await;
             self.expect(
-                "resources.monitor_running",
-                "monitor of the started resource returns 0",
+                LIFECYCLE[2].0,
+                LIFECYCLE[2].1,
                 Action::Monitor,
                 ExitCode::Success,
             )
             .await;
+            // A probe (interval 0) and a recurring monitor take different paths in many
+            // agents; the cluster runs the recurring one for the resource's whole life.
+            self.expect_every(
+                LIFECYCLE[3].0,
+                LIFECYCLE[3].1,
+                Action::Monitor,
+                RECURRING_INTERVAL,
+                ExitCode::Success,
+            )
+            .await;
+            self.check_optional_actions(caps).await;
             self.check_promotion(caps).await;
             self.check_reload(caps).await;
             self.check_migration(caps).await;
@@ -588,8 +626,58 @@ impl Run<'_> {
         .await;
     }
 
+    /// notify when advertised; and every optional action the meta-data does not advertise
+    /// must answer 3, so a cluster manager can tell "not implemented" from "failed".
+    async fn check_optional_actions(&mut self, caps: Capabilities) {
+        let (name, promise) = LIFECYCLE[4];
+        if self.meta.advertises(Action::Notify) {
+            self.expect(name, promise, Action::Notify, ExitCode::Success)
+                .await;
+        } else {
+            self.skip(name, promise, "notify not advertised");
+        }
+        let declared = |a: Action| match a {
+            Action::ValidateAll => caps.validate_all,
+            Action::Promote | Action::Demote => caps.promotable,
+            Action::Reload => caps.reload,
+            Action::ReloadAgent => caps.reload_agent,
+            Action::MigrateTo | Action::MigrateFrom => caps.migrate,
+            _ => false,
+        };
+        let mut wrong = Vec::new();
+        let mut ran = 0;
+        for action in OPTIONAL_ACTIONS {
+            if self.meta.advertises(action) || declared(action) {
+                continue;
+            }
+            ran += 1;
+            match self.invoke(action).await {
+                Err(Miss::Wrong(why) | Miss::Late(why)) => wrong.push(format!("{action}: {why}")),
+                Ok(o) => {
+                    let code = o.exit_code();
+                    let fine = code == Some(ExitCode::ErrUnimplemented)
+                        || (action == Action::Notify && code == Some(ExitCode::Success));
+                    if !fine {
+                        wrong.push(format!(
+                            "{action} is not advertised but answered {}; answer 3 (OCF_ERR_UNIMPLEMENTED) or advertise it",
+                            o.summary()
+                        ));
+                    }
+                }
+            }
+        }
+        let (name, promise) = LIFECYCLE[5];
+        if ran == 0 {
+            self.skip(name, promise, "every optional action is advertised");
+        } else if wrong.is_empty() {
+            self.record(name, promise, CheckOutcome::Pass, None);
+        } else {
+            self.record(name, promise, CheckOutcome::Fail(wrong.join("; ")), None);
+        }
+    }
+
     async fn check_promotion(&mut self, caps: Capabilities) {
-        let steps = &LIFECYCLE[3..7];
+        let steps = &LIFECYCLE[6..14];
         if !caps.promotable {
             for (name, promise) in steps {
                 self.skip(
@@ -600,37 +688,54 @@ impl Run<'_> {
             }
             return;
         }
+        // A cluster manager demotes whatever it is unsure of: an unpromoted instance too.
+        self.expect(steps[0].0, steps[0].1, Action::Demote, ExitCode::Success)
+            .await;
         if !self
-            .expect(steps[0].0, steps[0].1, Action::Promote, ExitCode::Success)
+            .expect(steps[1].0, steps[1].1, Action::Promote, ExitCode::Success)
             .await
         {
-            for (name, promise) in &steps[1..] {
+            for (name, promise) in &steps[2..] {
                 self.skip(name, promise, "promote failed");
             }
             return;
         }
+        self.expect(steps[2].0, steps[2].1, Action::Promote, ExitCode::Success)
+            .await;
         self.expect(
-            steps[1].0,
-            steps[1].1,
+            steps[3].0,
+            steps[3].1,
             Action::Monitor,
             ExitCode::RunningPromoted,
         )
         .await;
+        self.expect_every(
+            steps[4].0,
+            steps[4].1,
+            Action::Monitor,
+            RECURRING_INTERVAL,
+            ExitCode::RunningPromoted,
+        )
+        .await;
         if self
-            .expect(steps[2].0, steps[2].1, Action::Demote, ExitCode::Success)
+            .expect(steps[5].0, steps[5].1, Action::Demote, ExitCode::Success)
             .await
         {
-            self.expect(steps[3].0, steps[3].1, Action::Monitor, ExitCode::Success)
+            self.expect(steps[6].0, steps[6].1, Action::Demote, ExitCode::Success)
+                .await;
+            self.expect(steps[7].0, steps[7].1, Action::Monitor, ExitCode::Success)
                 .await;
         } else {
-            self.skip(steps[3].0, steps[3].1, "demote failed");
+            for (name, promise) in &steps[6..] {
+                self.skip(name, promise, "demote failed");
+            }
         }
     }
 
     async fn check_reload(&mut self, caps: Capabilities) {
         for (declared, action, (name, promise)) in [
-            (caps.reload_agent, Action::ReloadAgent, LIFECYCLE[7]),
-            (caps.reload, Action::Reload, LIFECYCLE[8]),
+            (caps.reload_agent, Action::ReloadAgent, LIFECYCLE[14]),
+            (caps.reload, Action::Reload, LIFECYCLE[15]),
         ] {
             if !declared {
                 let why = self.absent(action.as_str());
@@ -659,7 +764,7 @@ impl Run<'_> {
     }
 
     async fn check_migration(&mut self, caps: Capabilities) {
-        let steps = &LIFECYCLE[9..12];
+        let steps = &LIFECYCLE[16..19];
         if !caps.migrate {
             let why = self.absent("migrate_to/migrate_from");
             for (name, promise) in steps {
@@ -689,8 +794,23 @@ impl Run<'_> {
     }
 }
 
+/// The interval of the recurring monitors the suite runs (`OCF_RESKEY_CRM_meta_interval`).
+pub const RECURRING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The optional actions an agent must answer 3 to when it does not advertise them.
+const OPTIONAL_ACTIONS: [Action; 8] = [
+    Action::Notify,
+    Action::Promote,
+    Action::Demote,
+    Action::Reload,
+    Action::ReloadAgent,
+    Action::MigrateTo,
+    Action::MigrateFrom,
+    Action::ValidateAll,
+];
+
 /// The lifecycle checks after the first probe, in order (for skipping them by name).
-const LIFECYCLE: [(&str, &str); 15] = [
+const LIFECYCLE: [(&str, &str); 22] = [
     ("resources.start", "start returns 0"),
     (
         "resources.start_idempotent",
@@ -700,12 +820,37 @@ const LIFECYCLE: [(&str, &str); 15] = [
         "resources.monitor_running",
         "monitor of the started resource returns 0",
     ),
+    (
+        "resources.monitor_recurring",
+        "a recurring monitor (interval 10 s) of the started resource returns 0",
+    ),
+    ("resources.notify", "notify returns 0 (when advertised)"),
+    (
+        "resources.unadvertised_actions",
+        "optional actions the meta-data does not advertise answer 3 (OCF_ERR_UNIMPLEMENTED)",
+    ),
+    (
+        "resources.demote_unpromoted",
+        "demote of the started, unpromoted resource returns 0",
+    ),
     ("resources.promote", "promote returns 0"),
+    (
+        "resources.promote_idempotent",
+        "promote of a promoted resource returns 0",
+    ),
     (
         "resources.monitor_promoted",
         "monitor of the promoted resource returns 8 (OCF_RUNNING_PROMOTED)",
     ),
+    (
+        "resources.monitor_promoted_recurring",
+        "a recurring monitor of the promoted resource returns 8",
+    ),
     ("resources.demote", "demote returns 0"),
+    (
+        "resources.demote_idempotent",
+        "demote of a demoted resource returns 0",
+    ),
     (
         "resources.monitor_demoted",
         "monitor of the demoted resource returns 0",
@@ -767,6 +912,12 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), LIFECYCLE.len());
+        // The slices the suite skips by.
+        assert_eq!(LIFECYCLE[6].0, "resources.demote_unpromoted");
+        assert_eq!(LIFECYCLE[13].0, "resources.monitor_demoted");
+        assert_eq!(LIFECYCLE[14].0, "resources.reload_agent");
+        assert_eq!(LIFECYCLE[16].0, "resources.migrate_to");
+        assert_eq!(LIFECYCLE[LIFECYCLE.len() - 3].0, "resources.stop");
     }
 
     #[test]

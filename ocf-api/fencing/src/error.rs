@@ -8,7 +8,7 @@
 use ocf_core::NodeName;
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceAction, DeviceId, FenceAction, FenceRecord, Refusal};
+use crate::{DeviceAction, DeviceId, FenceAction, FenceRecord, ParamRefusal, Refusal};
 
 /// What went wrong with a fence device or the fencer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -112,6 +112,16 @@ pub enum FenceError {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A parameter cannot reach the device exactly as given (the value is never shown).
+    #[error("fence device {device}: parameter {parameter:?} refused: {refusal}")]
+    BadParameter {
+        /// The device (or agent name).
+        device: String,
+        /// The parameter's name.
+        parameter: String,
+        /// Why.
+        refusal: ParamRefusal,
+    },
     /// A device with this id is already registered.
     #[error("fence device {device} is already registered; unregister it first")]
     DuplicateDevice {
@@ -154,8 +164,8 @@ pub enum ErrorKind {
     TimedOut,
     /// [`FenceError::Unsupported`] or [`FenceError::NotImplemented`].
     Unsupported,
-    /// [`FenceError::Metadata`], [`FenceError::Config`], [`FenceError::DuplicateDevice`] or
-    /// [`FenceError::UnknownDevice`].
+    /// [`FenceError::Metadata`], [`FenceError::Config`], [`FenceError::BadParameter`],
+    /// [`FenceError::DuplicateDevice`] or [`FenceError::UnknownDevice`].
     Config,
     /// [`FenceError::Unavailable`].
     Unavailable,
@@ -172,6 +182,7 @@ impl FenceError {
             Self::Unsupported { .. } | Self::NotImplemented { .. } => ErrorKind::Unsupported,
             Self::Metadata { .. }
             | Self::Config { .. }
+            | Self::BadParameter { .. }
             | Self::DuplicateDevice { .. }
             | Self::UnknownDevice { .. } => ErrorKind::Config,
             Self::Unavailable { .. } => ErrorKind::Unavailable,

@@ -17,8 +17,11 @@ pub use fencer::{FenceLevel, FenceRequest, Fencer, IncidentId, RequesterId};
 pub use history::{
     DeviceAttempt, FenceId, FenceRecord, HistoryFilter, LevelAttempt, Outcome, UnixMillis,
 };
-pub use metadata::{DeviceMetadata, DeviceParameter, ParameterType, is_secret_parameter};
-pub use params::{DeviceParams, ParamValue};
+pub use metadata::{
+    DeviceMetadata, DeviceParameter, ParameterType, SECRET_GETOPT_PLACEHOLDERS,
+    SECRET_PARAMETER_NAMES, is_secret_parameter, is_secret_placeholder,
+};
+pub use params::{DeviceParams, ParamRefusal, ParamValue, check_env_param, check_stdin_param};
 pub use policy::{AllowAll, FencingPolicy, Refusal};
 
 #[cfg(test)]

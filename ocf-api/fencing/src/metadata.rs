@@ -83,7 +83,8 @@ pub struct DeviceParameter {
     /// A one-line description.
     #[serde(default)]
     pub shortdesc: String,
-    /// Whether it holds a secret (a password, a key): see [`is_secret_parameter`].
+    /// Whether it holds a secret: its name says so ([`is_secret_parameter`]), or its meta-data
+    /// does (a `[password]`-style getopt placeholder, or it obsoletes a secret parameter).
     #[serde(default)]
     pub secret: bool,
     /// Whether the device marks it deprecated.
@@ -159,34 +160,59 @@ impl ParameterType {
     }
 }
 
-/// Whether a parameter called `name` holds a secret, by fence-agents' and cluster-glue's
-/// naming: `password`, `passwd`, `snmp_priv_passwd`, `key`, `secret_key`, `access_key`,
-/// `apikey`, `token`, `community` and anything with `secret` in it. Names of files or scripts
-/// that *produce* a secret (`password_script`, `identity_file`) are not secrets themselves.
+/// The parameter names that hold a secret in fence-agents and cluster-glue, written with `_`
+/// (fence-agents also accept `-`). The password *scripts* and the SSH identity file are on the
+/// list too: where the password comes from is as private as the password.
+pub const SECRET_PARAMETER_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "password_script",
+    "passwd_script",
+    "snmp_priv_passwd",
+    "snmp_priv_passwd_script",
+    "identity_file",
+    "community",
+    "hexadecimal_kg",
+    "apikey",
+    "api_key",
+    "access_key",
+    "secret_key",
+    "token",
+];
+
+/// The value placeholders of fence-agents' `<getopt mixed="--password=[password]">` that mark
+/// a secret. `[key]` is *not* one: fence_scsi's and fence_mpath's reservation `key` uses it,
+/// and that key is an identifier printed in their own logs.
+pub const SECRET_GETOPT_PLACEHOLDERS: &[&str] =
+    &["password", "pass", "authkey", "community", "token"];
+
+/// Whether a parameter called `name` holds a secret, by name alone: the names of
+/// [`SECRET_PARAMETER_NAMES`], and names ending in `password` or `passwd` (`ilo_password`) or
+/// containing `secret`. Case and `-`/`_` do not matter.
 ///
-/// When in doubt it says yes: a wrongly redacted log line costs little.
+/// It does not guess from fragments such as `key`: fence_scsi's `key` is a reservation key,
+/// not a secret. Meta-data can mark more (see [`DeviceParameter::secret`]).
 ///
 /// ```
 /// use ocf_fencing::is_secret_parameter;
 /// assert!(is_secret_parameter("passwd"));
-/// assert!(is_secret_parameter("snmp_priv_passwd"));
-/// assert!(is_secret_parameter("secret_key"));
-/// assert!(!is_secret_parameter("password_script"));
+/// assert!(is_secret_parameter("snmp-priv-passwd"));
+/// assert!(is_secret_parameter("ilo_password"));
+/// assert!(is_secret_parameter("identity_file"));
+/// assert!(!is_secret_parameter("key"));
 /// assert!(!is_secret_parameter("ip"));
 /// ```
 pub fn is_secret_parameter(name: &str) -> bool {
     let n = name.to_ascii_lowercase().replace('-', "_");
-    if n.ends_with("_script") || n.ends_with("_file") || n.ends_with("_path") {
-        return false;
-    }
-    n.ends_with("passwd")
-        || n.contains("password")
+    SECRET_PARAMETER_NAMES.contains(&n.as_str())
+        || n.ends_with("password")
+        || n.ends_with("passwd")
         || n.contains("secret")
-        || n.ends_with("key")
-        || n == "token"
-        || n.ends_with("_token")
-        || n == "community"
-        || n.ends_with("_community")
+}
+
+/// Whether a getopt placeholder (`password` in `--password=[password]`) marks a secret.
+pub fn is_secret_placeholder(placeholder: &str) -> bool {
+    SECRET_GETOPT_PLACEHOLDERS.contains(&placeholder.to_ascii_lowercase().as_str())
 }
 
 #[cfg(test)]
@@ -227,18 +253,28 @@ mod tests {
             "api-key",
             "apikey",
             "access_key",
+            "secret_key",
             "token",
             "community",
+            "passwd_script",
+            "password-script",
+            "snmp_priv_passwd",
+            "identity_file",
+            "hexadecimal_kg",
+            "ilo_password",
         ] {
             assert!(is_secret_parameter(s), "{s}");
         }
         for s in [
-            "passwd_script",
-            "identity_file",
+            // fence_scsi's and fence_mpath's reservation key is an identifier, not a secret.
+            "key",
             "token_file",
             "login",
             "ipaddr",
             "key_value",
+            "auth",
+            "cipher",
+            "plug",
         ] {
             assert!(!is_secret_parameter(s), "{s}");
         }

@@ -84,7 +84,8 @@ pub struct ParamArgs {
     /// A parameter for the agent, `key=value` (repeatable). Secrets by name are redacted.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Also read `key=value` lines from standard input (keeps secrets out of `ps`).
+    /// Also read `key=value` lines from standard input (keeps secrets out of `ps`); blank
+    /// lines and lines starting with `#` are skipped, other lines are taken whole.
     #[arg(long)]
     pub params_stdin: bool,
 }
@@ -229,16 +230,14 @@ fn collect_params(
     args: &ParamArgs,
 ) -> Result<DeviceParams, Box<dyn std::error::Error + Send + Sync>> {
     let mut params = DeviceParams::new();
+    // Nothing is trimmed or dropped: a value reaches the agent as written, or the agent
+    // call refuses it and names the parameter (`-p '#x=1'` is not a comment here).
     let mut add = |line: &str, origin: &str| -> Result<(), String> {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            return Ok(());
-        }
         let Some((k, v)) = line.split_once('=') else {
             // The line may be a bare password: do not echo it.
             return Err(format!("a parameter from {origin} is not key=value"));
         };
-        params.insert(k.trim(), v);
+        params.insert(k, v);
         Ok(())
     };
     for p in &args.params {
@@ -250,7 +249,14 @@ fn collect_params(
             eprintln!("ocf: reading key=value lines from stdin; end with Ctrl-D");
         }
         for line in stdin.lock().lines() {
-            add(&line?, "stdin")?;
+            let line = line?;
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            // Blank lines and `#` comment lines are the stdin format's own; every other line
+            // is taken whole, so trailing spaces are refused, not silently cut.
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            add(line, "stdin")?;
         }
     }
     Ok(params)

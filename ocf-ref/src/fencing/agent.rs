@@ -104,30 +104,28 @@ pub fn resolve_agent(agent: &str, dir: &Path) -> Result<PathBuf, FenceError> {
 
 /// The stdin text for one call: `action=`, then every parameter, then the plug, one per line.
 ///
-/// Refuses keys or values that would break the line protocol (a newline would let a value
-/// inject another option). The caller's `action` and plug win over parameters of those names.
+/// Every name and value must reach the agent exactly as given: fence agents strip each line,
+/// skip `#` lines and unquote `"..."` values, so anything those would change (and a line break,
+/// which would let a value inject another option) is refused with
+/// [`FenceError::BadParameter`], naming the parameter, never its value
+/// ([`ocf_fencing::check_stdin_param`]). The caller's `action` and plug win over parameters
+/// of those names.
 pub fn stdin_lines(
     agent: &str,
     action: DeviceAction,
     params: &DeviceParams,
     plug: Option<(&str, &str)>,
 ) -> Result<Vec<u8>, FenceError> {
-    let bad = |reason: String| FenceError::Config {
-        device: agent.to_owned(),
-        reason,
+    let check = |key: &str, value: &str| {
+        ocf_fencing::check_stdin_param(key, value).map_err(|refusal| FenceError::BadParameter {
+            device: agent.to_owned(),
+            parameter: key.to_owned(),
+            refusal,
+        })
     };
     let mut out = format!("action={}\n", action.as_str());
     for (key, value) in params.iter() {
-        if key.is_empty() || key.contains(['=', '\n', '\r']) || key.chars().any(char::is_whitespace)
-        {
-            return Err(bad(format!(
-                "parameter name {key:?} is not a valid option name"
-            )));
-        }
-        if value.expose().contains(['\n', '\r', '\0']) {
-            // Name the key only: the value may be a password.
-            return Err(bad(format!("the value of {key} holds a line break")));
-        }
+        check(key, value.expose())?;
         if key == "action" || plug.is_some_and(|(name, _)| name == key) {
             continue;
         }
@@ -137,12 +135,25 @@ pub fn stdin_lines(
         out.push('\n');
     }
     if let Some((name, value)) = plug {
+        check(name, value)?;
         out.push_str(name);
         out.push('=');
         out.push_str(value);
         out.push('\n');
     }
     Ok(out.into_bytes())
+}
+
+/// `params` with every parameter the agent's meta-data marks secret filed as a secret, so
+/// that redaction hides it too (a `--pin=[password]` parameter whose name says nothing).
+pub fn with_metadata_secrets(params: &DeviceParams, md: &DeviceMetadata) -> DeviceParams {
+    let mut out = params.clone();
+    for p in md.parameters.iter().filter(|p| p.secret) {
+        out.mark_secret(&p.name);
+        // fencing.py reads `snmp-priv-passwd` as `snmp_priv_passwd`.
+        out.mark_secret(&p.name.replace('_', "-"));
+    }
+    out
 }
 
 /// The result of one agent call, with its output decoded and secrets redacted.
@@ -260,11 +271,15 @@ pub struct AgentDevice {
 
 impl std::fmt::Debug for AgentDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // DeviceParams' Debug redacts secrets.
+        // DeviceParams' Debug redacts secrets; once the meta-data is known, those it marks too.
+        let params = self.metadata.get().map_or_else(
+            || self.params.clone(),
+            |md| with_metadata_secrets(&self.params, md),
+        );
         f.debug_struct("AgentDevice")
             .field("id", &self.id)
             .field("program", &self.program)
-            .field("params", &self.params)
+            .field("params", &params)
             .field("targets", &self.targets)
             .finish_non_exhaustive()
     }
@@ -324,7 +339,12 @@ impl AgentDevice {
             target: None,
             reason: format!("cannot run the agent: {e}"),
         })?;
-        let run = AgentRun::from_finished(action, &done, &self.params);
+        // Meta-data may mark more secrets than names do; without it, names decide.
+        let secrets = match self.metadata().await {
+            Ok(md) => with_metadata_secrets(&self.params, &md),
+            Err(_) => self.params.clone(),
+        };
+        let run = AgentRun::from_finished(action, &done, &secrets);
         tracing::debug!(device = %self.id, action = %action, exit = ?run.exit_code, elapsed_ms = run.elapsed_ms, "fence agent finished");
         Ok(run)
     }
@@ -448,7 +468,8 @@ fn match_plug(plugs: &[(String, Option<String>)], target: &NodeName) -> Option<S
         .map(|(p, _)| p.clone())
 }
 
-/// Checks parameters against an agent's meta-data before running it: unknown names, values
+/// Checks parameters against an agent's meta-data before running it: names and values the
+/// stdin protocol would change ([`ocf_fencing::check_stdin_param`]), unknown names, values
 /// of the wrong type, required parameters missing. Returns one line per problem (empty when
 /// all is well); values are never quoted, they may be secrets.
 ///
@@ -457,6 +478,10 @@ fn match_plug(plugs: &[(String, Option<String>)], target: &NodeName) -> Option<S
 pub fn check_params(md: &DeviceMetadata, params: &DeviceParams, target_given: bool) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, value) in params.iter() {
+        if let Err(refusal) = ocf_fencing::check_stdin_param(name, value.expose()) {
+            problems.push(format!("parameter {name:?} refused: {refusal}"));
+            continue;
+        }
         match md.parameter(name) {
             None => problems.push(format!(
                 "{} has no parameter {name:?}; see `ocf fence meta {}`",
@@ -639,6 +664,18 @@ mod tests {
         let mut q = DeviceParams::new();
         q.insert("a=b", "1");
         assert!(stdin_lines("d", DeviceAction::Status, &q, None).is_err());
+        // A plug the agent would strip is refused too.
+        let e = stdin_lines(
+            "d",
+            DeviceAction::Status,
+            &DeviceParams::new(),
+            Some(("plug", "3 ")),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, FenceError::BadParameter { ref parameter, .. } if parameter == "plug"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -88,6 +88,16 @@ pub fn parse(xml: &str) -> Result<DeviceMetadata, MetadataXmlError> {
                         select_options.clear();
                         content_type.clear();
                     }
+                    (Some("parameter"), "getopt") => {
+                        // fence-agents: `--password=[password]`; the placeholder marks secrets.
+                        if let (Some(p), Some(mixed)) = (param.as_mut(), get("mixed")) {
+                            if getopt_placeholder(&mixed)
+                                .is_some_and(ocf_fencing::is_secret_placeholder)
+                            {
+                                p.secret = true;
+                            }
+                        }
+                    }
                     (Some("parameter"), "content") => {
                         content_type = get("type").unwrap_or_default();
                         if let Some(p) = param.as_mut() {
@@ -166,7 +176,9 @@ pub fn parse(xml: &str) -> Result<DeviceMetadata, MetadataXmlError> {
                 if let Some(open) = stack.last() {
                     return Err(err(format!("the document ends inside <{open}>")));
                 }
-                return md.ok_or_else(|| err("no <resource-agent> element".into()));
+                let mut md = md.ok_or_else(|| err("no <resource-agent> element".into()))?;
+                mark_obsoleted_secrets(&mut md);
+                return Ok(md);
             }
             _ => {}
         }
@@ -212,6 +224,38 @@ fn close(
             }
         }
         _ => {}
+    }
+}
+
+/// The value placeholder of a getopt spelling: `password` in `-p, --password=[password]`.
+fn getopt_placeholder(mixed: &str) -> Option<&str> {
+    let (_, rest) = mixed.rsplit_once("=[")?;
+    rest.split_once(']').map(|(p, _)| p.trim())
+}
+
+/// A parameter that replaces a secret one, or is replaced by one, is secret too
+/// (`password` obsoletes `passwd`).
+fn mark_obsoleted_secrets(md: &mut DeviceMetadata) {
+    let secret_names: Vec<String> = md
+        .parameters
+        .iter()
+        .filter(|p| p.secret)
+        .flat_map(|p| std::iter::once(p.name.clone()).chain(p.obsoletes.clone()))
+        .collect();
+    let replaced_by_secret: Vec<String> = md
+        .parameters
+        .iter()
+        .filter(|p| {
+            p.obsoletes
+                .as_ref()
+                .is_some_and(|o| secret_names.contains(o))
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    for p in &mut md.parameters {
+        if secret_names.contains(&p.name) || replaced_by_secret.contains(&p.name) {
+            p.secret = true;
+        }
     }
 }
 
@@ -273,6 +317,30 @@ mod tests {
         let p = md.parameter("hostlist").unwrap();
         assert!(p.required && !p.secret);
         assert_eq!(p.shortdesc, "Hostlist");
+    }
+
+    #[test]
+    fn secrets_come_from_getopt_placeholders_and_obsoletes() {
+        let md = parse(
+            r#"<resource-agent name="fence_x"><parameters>
+<parameter name="bmc_pin"><getopt mixed="--bmc-pin=[password]"/><content type="string"/></parameter>
+<parameter name="snmp_phrase"><getopt mixed="-P, --snmp-phrase=[pass]"/><content type="string"/></parameter>
+<parameter name="old_pin" deprecated="1"><getopt mixed="--old-pin=[pin]"/></parameter>
+<parameter name="new_pin" obsoletes="old_pin"><getopt mixed="--new-pin=[password]"/></parameter>
+<parameter name="key"><getopt mixed="-k, --key=[key]"/><content type="string"/></parameter>
+<parameter name="plug"><getopt mixed="-n, --plug=[id]"/></parameter>
+</parameters></resource-agent>"#,
+        )
+        .unwrap();
+        let secret = |n: &str| md.parameter(n).unwrap().secret;
+        assert!(secret("bmc_pin") && secret("snmp_phrase") && secret("new_pin"));
+        assert!(secret("old_pin"), "obsoleted by a secret");
+        assert!(!secret("key") && !secret("plug"));
+        assert_eq!(
+            getopt_placeholder("-p, --password=[password]"),
+            Some("password")
+        );
+        assert_eq!(getopt_placeholder("--verbose"), None);
     }
 
     #[test]

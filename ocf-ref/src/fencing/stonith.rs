@@ -8,7 +8,10 @@
 //! plugin's configuration names are read from the *environment* of the `stonith` process. A
 //! process's environment (`/proc/PID/environ`) is readable only by its owner and root, unlike
 //! argv, and it is never written to disk. The child starts from an empty environment (plus
-//! `PATH` and `LANG=C`) so nothing of ours leaks into the plugin's configuration.
+//! `PATH` and `LANG=C`) so nothing of ours leaks into the plugin's configuration. Values travel
+//! exactly as given (whitespace, quotes and `#` included); a name that is not an environment
+//! name, or that names a variable the process acts on (`PATH`, `LD_*`, `BASH_ENV`), is refused
+//! ([`ocf_fencing::check_env_param`]).
 //!
 //! The `null` plugin says yes to a reset of *any* host name, listed or not; so this device
 //! checks the target is in the host list before it asks, whatever the plugin.
@@ -165,12 +168,15 @@ async fn run_raw(
         .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
     spec.env.push(("LANG".into(), "C".into()));
     for (key, value) in params.iter() {
-        if key.is_empty() || key.contains(['=', '\0']) || value.expose().contains('\0') {
-            return Err(FenceError::Config {
+        // The environment carries values exactly; names must be plugin names, not variables
+        // that stonith, the loader or a plugin's shell act on (PATH, LD_PRELOAD, BASH_ENV).
+        ocf_fencing::check_env_param(key, value.expose()).map_err(|refusal| {
+            FenceError::BadParameter {
                 device: who.to_owned(),
-                reason: format!("parameter {key:?} cannot be passed to stonith"),
-            });
-        }
+                parameter: key.to_owned(),
+                refusal,
+            }
+        })?;
         spec.env.push((key.into(), value.expose().into()));
     }
     spec.reap_group_on_exit = true;

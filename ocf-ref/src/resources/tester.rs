@@ -2,9 +2,11 @@
 //! `ocf-tester`.
 //!
 //! The checks are the [`ocf_conformance::resources`] suite's (`resources.*`: meta-data in its
-//! 1.0 and 1.1 forms, parameters, validate-all, the probe, start/stop twice, promotion, reload,
-//! migration, every action within its advertised timeout), the same a vendor runs on a native
-//! agent. This module adds what only a command-line checker of scripts gives: advisory `lint.*`
+//! 1.0 and 1.1 forms, parameters, validate-all, the probe and a recurring monitor, start, stop,
+//! promote and demote each twice, notify, 3 from every optional action the meta-data does not
+//! advertise, reload, migration, every action within its advertised timeout), the same a
+//! vendor runs on a native agent. Everything `ocf-tester` fails an agent for, these fail it
+//! for too (the tests run both on agents that break one rule each). This module adds what only a command-line checker of scripts gives: advisory `lint.*`
 //! checks (well-typed meta-data values, an unknown action returning 3), reported but never
 //! failing the run, and a report with the agent's id and wall time. The resource is stopped at
 //! the end even when a check fails.
