@@ -16,6 +16,7 @@ pub mod fence;
 pub mod node;
 pub mod output;
 pub mod ra;
+pub mod timing;
 
 /// What every subcommand returns: its exit code, or an error to print.
 pub type CliResult = Result<ExitCode, Box<dyn Error + Send + Sync>>;
@@ -54,6 +55,9 @@ pub enum Command {
     Members(node::MembersArgs),
     /// Write a new cluster key file (mode 0600).
     Keygen(node::KeygenArgs),
+    /// Print the membership timers a node's configuration gives (refused with the arithmetic
+    /// when they do not fit together).
+    Timing(timing::TimingArgs),
     /// Form a cluster on loopback, kill a node, fence it and recover its resource.
     Demo(demo::DemoArgs),
 }
@@ -90,6 +94,7 @@ pub async fn run(command: Command) -> CliResult {
         Command::Node(a) => node::run_node(a).await,
         Command::Members(a) => node::run_members(a).await,
         Command::Keygen(a) => node::run_keygen(a),
+        Command::Timing(a) => timing::run_timing(&a),
         Command::Demo(a) => demo::run(a).await,
     }
 }

@@ -10,9 +10,9 @@
 //! socket_group = "ocf"               # optional: who may use the socket (mode 0660)
 //! max_clients = 256                  # optional: local API connections at once
 //! backend = "builtin"                # optional: "builtin" or "corosync"
-//! [timing]                           # optional
-//! heartbeat_ms = 200
-//! dead_ms = 1000
+//! [timing]                           # optional: one budget, every timer derived
+//! detect_ms = 500                    # a death is agreed within this (`ocf timing` shows how)
+//! drift_ppm = 10000                  # optional: bound on clock rate error (1 %)
 //! [quorum]                           # optional
 //! two_node = false
 //! wait_for_all = false
@@ -56,7 +56,7 @@ use std::sync::Arc;
 use ocf_core::{NodeId, NodeName};
 use serde::Deserialize;
 
-use super::protocol::{ClusterSpec, NodeSpec, QuorumOptions, Timing};
+use super::protocol::{ClusterSpec, DEFAULT_DETECT_MS, NodeSpec, QuorumOptions, Timing};
 use crate::bounded_read::{BoundedReadError, read_regular_string};
 
 /// The largest config file read, in bytes (1 MiB: thousands of `[[nodes]]` entries).
@@ -95,24 +95,105 @@ pub enum ConfigError {
     },
 }
 
-/// `[timing]`: the failure detector's periods, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// `[timing]`: one detection budget from which every timer is derived, or (for experts) the
+/// periods themselves. `ocf timing --config node.toml` prints what follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimingConfig {
-    /// How often each node probes one peer (ms). Rule of thumb: 200 on a LAN; at least 10.
-    pub heartbeat_ms: u64,
-    /// How long a node may stay silent before it is declared dead (ms); must be at least three
-    /// heartbeats so a suspect can be probed again before it is dropped.
-    pub dead_ms: u64,
+    /// The detection budget (ms): a dead node is declared dead within this. Default 500 (probe
+    /// period 100 ms, death after 400 ms of silence); at least 50.
+    pub detect_ms: Option<u64>,
+    /// Instead of `detect_ms`: the probe period (ms), at least 10.
+    pub heartbeat_ms: Option<u64>,
+    /// Instead of `detect_ms`: silence before a death (ms), at least 3 × `heartbeat_ms`.
+    pub dead_ms: Option<u64>,
+    /// How long one primacy grant lasts (ms). Default: the longest (up to three periods)
+    /// whose drift-stretched wait still fits in `dead_ms`.
+    pub lease_ms: Option<u64>,
+    /// Bound on any node's clock rate error, in parts per million. Default 10000 (1 %).
+    pub drift_ppm: Option<u32>,
 }
 
-impl Default for TimingConfig {
-    fn default() -> Self {
-        Self {
-            heartbeat_ms: 200,
-            dead_ms: 1000,
+impl TimingConfig {
+    /// The protocol's timers, or the key and the arithmetic that make them inconsistent.
+    pub fn timing(&self) -> Result<Timing, (&'static str, String)> {
+        let mut t = match (self.detect_ms, self.heartbeat_ms, self.dead_ms) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err((
+                    "timing.detect_ms",
+                    "sets heartbeat_ms (detect_ms / 5) and dead_ms (4 × heartbeat_ms): give \
+                     either detect_ms or the two periods, not both"
+                        .into(),
+                ));
+            }
+            (detect, None, None) => {
+                let detect = detect.unwrap_or(DEFAULT_DETECT_MS);
+                if !(50..=300_000).contains(&detect) {
+                    return Err((
+                        "timing.detect_ms",
+                        format!("{detect} is out of range 50..=300000"),
+                    ));
+                }
+                Timing::from_budget(detect)
+            }
+            (None, hb, dead) => {
+                let hb = hb.unwrap_or(DEFAULT_DETECT_MS / 5);
+                if !(10..=60_000).contains(&hb) {
+                    return Err((
+                        "timing.heartbeat_ms",
+                        format!("{hb} is out of range 10..=60000"),
+                    ));
+                }
+                let dead = dead.unwrap_or(4 * hb);
+                if dead < 3 * hb || dead > 600_000 {
+                    return Err((
+                        "timing.dead_ms",
+                        format!(
+                            "{dead} must be at least 3 × heartbeat_ms ({}) and at most 600000",
+                            3 * hb
+                        ),
+                    ));
+                }
+                Timing::new(hb, dead)
+            }
+        };
+        if let Some(d) = self.drift_ppm {
+            t.drift_ppm = d;
+            if self.lease_ms.is_none() {
+                // Keep the default lease within the new bound.
+                let fresh = Timing {
+                    drift_ppm: d,
+                    lease_ms: 3 * t.heartbeat_ms,
+                    ..t
+                };
+                t.lease_ms = fresh.lease_ms.min(longest_lease(&fresh));
+            }
+        }
+        if let Some(l) = self.lease_ms {
+            t.lease_ms = l;
+        }
+        t.check().map_err(|e| ("timing", e))?;
+        Ok(t)
+    }
+}
+
+/// The longest lease whose wait fits in `dead_ms` (found by search: the arithmetic lives in
+/// [`Timing::lease_wait`] alone).
+fn longest_lease(t: &Timing) -> u64 {
+    let (mut lo, mut hi) = (0, t.dead_ms);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let probe = Timing {
+            lease_ms: mid,
+            ..*t
+        };
+        if probe.lease_wait() <= t.dead_ms {
+            lo = mid;
+        } else {
+            hi = mid - 1;
         }
     }
+    lo
 }
 
 /// `[quorum]`: votequorum-like options.
@@ -308,22 +389,8 @@ impl NodeConfig {
                     .into(),
             ));
         }
-        let t = self.timing;
-        if !(10..=60_000).contains(&t.heartbeat_ms) {
-            return Err(invalid(
-                "timing.heartbeat_ms",
-                format!("{} is out of range 10..=60000", t.heartbeat_ms),
-            ));
-        }
-        if t.dead_ms < 3 * t.heartbeat_ms || t.dead_ms > 600_000 {
-            return Err(invalid(
-                "timing.dead_ms",
-                format!(
-                    "{} must be at least 3 × heartbeat_ms ({}) and at most 600000",
-                    t.dead_ms,
-                    3 * t.heartbeat_ms
-                ),
-            ));
+        if let Err((key, problem)) = self.timing.timing() {
+            return Err(invalid(key, problem));
         }
         if self.nodes.is_empty() {
             return Err(invalid(
@@ -428,7 +495,10 @@ impl NodeConfig {
                 wait_for_all: self.quorum.wait_for_all || self.quorum.two_node,
                 expected_votes: self.quorum.expected_votes,
             },
-            Timing::new(self.timing.heartbeat_ms, self.timing.dead_ms),
+            // Checked at load; a config built by hand falls back to the defaults.
+            self.timing
+                .timing()
+                .unwrap_or_else(|_| Timing::from_budget(DEFAULT_DETECT_MS)),
         ))
     }
 }
@@ -499,6 +569,23 @@ votes = 2
     fn bad_values_are_named() {
         let e = parse(&format!("{GOOD}\n[timing]\ndead_ms = 100\n")).unwrap_err();
         assert!(e.to_string().contains("timing.dead_ms"), "{e}");
+        let e = parse(&format!(
+            "{GOOD}\n[timing]\ndetect_ms = 500\nheartbeat_ms = 100\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("timing.detect_ms"), "{e}");
+        let e = parse(&format!(
+            "{GOOD}\n[timing]\ndetect_ms = 500\nlease_ms = 390\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("> dead_ms = 400"), "{e}");
+        let c = parse(&format!(
+            "{GOOD}\n[timing]\ndetect_ms = 1000\ndrift_ppm = 50000\n"
+        ))
+        .unwrap();
+        let t = c.timing.timing().unwrap();
+        assert_eq!((t.heartbeat_ms, t.dead_ms, t.drift_ppm), (200, 800, 50_000));
+        assert!(t.lease_wait() <= t.dead_ms);
         let e = parse(&GOOD.replace("node_id = 1", "node_id = 9")).unwrap_err();
         assert!(e.to_string().contains("node_id"), "{e}");
         let e = parse(&GOOD.replace("127.0.0.1:7402", "127.0.0.1:7401")).unwrap_err();
