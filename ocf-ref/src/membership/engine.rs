@@ -17,7 +17,7 @@ use super::config::NodeConfig;
 use super::hub::EventHub;
 use super::key::ClusterKey;
 use super::protocol::{Event, Node};
-use super::transport::{Report, TransportStats, UdpTransport};
+use super::transport::{Primacy, Report, TransportStats, UdpTransport};
 use super::wire::Codec;
 
 /// Why the built-in engine did not start.
@@ -176,12 +176,12 @@ impl BuiltinEngine {
                             );
                             publish_to.publish(event);
                         }
-                        Report::PrimaryUntil(until) => {
+                        Report::Primacy(p) => publish_to.set_primary_until(match p {
                             // Not primary at all: the deadline is now.
-                            let until =
-                                until.map_or_else(|| Some(std::time::Instant::now()), |u| u);
-                            publish_to.set_primary_until(until);
-                        }
+                            Primacy::Not => Some(std::time::Instant::now()),
+                            Primacy::Until(t) => Some(t),
+                            Primacy::Unbounded => None,
+                        }),
                     },
                     stop_rx,
                 )

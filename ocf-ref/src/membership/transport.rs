@@ -171,9 +171,19 @@ pub enum Report {
         /// For an install: when the node stopped acting on its previous view.
         prior_primary_until_us: Option<u64>,
     },
-    /// The node is primary until this instant unless another grant arrives (`Some(None)`:
-    /// primary with no deadline, on its own votes); `None`: not primary.
-    PrimaryUntil(Option<Option<Instant>>),
+    /// The node's primacy changed deadline.
+    Primacy(Primacy),
+}
+
+/// Until when a node is primary, as its transport reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Primacy {
+    /// Not primary.
+    Not,
+    /// Primary until this instant unless another grant arrives.
+    Until(Instant),
+    /// Primary with no deadline: its own votes are a majority.
+    Unbounded,
 }
 
 /// The UDP side of one node.
@@ -235,7 +245,7 @@ impl UdpTransport {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = vec![0u8; MAX_PACKET + 1];
         let mut out = Vec::new();
-        let mut deadline = None;
+        let mut deadline = Primacy::Not;
         loop {
             tokio::select! {
                 _ = &mut stop => return,
@@ -270,16 +280,14 @@ impl UdpTransport {
                     }
                 }
             }
-            let now = node.primary_deadline().map(|ms| {
-                if ms == u64::MAX {
-                    None
-                } else {
-                    Some(start + Duration::from_millis(ms))
-                }
-            });
+            let now = match node.primary_deadline() {
+                None => Primacy::Not,
+                Some(u64::MAX) => Primacy::Unbounded,
+                Some(ms) => Primacy::Until(start + Duration::from_millis(ms)),
+            };
             if now != deadline {
                 deadline = now;
-                on_report(Report::PrimaryUntil(now));
+                on_report(Report::Primacy(now));
             }
         }
     }

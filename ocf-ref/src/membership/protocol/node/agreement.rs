@@ -227,10 +227,10 @@ impl Node {
         }
         let quorum = self.quorum_of(&view);
         self.quorate = Some(quorum.quorate);
-        self.installed = Some(Arc::clone(&view));
         if self.pending_accept.is_some_and(|p| p.id <= view.id) {
             self.pending_accept = None;
         }
+        self.installed = Some(view);
         // Leases are per view: start over, ask every member at once, and report the view
         // when a majority granted (or after an ack timeout, as not primary).
         self.granted_by.iter_mut().for_each(|g| *g = None);

@@ -10,6 +10,13 @@ use ocf_membership::{EventKind, Quorum, ViewId};
 use super::super::message::{Body, CommittedView};
 use super::{Event, Node, Output, State};
 
+/// [`Node::primary_until`], remembered until something it depends on changes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Cached {
+    Stale,
+    Fresh(Option<u64>),
+}
+
 /// How many recent lease requests a node remembers (a grant to an older one is ignored).
 const LEASE_REQUESTS_KEPT: usize = 8;
 
@@ -114,11 +121,11 @@ impl Node {
     /// The instant (this node's clock) until which it is primary on the grants it holds, or
     /// `None` when it is not primary at all. Its own vote never lapses.
     pub(super) fn primary_until(&self) -> Option<u64> {
-        if let Some(cached) = self.primacy_cache.get() {
-            return cached;
+        if let Cached::Fresh(until) = self.primacy_cache.get() {
+            return until;
         }
         let until = self.compute_primary_until();
-        self.primacy_cache.set(Some(until));
+        self.primacy_cache.set(Cached::Fresh(until));
         until
     }
 
@@ -141,7 +148,7 @@ impl Node {
                 self.granted_by[pos].map(|sent| (sent + lease, self.spec.votes(m.id)))
             })
             .collect();
-        expiries.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        expiries.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         let quorate = |votes| self.spec.quorum(votes, self.seen_all).quorate;
         if quorate(votes) {
             return Some(u64::MAX);
@@ -256,7 +263,7 @@ impl Node {
     /// Forgets the cached [`Node::primary_until`] (the view, the grants, a promise or an
     /// eviction changed).
     pub(super) fn invalidate_primacy(&self) {
-        self.primacy_cache.set(None);
+        self.primacy_cache.set(Cached::Stale);
     }
 
     /// The earliest instant this node may accept a view of `members`: `lease_wait` after it

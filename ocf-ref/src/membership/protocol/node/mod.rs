@@ -184,7 +184,7 @@ pub struct Node {
     /// Requests for a view this node has not installed yet, answered when it does.
     early_requests: Vec<(usize, ViewId, u32)>,
     /// [`Node::primary_until`] as last computed; cleared by whatever changes it.
-    primacy_cache: std::cell::Cell<Option<Option<u64>>>,
+    primacy_cache: std::cell::Cell<lease::Cached>,
     /// Primacy as last reported in an event.
     reported_primary: Option<bool>,
     /// An installed view whose event waits for the first lease (or this deadline).
@@ -264,7 +264,7 @@ impl Node {
             // counts as having granted every node at its own start.
             granted_to: vec![Some(0); n],
             early_requests: Vec::new(),
-            primacy_cache: std::cell::Cell::new(None),
+            primacy_cache: std::cell::Cell::new(lease::Cached::Stale),
             reported_primary: None,
             install_pending: None,
             left_primary_at: None,
