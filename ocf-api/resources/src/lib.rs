@@ -16,7 +16,7 @@ pub use action::Action;
 pub use agent::{ActionRequest, ResourceAgent};
 pub use agent_id::AgentId;
 pub use error::{
-    AgentIdError, ErrorKind, ExitCodeError, MetadataError, ParseActionError, ResourceError,
+    AgentIdError, EnvError, ErrorKind, ExitCodeError, MetadataError, ParseActionError, ResourceError,
     ValidationError,
 };
 pub use executor::{
