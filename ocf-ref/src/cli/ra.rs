@@ -339,14 +339,18 @@ struct Preflight {
 /// Reads the meta-data (from the cache when it matches the agent file) unless nothing needs
 /// it, and checks the parameters. Never fails: a problem here is a warning, except that
 /// `--strict` turns a start-like action's problems into a refusal (the caller decides).
-async fn preflight(agent: &ScriptAgent, args: &RunArgs, params: &BTreeMap<String, String>) -> Preflight {
+async fn preflight(
+    agent: &ScriptAgent,
+    args: &RunArgs,
+    params: &BTreeMap<String, String>,
+    needs_timeout: bool,
+) -> Preflight {
     let mut pre = Preflight {
         timeout: None,
         problems: None,
         unreadable: None,
         warnings: Vec::new(),
     };
-    let needs_timeout = args.timeout.is_none();
     let check = !args.no_validate;
     if args.action == Action::MetaData || !(needs_timeout || check) || !is_runnable(agent) {
         return pre;
@@ -399,7 +403,8 @@ async fn run_action(args: RunArgs) -> CliResult {
             meta.insert(k.clone(), v.clone());
         }
     }
-    let pre = preflight(&agent, &args, &params).await;
+    let needs_timeout = args.timeout.is_none() && meta_timeout.is_none();
+    let pre = preflight(&agent, &args, &params, needs_timeout).await;
     if args.strict && ocf_resources::validate::may_refuse(args.action) {
         if let Some(e) = pre.problems {
             return Err(Failure::data(format!(
