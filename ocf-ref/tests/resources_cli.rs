@@ -147,15 +147,28 @@ fn run_exits_with_the_agents_ocf_code() {
         ocf(&args)
     };
     let out = with_colour("start", true);
-    assert_eq!(out.status.code(), Some(65), "strict refuses: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(65),
+        "strict refuses: {}",
+        text(&out)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
-    assert_eq!(with_colour("monitor", true).status.code(), Some(7), "not started");
+    assert_eq!(
+        with_colour("monitor", true).status.code(),
+        Some(7),
+        "not started"
+    );
     let out = with_colour("start", false);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
     assert_eq!(with_colour("monitor", true).status.code(), Some(0));
-    assert_eq!(with_colour("stop", true).status.code(), Some(0), "strict never blocks a stop");
+    assert_eq!(
+        with_colour("stop", true).status.code(),
+        Some(0),
+        "strict never blocks a stop"
+    );
 }
 
 #[test]

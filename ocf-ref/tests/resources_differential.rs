@@ -16,6 +16,7 @@
 //! their count. Measured: the build before the hardening fix differed in 125 of 462 runs
 //! (ocf's own parameter check answering 6 for the agent); this one in 0.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -90,7 +91,7 @@ fn every_installed_agent_answers_the_same_through_ocf_as_run_by_hand() {
     let mut jobs = String::new();
     for a in &agents {
         for action in ["meta-data", "validate-all", "monitor"] {
-            jobs.push_str(&format!("{} {} {action}\n", a.id.provider(), a.id.kind()));
+            let _ = writeln!(jobs, "{} {} {action}", a.id.provider(), a.id.kind());
         }
     }
 
@@ -117,11 +118,15 @@ fn every_installed_agent_answers_the_same_through_ocf_as_run_by_hand() {
     }
     let stdout = ns.0.stdout.take().unwrap();
     let stderr = ns.0.stderr.take().unwrap();
-    let err_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let err_reader =
+        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let out = std::io::read_to_string(stdout).unwrap();
     let status = ns.0.wait().unwrap();
     let err = err_reader.join().unwrap_or_default();
-    assert!(status.success(), "the namespace loop failed: {status:?}\n{err}");
+    assert!(
+        status.success(),
+        "the namespace loop failed: {status:?}\n{err}"
+    );
 
     let mut runs = 0;
     let mut mismatches = Vec::new();
@@ -146,7 +151,11 @@ fn every_installed_agent_answers_the_same_through_ocf_as_run_by_hand() {
     for m in &mismatches {
         eprintln!("  {m}");
     }
-    assert_eq!(runs, agents.len() * 3, "some runs are missing:\n{out}\n{err}");
+    assert_eq!(
+        runs,
+        agents.len() * 3,
+        "some runs are missing:\n{out}\n{err}"
+    );
     assert!(
         mismatches.is_empty(),
         "{} of {runs} runs differ:\n{}",

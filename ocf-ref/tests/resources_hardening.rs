@@ -21,8 +21,8 @@ use std::time::Duration;
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, ListError, LocalExecutor, ScriptAgent};
 use ocf_resources::executor::OpResult;
 use ocf_resources::{
-    Action, ActionRequest, EnvError, ErrorKind, Executor, Operation, ResourceAgent,
-    ResourceError, ResourceSpec,
+    Action, ActionRequest, EnvError, ErrorKind, Executor, Operation, ResourceAgent, ResourceError,
+    ResourceSpec,
 };
 
 const OCF: &str = env!("CARGO_BIN_EXE_ocf");
@@ -243,10 +243,7 @@ async fn the_executor_runs_what_its_check_dislikes_and_strict_never_blocks_a_sto
     );
     std::fs::remove_file(&dump).unwrap();
     for action in [Action::Stop, Action::Monitor] {
-        let r = exec
-            .execute("r1", op(action).validate(true))
-            .await
-            .unwrap();
+        let r = exec.execute("r1", op(action).validate(true)).await.unwrap();
         assert!(
             matches!(&r.result, OpResult::Completed { .. }),
             "strict blocked {action}: {:?}",
@@ -293,7 +290,14 @@ fn meta_interval_and_timeout_reach_the_agent() {
     let out = ocf_with(
         Some(&fixtures()),
         None,
-        &["ra", "run", "ocf:test:envdump", "monitor", "-m", "interval=soon"],
+        &[
+            "ra",
+            "run",
+            "ocf:test:envdump",
+            "monitor",
+            "-m",
+            "interval=soon",
+        ],
     );
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
 }
@@ -309,7 +313,16 @@ fn parameter_and_instance_names_a_shell_cannot_read_are_refused() {
         let out = ocf_with(
             Some(&fixtures()),
             None,
-            &["ra", "run", "ocf:test:envdump", "start", "-p", &out_param, "-p", bad],
+            &[
+                "ra",
+                "run",
+                "ocf:test:envdump",
+                "start",
+                "-p",
+                &out_param,
+                "-p",
+                bad,
+            ],
         );
         assert_eq!(out.status.code(), Some(64), "{bad}: {}", text(&out));
         let name = bad.split_once('=').unwrap().0;
@@ -324,7 +337,15 @@ fn parameter_and_instance_names_a_shell_cannot_read_are_refused() {
         let out = ocf_with(
             Some(&fixtures()),
             None,
-            &["ra", "run", "ocf:test:envdump", "start", "-p", &out_param, &instance],
+            &[
+                "ra",
+                "run",
+                "ocf:test:envdump",
+                "start",
+                "-p",
+                &out_param,
+                &instance,
+            ],
         );
         assert_eq!(out.status.code(), Some(64), "{bad:?}: {}", text(&out));
         assert!(stderr(&out).contains("instance"), "{bad:?}: {}", text(&out));
@@ -333,7 +354,16 @@ fn parameter_and_instance_names_a_shell_cannot_read_are_refused() {
     let out = ocf_with(
         Some(&fixtures()),
         None,
-        &["ra", "run", "ocf:test:envdump", "start", "-p", &out_param, "--instance", "web:0"],
+        &[
+            "ra",
+            "run",
+            "ocf:test:envdump",
+            "start",
+            "-p",
+            &out_param,
+            "--instance",
+            "web:0",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -400,7 +430,14 @@ fn usage_errors_exit_64_and_help_exits_0() {
     for args in [
         &["ra", "run"][..],
         &["ra", "run", "ocf:heartbeat:Dummy", "frobnicate"],
-        &["ra", "run", "ocf:heartbeat:Dummy", "monitor", "--timeout", "0s"],
+        &[
+            "ra",
+            "run",
+            "ocf:heartbeat:Dummy",
+            "monitor",
+            "--timeout",
+            "0s",
+        ],
         &["--no-such-flag"],
         &["ra"],
         &["fence", "run", "fence_dummy", "--action", "explode"],
@@ -420,7 +457,11 @@ fn usage_errors_exit_64_and_help_exits_0() {
 #[test]
 fn output_past_the_bound_is_said_to_be_cut() {
     let root = fixtures();
-    let out = ocf_with(Some(&root), None, &["ra", "run", "ocf:broken:flood", "start"]);
+    let out = ocf_with(
+        Some(&root),
+        None,
+        &["ra", "run", "ocf:broken:flood", "start"],
+    );
     assert_eq!(out.status.code(), Some(0), "the agent's own code");
     assert_eq!(out.stdout.len(), 1 << 20, "the first MiB passes through");
     assert!(
@@ -551,9 +592,7 @@ async fn a_cache_directory_others_can_write_is_not_trusted() {
     root.agent("spy", &spy_script(&log));
     let id: ocf_resources::AgentId = "ocf:test:spy".parse().unwrap();
     let cache = ocf_ref::resources::MetadataCache::new(cache_dir.path());
-    let agent = || {
-        ScriptAgent::new(root.path(), id.clone()).with_metadata_cache(cache.clone())
-    };
+    let agent = || ScriptAgent::new(root.path(), id.clone()).with_metadata_cache(cache.clone());
     agent().metadata().await.unwrap();
     agent().metadata().await.unwrap();
     assert_eq!(calls(&log), ["meta-data"], "the second read hit the cache");

@@ -31,8 +31,7 @@ pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> std::io::Result<()> 
 /// assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
 /// ```
 pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [

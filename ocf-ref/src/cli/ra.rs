@@ -481,8 +481,18 @@ fn pass_through(args: &RunArgs, raw: &RawRun) {
     let _ = std::io::stderr().lock().write_all(&raw.stderr);
     let outcome = &raw.outcome;
     for (name, cut, kept, total) in [
-        ("stdout", outcome.stdout_truncated, raw.stdout.len(), raw.stdout_total),
-        ("stderr", outcome.stderr_truncated, raw.stderr.len(), raw.stderr_total),
+        (
+            "stdout",
+            outcome.stdout_truncated,
+            raw.stdout.len(),
+            raw.stdout_total,
+        ),
+        (
+            "stderr",
+            outcome.stderr_truncated,
+            raw.stderr.len(),
+            raw.stderr_total,
+        ),
     ] {
         if cut {
             eprintln!(

@@ -22,8 +22,8 @@ pub mod script;
 pub mod tester;
 
 pub use directory::{AgentEntry, ListError, list};
-pub use metadata_cache::MetadataCache;
 pub use executor::{ExecutorConfig, LocalExecutor};
+pub use metadata_cache::MetadataCache;
 pub use native::NativeDummy;
 pub use registry::AgentRegistry;
 pub use script::{RawRun, ScriptAgent};

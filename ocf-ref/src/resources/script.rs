@@ -368,7 +368,9 @@ impl ResourceAgent for ScriptAgent {
                 .get_or_try_init(|| self.load_metadata(true))
                 .await
             {
-                Ok(meta) => validate(meta, &request.params).err().map(ResourceError::from),
+                Ok(meta) => validate(meta, &request.params)
+                    .err()
+                    .map(ResourceError::from),
                 Err(MetadataFailure {
                     unrunnable: Some(outcome),
                     ..
