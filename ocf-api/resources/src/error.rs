@@ -148,9 +148,10 @@ pub enum MetadataError {
     },
 }
 
-/// A parameter set that does not match the agent's meta-data: every problem found.
+/// A parameter set that does not match the agent's meta-data: every problem found. Advice to
+/// show, unless the caller asked for strict mode (then a refusal of a start-like action).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[error("invalid parameters for agent {agent}: {}; see `ocf ra meta` for what it accepts, or skip the check with --no-validate", list(.problems))]
+#[error("invalid parameters for agent {agent}: {}; see `ocf ra meta` for what it accepts, or leave strict mode (--strict) off to let the agent judge them", list(.problems))]
 #[non_exhaustive]
 pub struct ValidationError {
     /// The agent's name from its meta-data.

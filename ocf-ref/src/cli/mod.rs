@@ -33,9 +33,11 @@ pub const EXIT_USAGE: u8 = 64;
 /// asked for (`--strict`; BSD `EX_DATAERR`).
 pub const EXIT_DATAERR: u8 = 65;
 
-/// An error that ends `ocf` with a chosen exit code (instead of [`EXIT_FAILURE`]).
+/// An error that ends `ocf` with a chosen exit code (instead of [`EXIT_FAILURE`]); built with
+/// [`Failure::usage`] or [`Failure::data`].
 #[derive(Debug, thiserror::Error)]
 #[error("{source}")]
+#[non_exhaustive]
 pub struct Failure {
     /// The process exit code.
     pub code: u8,
