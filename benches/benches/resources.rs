@@ -6,6 +6,12 @@
 //! (b) `recurring_1000`: 1,000 resources of the native Dummy with recurring monitors; the
 //!     measured "time" is the process CPU time per completed operation.
 //! (c) `tester`: `ocf ra test` against `ocf-tester` on ocf:heartbeat:Dummy, wall time.
+//! (d) `cli_oneshot`: the whole `ocf` process, `ocf ra run ocf:heartbeat:Dummy monitor`, against
+//!     `sh Dummy monitor` with the same environment, wall time per call; the printed ratio is
+//!     ocf / direct from interleaved pairs (goal <= 1.3). Needs the release binary
+//!     (`cargo build --release -p ocf-ref --bin ocf`); `OCF_BENCH_BIN` measures another build.
+//!     The meta-data cache (`OCF_CACHE_DIR`, a temporary directory) is warm, as it is after
+//!     the first call on a real machine.
 //!
 //! Keep runs short on a shared machine: `cargo bench -p benches --bench resources`.
 
@@ -244,6 +250,97 @@ fn ocf_binary() -> Option<PathBuf> {
     bin.exists().then_some(bin)
 }
 
+/// `sh Dummy monitor` with the environment `ocf ra run ... --instance bench` gives it.
+fn direct_sh(action: &str, state: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg(DUMMY)
+        .arg(action)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+        )
+        .env("OCF_ROOT", ROOT)
+        .env("OCF_RA_VERSION_MAJOR", "1")
+        .env("OCF_RA_VERSION_MINOR", "1")
+        .env("OCF_RESOURCE_INSTANCE", "bench")
+        .env("OCF_RESOURCE_TYPE", "Dummy")
+        .env("OCF_RESOURCE_PROVIDER", "heartbeat")
+        .env("OCF_RESKEY_state", state)
+        .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+        .env("OCF_RESKEY_CRM_meta_interval", "0")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+fn cli_oneshot(c: &mut Criterion) {
+    let Some(ocf) = std::env::var_os("OCF_BENCH_BIN")
+        .map(PathBuf::from)
+        .or_else(ocf_binary)
+    else {
+        eprintln!(
+            "skipping cli_oneshot: build the ocf binary first (cargo build --release -p ocf-ref --bin ocf)"
+        );
+        return;
+    };
+    if !Path::new(DUMMY).exists() {
+        eprintln!("skipping cli_oneshot: {DUMMY} not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let cache = dir.path().join("cache");
+    let state = dir.path().join("bench.state").display().to_string();
+    let state_param = format!("state={state}");
+    let through_ocf = || {
+        let out = Command::new(&ocf)
+            .args(["ra", "run", "ocf:heartbeat:Dummy", "monitor", "-p"])
+            .arg(&state_param)
+            .args(["--instance", "bench"])
+            .env("OCF_ROOT", ROOT)
+            .env("OCF_CACHE_DIR", &cache)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    let direct = || {
+        let out = direct_sh("monitor", &state)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    let started = direct_sh("start", &state)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(started.status.success(), "{started:?}");
+    through_ocf(); // warms the meta-data cache
+
+    let mut group = c.benchmark_group("cli_oneshot");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(4));
+    group.bench_function("ocf_ra_run_monitor", |b| b.iter(through_ocf));
+    group.bench_function("direct_sh_monitor", |b| b.iter(direct));
+    group.finish();
+
+    let pairs = 200;
+    let (mut o, mut d) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+    for _ in 0..pairs {
+        let t = Instant::now();
+        through_ocf();
+        o.push(t.elapsed());
+        let t = Instant::now();
+        direct();
+        d.push(t.elapsed());
+    }
+    let (o_med, d_med) = (median(&mut o), median(&mut d));
+    println!(
+        "cli_oneshot: {pairs} interleaved monitors of Dummy: `{}` median {o_med:?}, direct sh median {d_med:?}; ratio of medians {:.3} (goal <= 1.3)",
+        ocf.display(),
+        o_med.as_secs_f64() / d_med.as_secs_f64(),
+    );
+    let _ = direct_sh("stop", &state).output();
+}
+
 fn tester(c: &mut Criterion) {
     let Some(ocf) = ocf_binary() else {
         eprintln!("skipping tester: build the ocf binary first (cargo build --release -p ocf-ref)");
@@ -290,5 +387,5 @@ fn tester(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, executor_vs_sh, recurring_1000, tester);
+criterion_group!(benches, executor_vs_sh, recurring_1000, tester, cli_oneshot);
 criterion_main!(benches);

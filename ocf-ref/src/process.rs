@@ -137,6 +137,11 @@ pub struct Finished {
     pub stdout_truncated: bool,
     /// True when standard error went past the limit.
     pub stderr_truncated: bool,
+    /// Bytes read from standard output in all, kept or discarded (more than `stdout.len()`
+    /// exactly when it was truncated).
+    pub stdout_total: u64,
+    /// Bytes read from standard error in all, kept or discarded.
+    pub stderr_total: u64,
     /// Wall time from spawn to exit.
     pub elapsed: Duration,
     /// The process id (and process group id) the agent had.
@@ -231,15 +236,17 @@ pub async fn run(spec: &ProcessSpec) -> Result<Finished, SpawnError> {
         tokio::time::sleep(drain).await;
         let _ = stop_tx.send(true);
     });
-    let (stdout, stdout_truncated) = join_reader(stdout).await;
-    let (stderr, stderr_truncated) = join_reader(stderr).await;
+    let out = join_reader(stdout).await;
+    let err = join_reader(stderr).await;
     stopper.abort();
     Ok(Finished {
         termination,
-        stdout,
-        stderr,
-        stdout_truncated,
-        stderr_truncated,
+        stdout_truncated: out.truncated(),
+        stderr_truncated: err.truncated(),
+        stdout: out.kept,
+        stderr: err.kept,
+        stdout_total: out.total,
+        stderr_total: err.total,
         elapsed,
         pid,
     })
@@ -331,33 +338,45 @@ pub fn group_alive(pgid: u32) -> bool {
         .is_some_and(|p| killpg(Pid::from_raw(p), None).is_ok())
 }
 
+/// What one stream's reader kept, and how much it saw.
+#[derive(Debug, Default)]
+struct Captured {
+    kept: Vec<u8>,
+    total: u64,
+}
+
+impl Captured {
+    fn truncated(&self) -> bool {
+        self.total > self.kept.len() as u64
+    }
+}
+
 async fn read_bounded<R: AsyncRead + Unpin>(
     mut pipe: R,
     limit: usize,
     mut stop: watch::Receiver<bool>,
-) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut truncated = false;
+) -> Captured {
+    let mut got = Captured::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         tokio::select! {
             read = pipe.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let room = limit.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                    truncated |= n > room;
+                    let room = limit.saturating_sub(got.kept.len());
+                    got.kept.extend_from_slice(&buf[..n.min(room)]);
+                    got.total += n as u64;
                 }
             },
             _ = stop.changed() => break,
         }
     }
-    (kept, truncated)
+    got
 }
 
-async fn join_reader(handle: Option<tokio::task::JoinHandle<(Vec<u8>, bool)>>) -> (Vec<u8>, bool) {
+async fn join_reader(handle: Option<tokio::task::JoinHandle<Captured>>) -> Captured {
     match handle {
         Some(h) => h.await.unwrap_or_default(),
-        None => (Vec::new(), false),
+        None => Captured::default(),
     }
 }

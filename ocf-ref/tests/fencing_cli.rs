@@ -193,7 +193,11 @@ fn run_of_a_failing_agent_exits_1_and_a_missing_one_70() {
     assert_eq!(out.status.code(), Some(70));
     assert!(text(&out.stderr).contains("ocf fence agents"));
     let out = ocf(&["fence", "run", "fence_dummy", "--action", "explode"]);
-    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "clap usage error (EX_USAGE, not 2)"
+    );
 }
 
 #[test]

@@ -169,7 +169,7 @@ async fn the_environment_is_exactly_ocf_1_1() {
 }
 
 #[tokio::test]
-async fn parameters_are_validated_against_meta_data_unless_opted_out() {
+async fn the_agent_judges_its_parameters_and_strict_mode_refuses_only_starts() {
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("env").display().to_string();
     let agent = ScriptAgent::new(fixtures(), "ocf:test:envdump".parse().unwrap());
@@ -179,7 +179,9 @@ async fn parameters_are_validated_against_meta_data_unless_opted_out() {
         .param("wait", "a while")
         .param("mode", "c")
         .param("colour", "red");
-    let err = agent.execute(bad.clone()).await.unwrap_err();
+
+    // Strict mode refuses a start, naming every problem, and runs nothing.
+    let err = agent.execute(bad.clone().validate(true)).await.unwrap_err();
     let ResourceError::InvalidParameters(v) = &err else {
         panic!("{err:?}")
     };
@@ -196,9 +198,19 @@ async fn parameters_are_validated_against_meta_data_unless_opted_out() {
         "the agent ran despite invalid parameters"
     );
 
-    // Opting out runs it as given.
+    // Strict mode never blocks a monitor or a stop: they reach the agent.
+    for action in [Action::Monitor, Action::Stop] {
+        let mut r = bad.clone().param("out", out_file.clone()).validate(true);
+        r.action = action;
+        let out = agent.execute(r).await.unwrap();
+        assert!(out.exit_code().is_some(), "{action}: {out:?}");
+        assert!(Path::new(&out_file).exists(), "{action} did not run");
+        std::fs::remove_file(&out_file).unwrap();
+    }
+
+    // By default the agent runs as given, and its answer is the outcome.
     let out = agent
-        .execute(bad.param("out", out_file.clone()).validate(false))
+        .execute(bad.param("out", out_file.clone()))
         .await
         .unwrap();
     assert_eq!(out.exit_code(), Some(ExitCode::Success));
@@ -285,13 +297,19 @@ async fn broken_bad_meta_gives_a_typed_meta_data_error() {
         ),
         "{err:?}"
     );
-    // Validation needs the meta-data, so a run fails the same way; opting out runs it.
-    let err = agent.execute(req(Action::Start)).await.unwrap_err();
+    // Strict mode needs the meta-data, so a strict start fails the same way; a strict monitor
+    // and a plain start run (the agent's answer is the truth).
+    let err = agent
+        .execute(req(Action::Start).validate(true))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ocf_resources::ErrorKind::Metadata);
     let out = agent
-        .execute(req(Action::Start).validate(false))
+        .execute(req(Action::Monitor).validate(true))
         .await
         .unwrap();
+    assert!(out.exit_code().is_some(), "{out:?}");
+    let out = agent.execute(req(Action::Start)).await.unwrap();
     assert_eq!(out.exit_code(), Some(ExitCode::Success));
 }
 
@@ -389,8 +407,14 @@ async fn native_dummy_behaves_like_the_script_dummy() {
         .unwrap();
     assert!(out.timed_out());
     let err = agent
-        .execute(req(Action::Start).param("delay", "soon"))
+        .execute(req(Action::Start).param("delay", "soon").validate(true))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ocf_resources::ErrorKind::InvalidParameters);
+    // Not strict, and never for a monitor: the agent answers.
+    let out = agent
+        .execute(req(Action::Monitor).param("delay", "soon").validate(true))
+        .await
+        .unwrap();
+    assert!(out.exit_code().is_some(), "{out:?}");
 }

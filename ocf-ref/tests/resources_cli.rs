@@ -15,6 +15,7 @@ fn ocf(args: &[&str]) -> Output {
     Command::new(OCF)
         .args(args)
         .env_remove("OCF_ROOT")
+        .env("OCF_CACHE_DIR", "") // no meta-data cache: nothing written outside the test
         .output()
         .unwrap()
 }
@@ -23,6 +24,7 @@ fn ocf_in(root: &Path, args: &[&str]) -> Output {
     Command::new(OCF)
         .args(args)
         .env("OCF_ROOT", root)
+        .env("OCF_CACHE_DIR", "")
         .output()
         .unwrap()
 }
@@ -86,7 +88,7 @@ fn meta_prints_parsed_meta_data() {
     let out = ocf(&["ra", "meta", "heartbeat:Dummy"]);
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(64),
         "a malformed id is a usage error: {}",
         text(&out)
     );
@@ -126,17 +128,47 @@ fn run_exits_with_the_agents_ocf_code() {
     assert_eq!(json["outcome"]["status"]["kind"], "exited");
     assert_eq!(json["outcome"]["status"]["code"], 7);
 
-    // Invalid parameters: 6 (OCF_ERR_CONFIGURED), nothing run, the problem named.
-    let out = ocf(&[
-        "ra",
-        "run",
-        "ocf:heartbeat:Dummy",
-        "start",
-        "-p",
-        "colour=red",
-    ]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    // Parameters ocf finds wrong: a warning naming the problem, and the agent's own answer
+    // (Dummy ignores an unknown parameter and starts).
+    let with_colour = |action: &str, strict: bool| {
+        let mut args = vec![
+            "ra",
+            "run",
+            "ocf:heartbeat:Dummy",
+            action,
+            "-p",
+            &state,
+            "-p",
+            "colour=red",
+        ];
+        if strict {
+            args.push("--strict");
+        }
+        ocf(&args)
+    };
+    let out = with_colour("start", true);
+    assert_eq!(
+        out.status.code(),
+        Some(65),
+        "strict refuses: {}",
+        text(&out)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
+    assert_eq!(
+        with_colour("monitor", true).status.code(),
+        Some(7),
+        "not started"
+    );
+    let out = with_colour("start", false);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
+    assert_eq!(with_colour("monitor", true).status.code(), Some(0));
+    assert_eq!(
+        with_colour("stop", true).status.code(),
+        Some(0),
+        "strict never blocks a stop"
+    );
 }
 
 #[test]

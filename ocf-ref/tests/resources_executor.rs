@@ -311,20 +311,21 @@ async fn errors_are_typed() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownOperation);
 
-    // Invalid parameters: recorded as an error result, the agent never ran.
+    // Invalid parameters in strict mode: recorded as an error result, the agent never ran.
     exec.register(ResourceSpec::new("bad", "ocf:native:Dummy".parse().unwrap()).param("nope", "1"))
         .await
         .unwrap();
-    let r = exec.execute("bad", op(Action::Start)).await.unwrap();
+    let r = exec
+        .execute("bad", op(Action::Start).validate(true))
+        .await
+        .unwrap();
     assert!(
         matches!(&r.result, OpResult::Error { message } if message.contains("nope")),
         "{:?}",
         r.result
     );
-    let r = exec
-        .execute("bad", op(Action::Start).validate(false))
-        .await
-        .unwrap();
+    // Not strict (the default), the agent judges and its answer is the result.
+    let r = exec.execute("bad", op(Action::Start)).await.unwrap();
     assert!(r.succeeded());
     // Results serialize with a stable shape.
     let json = serde_json::to_value(&r).unwrap();

@@ -22,7 +22,7 @@ use crate::{Action, AgentId, Outcome, ResourceError};
 ///     .param("state", "/tmp/web.state")
 ///     .interval(Duration::from_secs(10));
 /// assert_eq!(req.params["state"], "/tmp/web.state");
-/// assert!(req.validate);
+/// assert!(!req.validate, "the agent judges its own parameters unless asked");
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -46,7 +46,11 @@ pub struct ActionRequest {
     pub check_level: Option<u32>,
     /// Notification details, for `notify`.
     pub notify: Option<Notify>,
-    /// Check the parameters against the meta-data before running (default true).
+    /// Strict mode (default false): check the parameters against the meta-data first and
+    /// refuse to run, with [`ResourceError::InvalidParameters`], an action that
+    /// [`may_refuse`](crate::validate::may_refuse) (start, promote, ...) when they fail. Stop,
+    /// monitor and the other observing actions always run. Off, the agent judges its own
+    /// parameters and its answer is the outcome.
     pub validate: bool,
     /// Ask the agent to trace itself (`OCF_TRACE_RA`).
     pub trace: bool,
@@ -68,7 +72,7 @@ impl fmt::Debug for ActionRequest {
 }
 
 impl ActionRequest {
-    /// A request for `action` on `instance` with no parameters, validated before running.
+    /// A request for `action` on `instance` with no parameters, not strict.
     pub fn new(action: Action, instance: impl Into<String>, timeout: Duration) -> Self {
         Self {
             action,
@@ -79,7 +83,7 @@ impl ActionRequest {
             interval: Duration::ZERO,
             check_level: None,
             notify: None,
-            validate: true,
+            validate: false,
             trace: false,
         }
     }
@@ -126,7 +130,7 @@ impl ActionRequest {
         self
     }
 
-    /// Turns parameter validation on or off.
+    /// Turns strict mode on or off (see [`ActionRequest::validate`](#structfield.validate)).
     #[must_use]
     pub fn validate(mut self, on: bool) -> Self {
         self.validate = on;
@@ -145,7 +149,9 @@ impl ActionRequest {
 ///
 /// `execute` returns `Ok` for every run that happened, whatever its result (a failing exit
 /// code, a timeout, a signal, a missing executable are all [`Outcome`]s), and `Err` only when
-/// the run could not be attempted: invalid parameters, unreadable meta-data, an I/O failure.
+/// the run could not be attempted: names that cannot become the environment, invalid
+/// parameters in strict mode (never for stop or monitor), unreadable meta-data in strict
+/// mode, an I/O failure.
 ///
 /// The trait is dyn-compatible: executors hold `Arc<dyn ResourceAgent>`.
 #[async_trait]

@@ -10,8 +10,10 @@ use crate::error::AgentIdError;
 /// The id of an OCF resource agent: `ocf:<provider>:<type>`, e.g. `ocf:heartbeat:Dummy`.
 ///
 /// The provider and type become path components (`$OCF_ROOT/resource.d/<provider>/<type>`),
-/// so parsing refuses anything that could leave that directory: empty parts, `/`, NUL, and
-/// names starting with `.`. JSON writes the string form.
+/// so each must be a safe file name ([`PART_RULE`]): ASCII letters, digits, `_`, `.`, `+` and
+/// `-`, starting with a letter, digit or `_`, at most 255 bytes. That refuses everything that
+/// could leave the directory (`/`, `..`, a leading `.`) and everything a shell or a log line
+/// would misread (white space, control characters, quotes, `$`). JSON writes the string form.
 ///
 /// ```
 /// use ocf_resources::AgentId;
@@ -20,6 +22,7 @@ use crate::error::AgentIdError;
 /// assert_eq!(id.kind(), "Stateful");
 /// assert_eq!(id.to_string(), "ocf:pacemaker:Stateful");
 /// assert!("ocf:../etc:passwd".parse::<AgentId>().is_err());
+/// assert!("ocf:heartbeat:$(id)".parse::<AgentId>().is_err());
 /// # Ok::<(), ocf_resources::AgentIdError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +33,21 @@ pub struct AgentId {
 
 /// The class prefix of every OCF agent id.
 pub const OCF_CLASS: &str = "ocf";
+
+/// The rule a provider or agent type follows (see [`check_provider`]).
+pub const PART_RULE: &str = "[A-Za-z0-9_][A-Za-z0-9_.+-]*, at most 255 bytes";
+
+/// Checks a provider name (`heartbeat`) on its own, e.g. a `--provider` filter, by the rule
+/// agent ids use ([`PART_RULE`]).
+///
+/// ```
+/// use ocf_resources::agent_id::check_provider;
+/// assert!(check_provider("heartbeat").is_ok());
+/// assert!(check_provider("../../etc").is_err() && check_provider("a/b").is_err());
+/// ```
+pub fn check_provider(provider: &str) -> Result<(), AgentIdError> {
+    check_part(provider, "provider")
+}
 
 impl AgentId {
     /// Builds an id from its provider and type, checking both as path components.
@@ -55,12 +73,21 @@ impl AgentId {
 fn check_part(part: &str, what: &'static str) -> Result<(), AgentIdError> {
     let reason = if part.is_empty() {
         "is empty"
+    } else if part.len() > 255 {
+        "is longer than 255 bytes"
     } else if part.starts_with('.') {
         "starts with '.'"
     } else if part.contains(['/', '\0', ':']) {
         "contains '/', ':' or NUL"
     } else if part.chars().any(char::is_whitespace) {
         "contains white space"
+    } else if !part
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-'))
+    {
+        "holds a character other than ASCII letters, digits, '_', '.', '+' and '-'"
+    } else if part.starts_with(['-', '+']) {
+        "starts with '-' or '+'"
     } else {
         return Ok(());
     };

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::EnvError;
 use crate::{Action, AgentId};
 
 /// Where agents live unless `OCF_ROOT` says otherwise.
@@ -65,14 +66,107 @@ pub const NOTIFY_LISTS: [&str; 16] = [
     "unpromoted_uname",
 ];
 
+/// The rule every parameter name (and meta attribute name, after `-` becomes `_`) follows:
+/// the name becomes part of a variable (`OCF_RESKEY_<name>`) that a `/bin/sh` agent must be
+/// able to read, so it is a POSIX shell variable name.
+pub const NAME_RULE: &str = "[A-Za-z_][A-Za-z0-9_]*";
+
+/// The rule every instance name (`OCF_RESOURCE_INSTANCE`) follows: a Pacemaker resource id,
+/// optionally with a clone suffix (`web`, `db-1`, `vip.eth0`, `web:0`): 1 to
+/// [`MAX_INSTANCE_LEN`] characters of ASCII letters, digits, `_`, `.`, `-`, `+` and `:`, the first
+/// a letter, digit or `_`. Agents put it into file names, log lines and shell commands, so
+/// white space, control characters (a newline), `/`, `;`, `$` and quotes are refused, as is the
+/// empty string (an instance with no name).
+pub const INSTANCE_RULE: &str = "[A-Za-z0-9_][A-Za-z0-9_.:+-]*, at most 255 characters";
+
+/// The longest instance name accepted.
+pub const MAX_INSTANCE_LEN: usize = 255;
+
+/// True when `name` matches [`NAME_RULE`]: a POSIX shell variable name.
+///
+/// ```
+/// use ocf_resources::env::is_env_name;
+/// assert!(is_env_name("state") && is_env_name("_x1"));
+/// assert!(!is_env_name("my-param") && !is_env_name("a b") && !is_env_name("$(id)"));
+/// assert!(!is_env_name("") && !is_env_name("1st"));
+/// ```
+pub fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Checks a parameter name against [`NAME_RULE`].
+pub fn check_param_name(name: &str) -> Result<(), EnvError> {
+    if is_env_name(name) {
+        Ok(())
+    } else {
+        Err(EnvError::BadParamName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The variable suffix of meta attribute `name`: `-` becomes `_`, as Pacemaker passes them
+/// (`clone-max` is `OCF_RESKEY_CRM_meta_clone_max`).
+pub fn meta_suffix(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// Checks a meta attribute name: after `-` becomes `_`, it must match [`NAME_RULE`].
+pub fn check_meta_name(name: &str) -> Result<(), EnvError> {
+    if is_env_name(&meta_suffix(name)) {
+        Ok(())
+    } else {
+        Err(EnvError::BadMetaName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Checks an instance name against [`INSTANCE_RULE`].
+///
+/// ```
+/// use ocf_resources::env::check_instance;
+/// assert!(check_instance("web").is_ok() && check_instance("web:0").is_ok());
+/// assert!(check_instance("").is_err());
+/// assert!(check_instance("a\nb").is_err() && check_instance("a;b").is_err());
+/// ```
+pub fn check_instance(instance: &str) -> Result<(), EnvError> {
+    let reason = if instance.is_empty() {
+        "is empty"
+    } else if instance.len() > MAX_INSTANCE_LEN {
+        "is longer than 255 characters"
+    } else if !instance
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        "must start with a letter, a digit or '_'"
+    } else if !instance
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'+' | b':'))
+    {
+        "may only hold ASCII letters, digits, '_', '.', '-', '+' and ':'"
+    } else {
+        return Ok(());
+    };
+    Err(EnvError::BadInstance {
+        instance: instance.to_owned(),
+        reason,
+    })
+}
+
 /// The variable name of parameter `name`.
 pub fn reskey(name: &str) -> String {
     format!("{RESKEY_PREFIX}{name}")
 }
 
-/// The variable name of meta attribute `name`.
+/// The variable name of meta attribute `name` (`-` becomes `_`, as Pacemaker does).
 pub fn meta_key(name: &str) -> String {
-    format!("{META_PREFIX}{name}")
+    format!("{META_PREFIX}{}", meta_suffix(name))
 }
 
 /// Whether a notification comes before or after the operation.
@@ -170,7 +264,7 @@ impl Notify {
 ///     .timeout(Duration::from_secs(20))
 ///     .interval(Duration::from_secs(10))
 ///     .check_level(10)
-///     .build();
+///     .build()?;
 /// assert_eq!(env["OCF_ROOT"], "/usr/lib/ocf");
 /// assert_eq!(env["OCF_RA_VERSION_MAJOR"], "1");
 /// assert_eq!(env["OCF_RA_VERSION_MINOR"], "1");
@@ -183,7 +277,15 @@ impl Notify {
 /// assert_eq!(env["OCF_RESKEY_CRM_meta_interval"], "10000");
 /// assert_eq!(env["OCF_CHECK_LEVEL"], "10");
 /// assert!(!env.contains_key("OCF_TRACE_RA"));
-/// # Ok::<(), ocf_resources::AgentIdError>(())
+///
+/// // Names a shell agent could not read are refused, not passed on invisibly.
+/// assert!(EnvBuilder::new("/usr/lib/ocf", &id, "web").param("my-param", "1").build().is_err());
+/// // A meta attribute set explicitly reaches the agent as given (a recurring monitor by hand).
+/// let env = EnvBuilder::new("/usr/lib/ocf", &id, "web")
+///     .meta("interval", "10000")
+///     .build()?;
+/// assert_eq!(env["OCF_RESKEY_CRM_meta_interval"], "10000");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct EnvBuilder {
@@ -285,15 +387,22 @@ impl EnvBuilder {
         self
     }
 
-    /// The variables, sorted by name. Later sources win: parameters, then meta attributes,
-    /// then timeout/interval/notify, then the fixed `OCF_*` identity variables.
-    pub fn build(self) -> BTreeMap<String, String> {
+    /// The variables, sorted by name.
+    ///
+    /// Refuses (naming the culprit) a parameter name that is not a shell variable name
+    /// ([`NAME_RULE`]), a meta attribute name that is not one after `-` becomes `_`, and an
+    /// instance name that breaks [`INSTANCE_RULE`]: such a variable would be invisible to a
+    /// `/bin/sh` agent, which would then act on a configuration nobody gave it.
+    ///
+    /// Precedence: parameters, then the timeout/interval set on the builder, then meta
+    /// attributes set explicitly (so `meta("interval", "10000")` reaches the agent as given),
+    /// then notify, then the fixed `OCF_*` identity variables.
+    pub fn build(self) -> Result<BTreeMap<String, String>, EnvError> {
+        check_instance(&self.instance)?;
         let mut env = BTreeMap::new();
         for (k, v) in self.params {
+            check_param_name(&k)?;
             env.insert(reskey(&k), v);
-        }
-        for (k, v) in self.meta {
-            env.insert(meta_key(&k), v);
         }
         if let Some(t) = self.timeout {
             env.insert(
@@ -305,6 +414,10 @@ impl EnvBuilder {
             meta_key(META_INTERVAL),
             ocf_core::millis::as_millis(self.interval).to_string(),
         );
+        for (k, v) in self.meta {
+            check_meta_name(&k)?;
+            env.insert(meta_key(&k), v);
+        }
         if let Some(n) = self.notify {
             env.extend(n.variables());
         }
@@ -323,6 +436,6 @@ impl EnvBuilder {
             OCF_RESOURCE_PROVIDER.to_owned(),
             self.agent.provider().to_owned(),
         );
-        env
+        Ok(env)
     }
 }

@@ -57,6 +57,41 @@ pub enum AgentIdError {
     },
 }
 
+/// A request whose names cannot become an agent's environment: refused before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// A parameter name that is not a shell variable name.
+    #[error(
+        "parameter name {name:?} is not a shell variable name (it must match {rule}); a /bin/sh agent could not read OCF_RESKEY_{name}",
+        rule = crate::env::NAME_RULE
+    )]
+    BadParamName {
+        /// The name given.
+        name: String,
+    },
+    /// A meta attribute name that is not a shell variable name, even with `-` as `_`.
+    #[error(
+        "meta attribute name {name:?} is not a shell variable name (with '-' as '_', it must match {rule})",
+        rule = crate::env::NAME_RULE
+    )]
+    BadMetaName {
+        /// The name given.
+        name: String,
+    },
+    /// An instance name (`OCF_RESOURCE_INSTANCE`) that breaks the instance rule.
+    #[error(
+        "instance name {instance:?} {reason} (the rule: {rule})",
+        rule = crate::env::INSTANCE_RULE
+    )]
+    BadInstance {
+        /// The name given.
+        instance: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
 /// Meta-data that cannot be read. Positions are byte offsets into the document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "error", rename_all = "snake_case")]
@@ -113,9 +148,10 @@ pub enum MetadataError {
     },
 }
 
-/// A parameter set that does not match the agent's meta-data: every problem found.
+/// A parameter set that does not match the agent's meta-data: every problem found. Advice to
+/// show, unless the caller asked for strict mode (then a refusal of a start-like action).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[error("invalid parameters for agent {agent}: {}; see `ocf ra meta` for what it accepts, or skip the check with --no-validate", list(.problems))]
+#[error("invalid parameters for agent {agent}: {}; see `ocf ra meta` for what it accepts, or leave strict mode (--strict) off to let the agent judge them", list(.problems))]
 #[non_exhaustive]
 pub struct ValidationError {
     /// The agent's name from its meta-data.
@@ -190,9 +226,12 @@ pub enum ResourceError {
         /// How it failed.
         reason: String,
     },
-    /// The parameters do not match the meta-data.
+    /// The parameters do not match the meta-data (strict mode only).
     #[error(transparent)]
     InvalidParameters(#[from] ValidationError),
+    /// A parameter, meta attribute or instance name cannot be passed to an agent.
+    #[error(transparent)]
+    Env(#[from] EnvError),
     /// No resource by that name.
     #[error("no resource named {name:?} is registered; register it first")]
     UnknownResource {
@@ -261,7 +300,9 @@ impl ResourceError {
             ResourceError::UnknownResource { .. } => ErrorKind::UnknownResource,
             ResourceError::AlreadyRegistered { .. } => ErrorKind::AlreadyRegistered,
             ResourceError::UnknownOperation { .. } => ErrorKind::UnknownOperation,
-            ResourceError::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+            ResourceError::InvalidRequest { .. } | ResourceError::Env(_) => {
+                ErrorKind::InvalidRequest
+            }
             ResourceError::Closed { .. } => ErrorKind::Closed,
             ResourceError::Lagged { .. } => ErrorKind::Lagged,
             ResourceError::Io { .. } => ErrorKind::Io,

@@ -86,7 +86,9 @@ pub struct Operation {
     pub check_level: Option<u32>,
     /// Extra meta attributes for this operation (over the resource's own).
     pub meta: BTreeMap<String, String>,
-    /// Validate parameters against the meta-data before running (default true).
+    /// Strict mode (default false): refuse a start-like action whose parameters fail the
+    /// meta-data check; stop and monitor always run (see
+    /// [`ActionRequest::validate`](crate::ActionRequest::validate)).
     pub validate: bool,
 }
 
@@ -99,7 +101,7 @@ impl Operation {
             interval: Duration::ZERO,
             check_level: None,
             meta: BTreeMap::new(),
-            validate: true,
+            validate: false,
         }
     }
 
@@ -124,7 +126,7 @@ impl Operation {
         self
     }
 
-    /// Turns parameter validation on or off.
+    /// Turns strict mode on or off.
     #[must_use]
     pub fn validate(mut self, on: bool) -> Self {
         self.validate = on;

@@ -16,8 +16,8 @@ pub use action::Action;
 pub use agent::{ActionRequest, ResourceAgent};
 pub use agent_id::AgentId;
 pub use error::{
-    AgentIdError, ErrorKind, ExitCodeError, MetadataError, ParseActionError, ResourceError,
-    ValidationError,
+    AgentIdError, EnvError, ErrorKind, ExitCodeError, MetadataError, ParseActionError,
+    ResourceError, ValidationError,
 };
 pub use executor::{
     Executor, OpResult, Operation, OperationResult, RecurringId, ResourceSpec, ResultStream,

@@ -1,9 +1,16 @@
-//! Checking a parameter set against an agent's meta-data before running it.
+//! Checking a parameter set against an agent's meta-data.
+//!
+//! The agent's own answer is the truth: a caller uses this check to warn, and refuses to run
+//! an action only in an explicit strict mode, and then only an action that brings a resource
+//! up or changes it ([`may_refuse`]). Refusing a `stop` would turn a clean stop into a failed
+//! one, which a cluster escalates to fencing; refusing a `monitor` would hide the resource's
+//! real state (a probe of an unconfigured agent answers 7, not 6).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Action;
 use crate::error::ValidationError;
 use crate::metadata::{ContentType, Metadata, parse_duration};
 
@@ -67,6 +74,30 @@ impl std::fmt::Display for ParamProblem {
             ),
         }
     }
+}
+
+/// True when a strict caller may refuse to run `action` because the parameters failed
+/// [`validate`]: start, promote, reload, reload-agent, migrate_to, migrate_from and recover.
+/// Never for stop, demote, monitor, status, notify, meta-data, validate-all, methods or usage:
+/// those always reach the agent, whose answer is the truth.
+///
+/// ```
+/// use ocf_resources::Action;
+/// use ocf_resources::validate::may_refuse;
+/// assert!(may_refuse(Action::Start));
+/// assert!(!may_refuse(Action::Stop) && !may_refuse(Action::Monitor));
+/// ```
+pub const fn may_refuse(action: Action) -> bool {
+    matches!(
+        action,
+        Action::Start
+            | Action::Promote
+            | Action::Reload
+            | Action::ReloadAgent
+            | Action::MigrateTo
+            | Action::MigrateFrom
+            | Action::Recover
+    )
 }
 
 /// True for the boolean spellings Pacemaker accepts (`true/false`, `yes/no`, `on/off`,

@@ -1,8 +1,11 @@
 //! The `ocf` command line. Each subcommand lives in its own module and is a thin layer over the
 //! library: parse arguments, call the library, print text or `--json`.
 //!
-//! Exit codes: 0 success; `ocf ra run` exits with the agent's own OCF code; 64 bad usage;
-//! 70 an internal or environment failure (the message says which).
+//! Exit codes (the full table is in `docs/src/cli.md`): 0 success; `ocf ra run` and
+//! `ocf fence run` exit with the agent's own code; 64 (`EX_USAGE`) bad usage, clap's errors
+//! included, so a usage error is never mistaken for an agent's 2 (`OCF_ERR_ARGS`, or "power is
+//! off" from a fence agent's status); 65 (`EX_DATAERR`) `ocf ra run --strict` refused the
+//! action; 70 (`EX_SOFTWARE`) an internal or environment failure (the message says which).
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -23,6 +26,44 @@ pub type CliResult = Result<ExitCode, Box<dyn Error + Send + Sync>>;
 
 /// The exit code for a failure that is not an agent's own result (BSD `EX_SOFTWARE`).
 pub const EXIT_FAILURE: u8 = 70;
+
+/// The exit code for bad usage: an unknown option, a malformed value (BSD `EX_USAGE`).
+pub const EXIT_USAGE: u8 = 64;
+
+/// The exit code when ocf refused to run an action because its input failed a check the user
+/// asked for (`--strict`; BSD `EX_DATAERR`).
+pub const EXIT_DATAERR: u8 = 65;
+
+/// An error that ends `ocf` with a chosen exit code (instead of [`EXIT_FAILURE`]); built with
+/// [`Failure::usage`] or [`Failure::data`].
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+#[non_exhaustive]
+pub struct Failure {
+    /// The process exit code.
+    pub code: u8,
+    /// What went wrong.
+    #[source]
+    pub source: Box<dyn Error + Send + Sync>,
+}
+
+impl Failure {
+    /// A usage error: exit [`EXIT_USAGE`].
+    pub fn usage(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self {
+            code: EXIT_USAGE,
+            source: source.into(),
+        }
+    }
+
+    /// A refusal on bad input: exit [`EXIT_DATAERR`].
+    pub fn data(source: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
+        Self {
+            code: EXIT_DATAERR,
+            source: source.into(),
+        }
+    }
+}
 
 /// The `ocf` command's arguments.
 #[derive(Debug, Parser)]
@@ -65,12 +106,27 @@ pub enum Command {
 /// Parses the command line, runs the command on a tokio runtime and turns errors into a
 /// message on stderr and a non-zero exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and succeed; every other parse error is a usage
+            // error, 64, never clap's default 2 (an agent's OCF_ERR_ARGS, a fence "off").
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `ocf ra` runs one agent and waits: one thread is enough and starts faster.
+    let mut builder = if matches!(cli.command, Command::Ra(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ocf: cannot start the async runtime: {e}");
@@ -81,7 +137,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ocf: {}", error_chain(e.as_ref()));
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(e.downcast_ref::<Failure>().map_or(EXIT_FAILURE, |f| f.code))
         }
     }
 }

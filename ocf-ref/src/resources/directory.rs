@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ocf_resources::AgentId;
+use ocf_resources::{AgentId, AgentIdError};
 use serde::Serialize;
 
 /// One installed agent.
@@ -18,17 +18,24 @@ pub struct AgentEntry {
     pub executable: bool,
 }
 
-/// The agent directory cannot be read.
+/// Why the agents cannot be listed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read agent directory {path}: {source}; set OCF_ROOT to where resource.d is (now {root})", root = .root.display(), path = .path.display())]
 #[non_exhaustive]
-pub struct ListError {
-    /// The OCF root used.
-    pub root: PathBuf,
-    /// The directory that failed.
-    pub path: PathBuf,
-    /// Why.
-    pub source: std::io::Error,
+pub enum ListError {
+    /// The agent directory cannot be read.
+    #[error("cannot read agent directory {path}: {source}; set OCF_ROOT to where resource.d is (now {root})", root = .root.display(), path = .path.display())]
+    Unreadable {
+        /// The OCF root used.
+        root: PathBuf,
+        /// The directory that failed.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The provider filter is not a safe directory name (`../../etc`, `a/b`): refused, so
+    /// listing never reads outside `resource.d`.
+    #[error(transparent)]
+    BadProvider(#[from] AgentIdError),
 }
 
 /// The agent file for `id` under `root`.
@@ -37,10 +44,14 @@ pub fn agent_path(root: &Path, id: &AgentId) -> PathBuf {
 }
 
 /// Lists the agents under `root/resource.d`, of one provider or all, sorted by id. Hidden
-/// files (`.ocf-shellfuncs`) and directories are skipped; symlinks are followed.
+/// files (`.ocf-shellfuncs`) and directories are skipped; symlinks are followed. A provider
+/// filter must be a safe name ([`check_provider`](ocf_resources::agent_id::check_provider)).
 pub fn list(root: &Path, provider: Option<&str>) -> Result<Vec<AgentEntry>, ListError> {
+    if let Some(p) = provider {
+        ocf_resources::agent_id::check_provider(p)?;
+    }
     let base = root.join("resource.d");
-    let err = |path: &Path, source| ListError {
+    let err = |path: &Path, source| ListError::Unreadable {
         root: root.to_path_buf(),
         path: path.to_path_buf(),
         source,

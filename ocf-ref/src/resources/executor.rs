@@ -293,6 +293,14 @@ async fn recurring(
 #[async_trait]
 impl Executor for LocalExecutor {
     async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError> {
+        // Names an agent could not see are refused here, before any operation is queued.
+        ocf_resources::env::check_instance(&resource.name)?;
+        for name in resource.params.keys() {
+            ocf_resources::env::check_param_name(name)?;
+        }
+        for name in resource.meta.keys() {
+            ocf_resources::env::check_meta_name(name)?;
+        }
         let agent = self.inner.registry.resolve(&resource.agent)?;
         let mut resources = self.lock()?;
         if resources.contains_key(&resource.name) {

@@ -5,6 +5,7 @@
 //!   output.
 //! - [`native`]: agents written in Rust behind the same trait ([`native::NativeDummy`]).
 //! - [`directory`]: lists the installed agents.
+//! - [`metadata_cache`]: agents' meta-data kept on disk between one-shot runs.
 //! - [`registry`]: finds the agent for an id, native or script, and shares it.
 //! - [`executor`]: named resources, one operation at a time each, recurring monitors, history
 //!   and a result stream ([`executor::LocalExecutor`]).
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 pub mod directory;
 pub mod executor;
+pub mod metadata_cache;
 pub mod native;
 pub mod registry;
 pub mod script;
@@ -21,9 +23,10 @@ pub mod tester;
 
 pub use directory::{AgentEntry, ListError, list};
 pub use executor::{ExecutorConfig, LocalExecutor};
+pub use metadata_cache::MetadataCache;
 pub use native::NativeDummy;
 pub use registry::AgentRegistry;
-pub use script::ScriptAgent;
+pub use script::{RawRun, ScriptAgent};
 
 /// The agents' root: `$OCF_ROOT` when set and non-empty, else `/usr/lib/ocf`.
 pub fn ocf_root() -> PathBuf {

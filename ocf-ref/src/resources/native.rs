@@ -182,7 +182,8 @@ impl ResourceAgent for NativeDummy {
     }
 
     async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
-        if request.validate && request.action != Action::MetaData {
+        // The same rule as script agents: strict mode refuses start-like actions only.
+        if request.validate && ocf_resources::validate::may_refuse(request.action) {
             ocf_resources::validate::validate(&self.metadata, &request.params)?;
         }
         let started = Instant::now();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ocf_resources::env::EnvBuilder;
+use ocf_resources::validate::{may_refuse, validate};
 use ocf_resources::{
     Action, ActionRequest, AgentId, ExitCode, Metadata, Outcome, ResourceAgent, ResourceError,
     Status,
@@ -14,8 +15,10 @@ use tokio::sync::OnceCell;
 
 use crate::process::{self, ProcessSpec, SpawnError, Termination};
 use crate::resources::directory::agent_path;
+use crate::resources::metadata_cache::MetadataCache;
 
-/// How long `meta-data` may take when the agent is asked for it to validate parameters.
+/// How long `meta-data` may take when the agent is asked for it (strict mode, the advertised
+/// timeout, `ocf ra meta`).
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Variables passed through from our environment; everything else the agent sees is OCF's.
@@ -29,8 +32,10 @@ const DEFAULT_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 ///
 /// Every run is a child in its own process group, with the exact OCF 1.1 environment, stopped
 /// with `SIGTERM` then `SIGKILL` to the whole group at its timeout, its output captured up to
-/// a bound. Parameters are validated against the agent's meta-data (read once, then cached)
-/// unless the request opts out.
+/// a bound. The agent judges its own parameters: its meta-data is read (once, then cached in
+/// memory, and on disk with [`ScriptAgent::with_metadata_cache`]) only in strict mode
+/// ([`ActionRequest::validate`]) or when asked, and strict mode refuses only start-like
+/// actions ([`may_refuse`](ocf_resources::validate::may_refuse)); stop and monitor always run.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,6 +57,37 @@ pub struct ScriptAgent {
     output_limit: usize,
     kill_grace: Duration,
     metadata: OnceCell<Metadata>,
+    cache: Option<MetadataCache>,
+}
+
+/// One run's outcome with the output exactly as the agent wrote it (the outcome's strings are
+/// lossy UTF-8; these bytes are not).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RawRun {
+    /// How it ended, with the output as (lossy) text and the truncation flags.
+    pub outcome: Outcome,
+    /// Standard output, byte for byte (up to the capture bound).
+    pub stdout: Vec<u8>,
+    /// Standard error, byte for byte (up to the capture bound).
+    pub stderr: Vec<u8>,
+    /// How many bytes the agent wrote to standard output in all (more than `stdout.len()`
+    /// when the output was cut at the bound).
+    pub stdout_total: u64,
+    /// How many bytes the agent wrote to standard error in all.
+    pub stderr_total: u64,
+}
+
+impl RawRun {
+    fn without_output(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_total: 0,
+            stderr_total: 0,
+        }
+    }
 }
 
 impl ScriptAgent {
@@ -66,7 +102,16 @@ impl ScriptAgent {
             output_limit: process::DEFAULT_OUTPUT_LIMIT,
             kill_grace: process::DEFAULT_KILL_GRACE,
             metadata: OnceCell::new(),
+            cache: None,
         }
+    }
+
+    /// Keeps the meta-data in `cache` on disk too, keyed by the agent file's identity, so a
+    /// new process does not run `meta-data` again until the agent changes.
+    #[must_use]
+    pub fn with_metadata_cache(mut self, cache: MetadataCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The agent `id` under `$OCF_ROOT` (default `/usr/lib/ocf`).
@@ -110,22 +155,13 @@ impl ScriptAgent {
 
     /// Runs the action without validating parameters.
     pub async fn run(&self, request: &ActionRequest) -> Result<Outcome, ResourceError> {
-        let path_text = self.path.display().to_string();
-        if !self.path.exists() {
-            return Ok(Outcome::new(
-                Status::NotInstalled { path: path_text },
-                Duration::ZERO,
-            ));
-        }
-        let mut spec = ProcessSpec::new(&self.path, request.timeout).arg(request.action.as_str());
-        spec.env_clear = true;
-        for name in PASS_THROUGH {
-            if let Some(v) = std::env::var_os(name) {
-                spec.env.push((name.into(), v));
-            } else if name == "PATH" {
-                spec.env.push((name.into(), DEFAULT_PATH.into()));
-            }
-        }
+        self.run_raw(request).await.map(|r| r.outcome)
+    }
+
+    /// Runs the action without validating parameters, and hands back the output bytes as the
+    /// agent wrote them. Refuses ([`ResourceError::Env`]) names that cannot become the
+    /// agent's environment, before anything runs.
+    pub async fn run_raw(&self, request: &ActionRequest) -> Result<RawRun, ResourceError> {
         let mut env = EnvBuilder::new(self.root.to_string_lossy(), &self.id, &request.instance)
             .params(&request.params)
             .metas(&request.meta)
@@ -138,9 +174,25 @@ impl ScriptAgent {
         if let Some(n) = &request.notify {
             env = env.notify(n.clone());
         }
+        let env = env.build()?;
+        let path_text = self.path.display().to_string();
+        if !self.path.exists() {
+            return Ok(RawRun::without_output(Outcome::new(
+                Status::NotInstalled { path: path_text },
+                Duration::ZERO,
+            )));
+        }
+        let mut spec = ProcessSpec::new(&self.path, request.timeout).arg(request.action.as_str());
+        spec.env_clear = true;
+        for name in PASS_THROUGH {
+            if let Some(v) = std::env::var_os(name) {
+                spec.env.push((name.into(), v));
+            } else if name == "PATH" {
+                spec.env.push((name.into(), DEFAULT_PATH.into()));
+            }
+        }
         spec.env.extend(
-            env.build()
-                .into_iter()
+            env.into_iter()
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
         spec.output_limit = self.output_limit;
@@ -151,21 +203,21 @@ impl ScriptAgent {
         let done = match process::run(&spec).await {
             Ok(done) => done,
             Err(SpawnError::NotFound { path }) => {
-                return Ok(Outcome::new(
+                return Ok(RawRun::without_output(Outcome::new(
                     Status::NotInstalled {
                         path: path.display().to_string(),
                     },
                     Duration::ZERO,
-                ));
+                )));
             }
             Err(SpawnError::NotExecutable { path, source }) => {
-                return Ok(Outcome::new(
+                return Ok(RawRun::without_output(Outcome::new(
                     Status::NotExecutable {
                         path: path.display().to_string(),
                         reason: source.to_string(),
                     },
                     Duration::ZERO,
-                ));
+                )));
             }
             Err(e) => {
                 return Err(ResourceError::Io {
@@ -190,23 +242,59 @@ impl ScriptAgent {
         );
         outcome.stdout_truncated = done.stdout_truncated;
         outcome.stderr_truncated = done.stderr_truncated;
-        Ok(outcome)
+        Ok(RawRun {
+            outcome,
+            stdout: done.stdout,
+            stderr: done.stderr,
+            stdout_total: done.stdout_total,
+            stderr_total: done.stderr_total,
+        })
     }
 
-    /// Reads and parses the meta-data. On failure, also hands back the run's outcome when the
-    /// agent could not run at all (missing, not executable), so `execute` can report that.
-    async fn load_metadata(&self) -> Result<Metadata, MetadataFailure> {
-        let out = self.metadata_raw().await.map_err(MetadataFailure::from)?;
+    /// Runs `meta-data` now, whatever any cache holds, parses it and refreshes the caches
+    /// (in memory for this agent, and on disk with a cache set). What `ocf ra meta` shows.
+    pub async fn fresh_metadata(&self) -> Result<Metadata, ResourceError> {
+        let meta = self.load_metadata(false).await.map_err(|f| f.error)?;
+        // A second set in a race is harmless: both came from the agent.
+        let _ = self.metadata.set(meta.clone());
+        Ok(meta)
+    }
+
+    /// Reads and parses the meta-data: from the disk cache when allowed and it matches the
+    /// agent file, else by running the agent (and then caching a document that parses). On
+    /// failure, also hands back the run's outcome when the agent could not run at all
+    /// (missing, not executable), so `execute` can report that.
+    async fn load_metadata(&self, use_cache: bool) -> Result<Metadata, MetadataFailure> {
+        if let Some(cache) = self.cache.as_ref().filter(|_| use_cache) {
+            if let Some(meta) = cache
+                .get(&self.path)
+                .and_then(|xml| Metadata::parse(&xml).ok())
+            {
+                return Ok(meta);
+            }
+        }
+        let request = ActionRequest::new(Action::MetaData, self.id.kind(), METADATA_TIMEOUT);
+        let raw = self
+            .run_raw(&request)
+            .await
+            .map_err(MetadataFailure::from)?;
+        let out = &raw.outcome;
         let error = match &out.status {
             Status::Exited {
                 code: ExitCode::Success,
             } => {
-                return Metadata::parse(out.stdout.as_bytes()).map_err(|source| {
+                let meta = Metadata::parse(&raw.stdout).map_err(|source| {
                     MetadataFailure::from(ResourceError::Metadata {
                         agent: self.id.clone(),
                         source,
                     })
-                });
+                })?;
+                if let Some(cache) = &self.cache {
+                    if !out.stdout_truncated {
+                        cache.put(&self.path, &raw.stdout);
+                    }
+                }
+                return Ok(meta);
             }
             Status::NotInstalled { path } => ResourceError::AgentNotFound {
                 agent: self.id.clone(),
@@ -223,7 +311,7 @@ impl ScriptAgent {
         );
         Err(MetadataFailure {
             error,
-            unrunnable: unrunnable.then_some(out),
+            unrunnable: unrunnable.then(|| raw.outcome.clone()),
         })
     }
 }
@@ -263,23 +351,41 @@ impl ResourceAgent for ScriptAgent {
     async fn metadata(&self) -> Result<Metadata, ResourceError> {
         // Only a success is cached: a failed read is retried next time.
         self.metadata
-            .get_or_try_init(|| self.load_metadata())
+            .get_or_try_init(|| self.load_metadata(true))
             .await
             .cloned()
             .map_err(|f| f.error)
     }
 
     async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
-        // A missing or non-executable agent (no execute bit, a missing interpreter) gets its
-        // own typed outcome, not a meta-data error from the validation that would come first.
+        // Strict mode only: without it the agent judges its own parameters, and nothing is
+        // read first. A missing or non-executable agent (no execute bit, a missing
+        // interpreter) gets its own typed outcome, not a meta-data error.
         if request.validate && request.action != Action::MetaData && is_executable(&self.path) {
-            match self.metadata.get_or_try_init(|| self.load_metadata()).await {
-                Ok(meta) => ocf_resources::validate::validate(meta, &request.params)?,
+            let refusable = may_refuse(request.action);
+            let problem = match self
+                .metadata
+                .get_or_try_init(|| self.load_metadata(true))
+                .await
+            {
+                Ok(meta) => validate(meta, &request.params)
+                    .err()
+                    .map(ResourceError::from),
                 Err(MetadataFailure {
                     unrunnable: Some(outcome),
                     ..
                 }) => return Ok(outcome),
-                Err(MetadataFailure { error, .. }) => return Err(error),
+                Err(MetadataFailure { error, .. }) => Some(error),
+            };
+            match problem {
+                Some(e) if refusable => return Err(e),
+                Some(e) => tracing::warn!(
+                    agent = %self.id,
+                    action = %request.action,
+                    "{e}; running it anyway: a {} always reaches the agent",
+                    request.action
+                ),
+                None => {}
             }
         }
         self.run(&request).await
