@@ -134,43 +134,68 @@ fn run_drives_fence_dummy_and_mirrors_its_exit_codes() {
 }
 
 #[test]
-fn run_checks_parameters_unless_told_not_to() {
+fn run_warns_about_parameters_but_the_agent_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let sf = format!("status_file={}", dir.path().join("state").display());
-    let out = ocf(&[
-        "fence",
-        "run",
-        "fence_dummy",
-        "--action",
-        "on",
-        "-p",
-        &sf,
-        "-p",
-        "colour=red",
-    ]);
-    assert_eq!(out.status.code(), Some(70));
+    let state = dir.path().join("state");
+    let sf = format!("status_file={}", state.display());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["fence", "run", "fence_dummy", "-p", &sf, "-p", "colour=red"];
+        args.extend_from_slice(extra);
+        ocf(&args)
+    };
+    // Strict mode refuses a power action whose parameters fail the check, before the agent.
+    let out = run(&["--action", "on", "--strict"]);
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("colour"));
+    assert!(!state.exists(), "the agent must not have run");
+    // Without it, ocf warns and the agent's own answer is the result.
+    let out = run(&["--action", "on"]);
     let err = text(&out.stderr);
-    assert!(
-        err.contains("colour") && err.contains("--no-validate"),
-        "{err}"
-    );
-    assert!(
-        !dir.path().join("state").exists(),
-        "the agent must not have run"
-    );
-    let out = ocf(&[
-        "fence",
-        "run",
-        "fence_dummy",
-        "--action",
-        "on",
-        "-p",
-        &sf,
-        "-p",
-        "colour=red",
-        "--no-validate",
-    ]);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("warning") && err.contains("colour"), "{err}");
+    assert!(state.exists(), "the agent ran");
+    // Strict mode never refuses a status: a refused status would read as a failed device.
+    let out = run(&["--action", "status", "--strict"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&["--action", "on", "--no-validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("warning"));
+}
+
+#[test]
+fn params_on_stdin_are_bounded_and_bad_lines_are_usage_errors() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let feed = |input: Vec<u8>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ocf"))
+            .args([
+                "fence",
+                "run",
+                "fence_dummy",
+                "-a",
+                "status",
+                "--params-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The reader may stop early (past its bound): a broken pipe is expected then.
+        let _ = stdin.write_all(&input);
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = feed(b"not-a-pair\n".to_vec());
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("not-a-pair"),
+        "a bare line may be a password"
+    );
+    let out = feed(vec![b'a'; 3 * 1024 * 1024]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("more than"));
 }
 
 #[test]
@@ -270,4 +295,10 @@ fn plugins_lists_cluster_glue_types() {
     let out = ocf(&["fence", "plugins", "--json"]);
     let v: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.iter().any(|p| p == "external/ssh"), "{v:?}");
+}
+
+#[test]
+fn members_without_a_config_is_a_usage_error() {
+    let out = ocf(&["members"]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
 }

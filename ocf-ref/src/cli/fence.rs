@@ -11,7 +11,7 @@
 //! no check failed, 1 otherwise.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, IsTerminal, Write as _};
+use std::io::{IsTerminal, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use ocf_fencing::{DeviceAction, DeviceParams, Targets};
 use serde::Serialize;
 
 use super::output::print_json;
-use super::{CliResult, EXIT_FAILURE};
+use super::{CliResult, EXIT_FAILURE, Failure};
 use crate::fencing::agent::{self, AgentDevice};
 use crate::fencing::stonith;
 use crate::fencing::tester::{self, TestOptions, Verdict};
@@ -103,15 +103,24 @@ pub struct RunArgs {
     pub target: Option<NodeName>,
     #[command(flatten)]
     params: ParamArgs,
-    /// Do not check the parameters against the agent's meta-data first.
+    /// Do not check the parameters against the agent's meta-data first. The check only
+    /// warns: the agent's own answer is the result.
     #[arg(long)]
     pub no_validate: bool,
+    /// Refuse (exit 65) to run a power action (reboot, off, on) whose parameters fail the
+    /// meta-data check; status, list, monitor, metadata and validate-all always run.
+    #[arg(long, conflicts_with = "no_validate")]
+    pub strict: bool,
     /// Seconds the agent may take.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
     #[command(flatten)]
     common: Common,
 }
+
+/// The most `--params-stdin` reads: far more than any agent's parameters, far less than a
+/// stream that never ends.
+const PARAMS_STDIN_LIMIT: u64 = 1024 * 1024;
 
 /// `ocf fence test`.
 #[derive(Debug, Args)]
@@ -232,10 +241,12 @@ fn collect_params(
     let mut params = DeviceParams::new();
     // Nothing is trimmed or dropped: a value reaches the agent as written, or the agent
     // call refuses it and names the parameter (`-p '#x=1'` is not a comment here).
-    let mut add = |line: &str, origin: &str| -> Result<(), String> {
+    let mut add = |line: &str, origin: &str| -> Result<(), Failure> {
         let Some((k, v)) = line.split_once('=') else {
             // The line may be a bare password: do not echo it.
-            return Err(format!("a parameter from {origin} is not key=value"));
+            return Err(Failure::usage(format!(
+                "a parameter from {origin} is not key=value"
+            )));
         };
         params.insert(k, v);
         Ok(())
@@ -248,8 +259,18 @@ fn collect_params(
         if stdin.is_terminal() {
             eprintln!("ocf: reading key=value lines from stdin; end with Ctrl-D");
         }
-        for line in stdin.lock().lines() {
-            let line = line?;
+        let mut input = stdin.lock().take(PARAMS_STDIN_LIMIT + 1);
+        let mut text = String::new();
+        input.read_to_string(&mut text).map_err(|e| {
+            Failure::usage(format!("--params-stdin: not text key=value lines ({e})"))
+        })?;
+        if text.len() as u64 > PARAMS_STDIN_LIMIT {
+            return Err(Failure::usage(format!(
+                "--params-stdin: more than {PARAMS_STDIN_LIMIT} bytes on standard input"
+            ))
+            .into());
+        }
+        for line in text.lines() {
             let line = line.strip_suffix('\r').unwrap_or(&line);
             // Blank lines and `#` comment lines are the stdin format's own; every other line
             // is taken whole, so trailing spaces are refused, not silently cut.
@@ -277,15 +298,20 @@ async fn run_action(args: RunArgs) -> CliResult {
     let path = agent::resolve_agent(&args.agent, &args.common.agents_dir)?;
     let params = collect_params(&args.params)?;
     if !args.no_validate {
+        // The agent's own answer is the truth: ocf's check warns, and refuses only a power
+        // action in strict mode (a refused status or monitor would read as a failed device).
         let md = agent::fetch_metadata(&path, agent::METADATA_TIMEOUT).await?;
         let problems = agent::check_params(&md, &params, args.target.is_some());
         if !problems.is_empty() {
-            return Err(format!(
-                "{}: {} (or pass --no-validate)",
-                args.agent,
-                problems.join("; ")
-            )
-            .into());
+            let text = format!("{}: {}", args.agent, problems.join("; "));
+            let power = matches!(
+                args.action,
+                DeviceAction::Reboot | DeviceAction::Off | DeviceAction::On
+            );
+            if args.strict && power {
+                return Err(Failure::data(format!("{text} (--strict)")).into());
+            }
+            eprintln!("ocf: warning: {text}");
         }
     }
     if args.action.needs_target() && args.target.is_none() {

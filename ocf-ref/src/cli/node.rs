@@ -176,10 +176,10 @@ pub async fn run_members(args: MembersArgs) -> CliResult {
         );
     }
     let Some(config_path) = args.config else {
-        return Err(
-            "`ocf members` needs --config FILE (the node's config names its daemon's socket)"
-                .into(),
-        );
+        return Err(super::Failure::usage(
+            "`ocf members` needs --config FILE (the node's config names its daemon's socket)",
+        )
+        .into());
     };
     let config = NodeConfig::load(&config_path)?;
     let client = DaemonClient::new(config.socket_path())
