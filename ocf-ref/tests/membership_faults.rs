@@ -27,6 +27,8 @@ const NODES: u32 = 5;
 const CONVERGENCE_BOUND: Duration = Duration::from_secs(10);
 /// A liveness deadline for the first formation (not a speed goal).
 const FORMATION_PATIENCE: Duration = Duration::from_secs(30);
+/// Calm between the formation and the first fault.
+const SETTLE: Duration = Duration::from_secs(2);
 /// How long the recorders keep listening after convergence, to catch a late change.
 const LINGER: Duration = Duration::from_millis(1500);
 
@@ -70,10 +72,12 @@ fn record(prefix: &str, plan: &[schedule::Step]) -> (Recorded, Vec<String>, std:
         cluster.latest_views()
     );
     eprintln!("  {} formed", timeline.rel(now_us()));
+    std::thread::sleep(SETTLE);
     let mut final_heal_us = now_us();
     for (i, step) in plan.iter().enumerate() {
         let span = run::apply(&mut cluster, NODES, step, &timeline);
-        final_heal_us = span.healed_us;
+        // A kill's "heal" is the restart, a pause's the SIGCONT: convergence counts from there.
+        final_heal_us = span.restored_us;
         timeline.spans.push(span);
         if i + 1 < plan.len() {
             std::thread::sleep(Duration::from_millis(step.quiet_ms));
@@ -112,8 +116,7 @@ fn check_and_report(r: &Recorded) -> Vec<Violation> {
     violations.extend(check::monotonic_views(&r.histories));
 
     let overlaps = check::two_primaries(&r.histories, r.end_us);
-    let (split, handover): (Vec<_>, Vec<_>) =
-        overlaps.iter().partition(|o| o.split_brain());
+    let (split, handover): (Vec<_>, Vec<_>) = overlaps.iter().partition(|o| o.split_brain());
     violations.extend(check::no_two_primaries(&r.histories, r.end_us));
 
     let all: Vec<u64> = (1..=u64::from(NODES)).collect();
@@ -140,7 +143,11 @@ fn check_and_report(r: &Recorded) -> Vec<Violation> {
     for (node, (events, processes)) in &per_node {
         eprintln!("  n{node}: {events} records over {processes} process(es)");
     }
-    for h in r.histories.iter().filter(|h| h.generation > 1 || h.killed_us.is_some()) {
+    for h in r
+        .histories
+        .iter()
+        .filter(|h| h.generation > 1 || h.killed_us.is_some())
+    {
         eprintln!(
             "    {} started {}, {}",
             h.name(),
@@ -176,6 +183,15 @@ fn check_and_report(r: &Recorded) -> Vec<Violation> {
             );
             last_start = o.from_us;
         }
+    }
+    eprintln!("  largest split-brain overlap per fault:");
+    for (i, span) in t.spans.iter().enumerate() {
+        let worst = split
+            .iter()
+            .filter(|o| t.step_at(o.from_us) == Some(i))
+            .map(|o| o.ms())
+            .fold(0.0_f64, f64::max);
+        eprintln!("    {:>8.1} ms  {}", worst, span.label);
     }
     match handover.first() {
         Some(o) => eprintln!(

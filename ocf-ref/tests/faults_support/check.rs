@@ -256,7 +256,7 @@ pub fn two_primaries(histories: &[ProcessHistory], end_us: u64) -> Vec<Overlap> 
             });
         }
     }
-    out.sort_by(|x, y| (y.to_us - y.from_us).cmp(&(x.to_us - x.from_us)));
+    out.sort_by_key(|o| std::cmp::Reverse(o.to_us - o.from_us));
     out
 }
 
@@ -439,7 +439,7 @@ mod tests {
             ],
         );
         for h in [back, gap, eviction] {
-            assert_eq!(monotonic_views(&[h.clone()]).len(), 1, "{h:?}");
+            assert_eq!(monotonic_views(std::slice::from_ref(&h)).len(), 1, "{h:?}");
         }
         // A restarted node is a new process: its seq and views start over.
         let mut again = process(
@@ -469,10 +469,7 @@ mod tests {
         );
         let iv = primary_intervals(&h, 5000);
         let spans: Vec<_> = iv.iter().map(|i| (i.view, i.start_us, i.end_us)).collect();
-        assert_eq!(
-            spans,
-            vec![(V1, 100_000, 200_000), (V3, 300_000, 900_000)]
-        );
+        assert_eq!(spans, vec![(V1, 100_000, 200_000), (V3, 300_000, 900_000)]);
         let mut running = h.clone();
         running.killed_us = None;
         assert_eq!(primary_intervals(&running, 5_000_000)[1].end_us, 5_000_000);
@@ -540,7 +537,10 @@ mod tests {
                 .push(rec(5000, 2, Kind::NewMembership, V2, &ALL, true));
         }
         assert_eq!(convergence(&h, 4_000_000, 10_000_000, &ALL), Ok(1_000_000));
-        assert!(convergence(&h, 4_000_000, 500_000, &ALL).is_err(), "too late");
+        assert!(
+            convergence(&h, 4_000_000, 500_000, &ALL).is_err(),
+            "too late"
+        );
         let mut split = h.clone();
         split[0].records.pop();
         assert!(convergence(&split, 4_000_000, 10_000_000, &ALL).is_err());

@@ -209,8 +209,7 @@ impl Cluster {
         self.generations[i] += 1;
         let generation = self.generations[i];
         let log = self.dir.path().join(format!("n{id}.{generation}.log"));
-        let err =
-            std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let err = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
         // `ip netns exec` execs the command: the child's pid is the node's.
         let child = Command::new("ip")
             .args(["netns", "exec", self.net.ns(id), OCF, "node", "--config"])
@@ -255,10 +254,10 @@ impl Cluster {
                 continue;
             }
             attempt += 1;
-            let log = self.dir.path().join(format!(
-                "rec{id}.{}.{attempt}.log",
-                running.generation
-            ));
+            let log = self
+                .dir
+                .path()
+                .join(format!("rec{id}.{}.{attempt}.log", running.generation));
             let recorder = Recorder::start(&config, &log);
             // The first line (the initial view) comes at once; a recorder that exits first
             // met a socket that was not ready: try again.
@@ -272,7 +271,10 @@ impl Cluster {
                     break;
                 }
                 thread::sleep(Duration::from_millis(5));
-                assert!(Instant::now() < deadline, "the recorder of n{id} printed nothing");
+                assert!(
+                    Instant::now() < deadline,
+                    "the recorder of n{id} printed nothing"
+                );
             }
             if let Some(r) = recorder {
                 running.recorder = Some(r);

@@ -17,7 +17,10 @@ pub struct Span {
     pub label: String,
     /// When it started (µs since the epoch).
     pub from_us: u64,
-    /// When it was healed.
+    /// When the fault was undone: the routes and ports healed, the paused process continued,
+    /// or the killed node started again (its network was never touched).
+    pub restored_us: u64,
+    /// When the step ended (everything healed).
     pub healed_us: u64,
 }
 
@@ -36,9 +39,15 @@ impl Timeline {
         format!("t+{:.3}s", (t_us as f64 - self.t0_us as f64) / 1e6)
     }
 
-    /// The fault in force at `t_us`, or the last one healed before it (its aftermath).
+    /// The index of the step whose fault was in force at `t_us`, or of the last one healed
+    /// before it (its aftermath); `None` before the first fault.
+    pub fn step_at(&self, t_us: u64) -> Option<usize> {
+        self.spans.iter().rposition(|s| s.from_us <= t_us)
+    }
+
+    /// [`Timeline::step_at`] in words.
     pub fn blame(&self, t_us: u64) -> String {
-        match self.spans.iter().rev().find(|s| s.from_us <= t_us) {
+        match self.step_at(t_us).map(|i| &self.spans[i]) {
             Some(s) if t_us <= s.healed_us => format!("during \"{}\"", s.label),
             Some(s) => format!(
                 "{:.1} s after healing \"{}\"",
@@ -61,8 +70,12 @@ pub fn apply(cluster: &mut Cluster, size: u32, step: &Step, timeline: &Timeline)
     let label = step.fault.to_string();
     log(timeline, &format!("fault: {label} for {} ms", step.hold_ms));
     let hold = Duration::from_millis(step.hold_ms);
+    let mut restored_us = None;
     match &step.fault {
-        Fault::Partition { .. } | Fault::OneWay { .. } | Fault::Mute { .. } | Fault::Deaf { .. } => {
+        Fault::Partition { .. }
+        | Fault::OneWay { .. }
+        | Fault::Mute { .. }
+        | Fault::Deaf { .. } => {
             cluster.net().set_cuts(&step.fault.cuts(size));
             thread::sleep(hold);
         }
@@ -73,7 +86,8 @@ pub fn apply(cluster: &mut Cluster, size: u32, step: &Step, timeline: &Timeline)
                 cluster.net().set_port(*node, up);
                 up = !up;
                 thread::sleep(
-                    Duration::from_millis(*toggle_ms).min(end.saturating_duration_since(Instant::now())),
+                    Duration::from_millis(*toggle_ms)
+                        .min(end.saturating_duration_since(Instant::now())),
                 );
             }
         }
@@ -81,11 +95,13 @@ pub fn apply(cluster: &mut Cluster, size: u32, step: &Step, timeline: &Timeline)
             cluster.signal(*node, Signal::SIGSTOP);
             thread::sleep(hold);
             cluster.signal(*node, Signal::SIGCONT);
+            restored_us = Some(now_us());
         }
         Fault::KillRestart { node, down_ms } => {
             cluster.kill(*node);
             thread::sleep(Duration::from_millis(*down_ms));
             log(timeline, &format!("restart n{node}"));
+            restored_us = Some(now_us());
             cluster.start_node(*node);
             thread::sleep(hold.saturating_sub(Duration::from_millis(*down_ms)));
         }
@@ -96,6 +112,7 @@ pub fn apply(cluster: &mut Cluster, size: u32, step: &Step, timeline: &Timeline)
     Span {
         label,
         from_us,
+        restored_us: restored_us.unwrap_or(healed_us),
         healed_us,
     }
 }
