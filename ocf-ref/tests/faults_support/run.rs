@@ -1,10 +1,13 @@
 //! Carries out a fault schedule on a running [`Cluster`], printing each fault as it starts and
 //! heals, and keeps the timeline so that a violation can be traced to the fault it came in.
 
+use std::collections::BTreeSet;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::cluster::Cluster;
 use super::now_us;
@@ -87,6 +90,25 @@ pub fn apply(cluster: &mut Cluster, size: u32, step: &Step, timeline: &Timeline)
                 up = !up;
                 thread::sleep(
                     Duration::from_millis(*toggle_ms)
+                        .min(end.saturating_duration_since(Instant::now())),
+                );
+            }
+        }
+        Fault::Lossy {
+            percent,
+            period_ms,
+            seed,
+        } => {
+            let mut rng = StdRng::seed_from_u64(*seed);
+            let end = Instant::now() + hold;
+            while Instant::now() < end {
+                let cuts: BTreeSet<(u32, u32)> = (1..=size)
+                    .flat_map(|a| (1..=size).map(move |b| (a, b)))
+                    .filter(|(a, b)| a != b && rng.gen_range(0..100) < *percent)
+                    .collect();
+                cluster.net().set_cuts(&cuts);
+                thread::sleep(
+                    Duration::from_millis(*period_ms)
                         .min(end.saturating_duration_since(Instant::now())),
                 );
             }
