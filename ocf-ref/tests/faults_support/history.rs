@@ -150,7 +150,12 @@ fn parse_view(v: &Value) -> Result<ViewRec, String> {
 /// `initial_view` of `null` (the node held no view yet).
 pub fn parse_line(line: &str, recv_us: u64) -> Result<Option<Record>, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e})"))?;
-    let stamp = v.get("at_us").and_then(Value::as_u64);
+    // `at_us` on the event; or, should it be put on the view, there.
+    let stamp = v
+        .get("at_us")
+        .or_else(|| v.get("view").and_then(|w| w.get("at_us")))
+        .or_else(|| v.get("initial_view").and_then(|w| w.get("at_us")))
+        .and_then(Value::as_u64);
     let at_us = stamp.unwrap_or(recv_us);
     if let Some(initial) = v.get("initial_view") {
         if initial.is_null() {
@@ -204,6 +209,9 @@ mod tests {
         let stamped = EVENT.replacen("{\"seq\"", "{\"at_us\":1000,\"seq\"", 1);
         let r = parse_line(&stamped, 42).unwrap().unwrap();
         assert_eq!((r.at_us, r.stamped), (1000, true));
+        let on_view = EVENT.replacen("\"view\":{", "\"view\":{\"at_us\":2000,", 1);
+        let r = parse_line(&on_view, 42).unwrap().unwrap();
+        assert_eq!((r.at_us, r.stamped), (2000, true));
     }
 
     #[test]
