@@ -1,6 +1,6 @@
 //! Five real `ocf node` processes, each in its own network namespace behind a bridge, put
 //! through a seeded schedule of faults (2|3 partitions, one-way cuts, a mute and a deaf node,
-//! a flapping link, bursty loss, a 3 s SIGSTOP, a kill -9 and restart), with a recorder
+//! a flapping link, bursty loss, per-packet loss and delay, a 3 s SIGSTOP, a kill -9 and restart), with a recorder
 //! (`ocf members --watch --json`) beside each node. The recorded histories are then checked
 //! for DESIGN.md's membership invariant: agreement on every view id, monotonic views per
 //! process, never two primary partitions at once, and convergence after the final heal.
@@ -57,9 +57,13 @@ struct Recorded {
 /// Starts the cluster, forms it, carries out `plan`, heals, waits for convergence (bounded),
 /// and returns the histories. The cluster (processes, namespaces, files) is gone on return,
 /// whether this returns or panics.
-fn record(prefix: &str, plan: &[schedule::Step]) -> (Recorded, Vec<String>, std::path::PathBuf) {
+fn record(
+    prefix: &str,
+    seed: u64,
+    plan: &[schedule::Step],
+) -> (Recorded, Vec<String>, std::path::PathBuf) {
     let t0_us = now_us();
-    let mut cluster = Cluster::start(prefix, NODES);
+    let mut cluster = Cluster::start(prefix, NODES, seed);
     let namespaces = cluster.namespaces();
     let dir = cluster.dir().to_path_buf();
     let mut timeline = Timeline {
@@ -94,6 +98,12 @@ fn record(prefix: &str, plan: &[schedule::Step]) -> (Recorded, Vec<String>, std:
         }
     );
     std::thread::sleep(LINGER);
+    let stats = &cluster.relay().stats;
+    eprintln!(
+        "  relay: {} packets forwarded, {} dropped as loss",
+        stats.forwarded.load(std::sync::atomic::Ordering::Relaxed),
+        stats.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let (histories, end_us) = cluster.finish();
     drop(cluster);
     (
@@ -243,7 +253,7 @@ fn five_nodes_under_seeded_faults_keep_the_membership_invariant() {
         );
     }
     let prefix = format!("ocff{}", std::process::id());
-    let (recorded, namespaces, dir) = record(&prefix, &plan);
+    let (recorded, namespaces, dir) = record(&prefix, seed, &plan);
 
     let left = leftovers(&namespaces, &dir);
     assert!(left.is_empty(), "the run left behind: {left:#?}");

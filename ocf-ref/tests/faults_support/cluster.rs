@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 use super::history::{ProcessHistory, ViewRec, parse_line};
 use super::net::{self, Net};
 use super::now_us;
+use super::relay::Relay;
 
 const OCF: &str = env!("CARGO_BIN_EXE_ocf");
 
@@ -115,6 +116,8 @@ pub struct Cluster {
     generations: Vec<u32>,
     /// The histories of processes that ended.
     done: Vec<ProcessHistory>,
+    /// Dropped before `net`: its sockets live in the bridge's namespace.
+    relay: Relay,
     net: Net,
     dir: tempfile::TempDir,
 }
@@ -122,17 +125,19 @@ pub struct Cluster {
 impl Cluster {
     /// Builds the network under namespace prefix `prefix`, writes a key and one config per
     /// node, and starts every node and its recorder.
-    pub fn start(prefix: &str, size: u32) -> Self {
+    pub fn start(prefix: &str, size: u32, seed: u64) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("ocf-faults-")
             .tempdir()
             .expect("a temporary directory");
         let net = Net::create(prefix, size);
+        let relay = Relay::start(net.bridge_ns(), size, seed);
         let mut cluster = Self {
             size,
             running: (0..size).map(|_| None).collect(),
             generations: vec![0; size as usize],
             done: Vec::new(),
+            relay,
             net,
             dir,
         };
@@ -159,6 +164,17 @@ impl Cluster {
         &mut self.net
     }
 
+    /// The relay between the nodes.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// Heals the network: no cuts, every port up, every link of the relay clean.
+    pub fn heal(&mut self) {
+        self.relay.clear();
+        self.net.heal();
+    }
+
     fn config(&self, id: u32) -> PathBuf {
         self.dir.path().join(format!("n{id}.toml"))
     }
@@ -179,16 +195,21 @@ impl Cluster {
             "ocf keygen failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut nodes = String::new();
         for id in 1..=self.size {
-            let _ = writeln!(
-                nodes,
-                "[[nodes]]\nid = {id}\nname = \"n{id}\"\naddress = \"{}:{}\"",
-                net::addr(id),
-                net::PORT
-            );
-        }
-        for id in 1..=self.size {
+            // This node at its own address (it binds it), every peer at its relay alias.
+            let mut nodes = String::new();
+            for peer in 1..=self.size {
+                let address = if peer == id {
+                    net::addr(peer)
+                } else {
+                    net::alias(peer)
+                };
+                let _ = writeln!(
+                    nodes,
+                    "[[nodes]]\nid = {peer}\nname = \"n{peer}\"\naddress = \"{address}:{}\"",
+                    net::PORT
+                );
+            }
             let text = format!(
                 "cluster = \"faults\"\nnode_id = {id}\nkey_file = \"{}\"\nsocket = \"{}\"\n\
                  [timing]\nheartbeat_ms = 200\ndead_ms = 1000\n{nodes}",

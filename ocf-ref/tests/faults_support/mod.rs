@@ -3,6 +3,7 @@
 //! the checkers run over what was recorded.
 //!
 //! - [`net`]: namespaces, bridge, one-way cuts and port flaps.
+//! - [`relay`]: per-packet loss, delay and reordering between the nodes.
 //! - [`cluster`]: the node processes and their recorders.
 //! - [`schedule`]: the seeded plan of faults.
 //! - [`run`]: carries a plan out and keeps its timeline.
@@ -13,6 +14,7 @@ pub mod check;
 pub mod cluster;
 pub mod history;
 pub mod net;
+pub mod relay;
 pub mod run;
 pub mod schedule;
 

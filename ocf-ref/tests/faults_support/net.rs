@@ -1,8 +1,10 @@
 //! The fault test's network: one network namespace per node, joined through a bridge (itself
 //! in a namespace of its own), and the cuts the schedule makes.
 //!
-//! Node `k` is `10.77.0.k/24` on its `eth0`. A cut of the directed link `from → to` is a
-//! route in `from`'s namespace that sends `10.77.0.to/32` into a *sink*: a veth pair inside
+//! Node `k` is `10.77.0.k/24` on its `eth0`. Its peers reach it through its relay alias
+//! `10.77.0.(100 + k)`, held by the bridge's namespace (see [`super::relay`]). A cut of the
+//! directed link `from → to` is a route in `from`'s namespace that sends `to`'s alias
+//! (`/32`) into a *sink*: a veth pair inside
 //! that namespace whose far end takes the frames and drops them (wrong MAC). The sender's
 //! `sendto` succeeds, as on a real network that loses packets; a `blackhole` route would make
 //! it fail with `EINVAL`, which tells the sender that it is cut off. `to → from` is untouched,
@@ -67,6 +69,11 @@ pub fn addr(id: u32) -> String {
     format!("{SUBNET}.{id}")
 }
 
+/// The relay alias of node `id`: the address its peers send to.
+pub fn alias(id: u32) -> String {
+    format!("{SUBNET}.{}", 100 + id)
+}
+
 /// A named network namespace, deleted on drop.
 pub struct Netns {
     /// Its name (`ip netns list`).
@@ -113,10 +120,10 @@ impl Net {
             ports_down: BTreeSet::new(),
         };
         let br = net.bridge.name.clone();
-        ip_batch(
-            &br,
-            &["link add br0 type bridge".into(), "link set br0 up".into()],
-        );
+        let mut bridge_setup = vec!["link add br0 type bridge".to_string()];
+        bridge_setup.extend((1..=size).map(|id| format!("addr add {}/24 dev br0", alias(id))));
+        bridge_setup.push("link set br0 up".into());
+        ip_batch(&br, &bridge_setup);
         for id in 1..=size {
             let ns = Netns::add(&format!("{prefix}n{id}"));
             let name = ns.name.clone();
@@ -164,6 +171,11 @@ impl Net {
         &self.nodes[id as usize - 1].name
     }
 
+    /// The bridge's namespace (where the relay runs).
+    pub fn bridge_ns(&self) -> &str {
+        &self.bridge.name
+    }
+
     /// Every namespace's name (the nodes' and the bridge's).
     pub fn names(&self) -> Vec<String> {
         self.nodes
@@ -181,13 +193,13 @@ impl Net {
             per_sender
                 .entry(from)
                 .or_default()
-                .push(format!("route del {}/32", addr(to)));
+                .push(format!("route del {}/32", alias(to)));
         }
         for &(from, to) in cuts.difference(&self.cuts) {
-            per_sender
-                .entry(from)
-                .or_default()
-                .push(format!("route add {}/32 via {SINK_HOP} dev sink", addr(to)));
+            per_sender.entry(from).or_default().push(format!(
+                "route add {}/32 via {SINK_HOP} dev sink",
+                alias(to)
+            ));
         }
         for (from, lines) in per_sender {
             let ns = self.ns(from).to_string();

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::cluster::Cluster;
 use super::now_us;
+use super::relay::LinkParams;
 use super::schedule::{Fault, Step};
 
 /// One fault as it happened.
@@ -113,6 +114,24 @@ pub fn apply(cluster: &mut Cluster, size: u32, step: &Step, timeline: &Timeline)
                 );
             }
         }
+        Fault::Degraded {
+            loss_pct,
+            delay_ms,
+            jitter_ms,
+        } => {
+            let p = LinkParams {
+                loss_pct: *loss_pct,
+                delay_ms: *delay_ms,
+                jitter_ms: *jitter_ms,
+            };
+            let links = (1..=size)
+                .flat_map(|a| (1..=size).map(move |b| (a, b)))
+                .filter(|(a, b)| a != b)
+                .map(|l| (l, p))
+                .collect();
+            cluster.relay().set(links);
+            thread::sleep(hold);
+        }
         Fault::Pause { node } => {
             cluster.signal(*node, Signal::SIGSTOP);
             thread::sleep(hold);
@@ -128,7 +147,7 @@ pub fn apply(cluster: &mut Cluster, size: u32, step: &Step, timeline: &Timeline)
             thread::sleep(hold.saturating_sub(Duration::from_millis(*down_ms)));
         }
     }
-    cluster.net().heal();
+    cluster.heal();
     let healed_us = now_us();
     log(timeline, "heal");
     Span {

@@ -2,7 +2,7 @@
 //! at random, each held for a few seconds and followed by a heal and a quiet spell.
 
 /// How many kinds of [`Fault`] there are.
-pub const KINDS: usize = 8;
+pub const KINDS: usize = 9;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -51,6 +51,16 @@ pub enum Fault {
         period_ms: u64,
         /// Seed of the draws.
         seed: u64,
+    },
+    /// A slow, lossy network: every packet on every link is delayed `delay_ms` plus up to
+    /// `jitter_ms` (so packets overtake each other) and lost with `loss_pct` % (the relay).
+    Degraded {
+        /// Loss in percent.
+        loss_pct: u32,
+        /// One-way delay (ms).
+        delay_ms: u64,
+        /// Extra random delay (ms).
+        jitter_ms: u64,
     },
     /// `node`'s process is stopped (SIGSTOP) for the hold, then continued (SIGCONT).
     Pause {
@@ -102,6 +112,14 @@ impl fmt::Display for Fault {
             } => write!(
                 f,
                 "lossy links: each cut {percent}% of {period_ms} ms periods"
+            ),
+            Self::Degraded {
+                loss_pct,
+                delay_ms,
+                jitter_ms,
+            } => write!(
+                f,
+                "degraded network: {delay_ms}+0..{jitter_ms} ms delay, {loss_pct}% loss"
             ),
             Self::Pause { node } => write!(f, "pause n{node} (SIGSTOP)"),
             Self::KillRestart { node, down_ms } => {
@@ -170,6 +188,14 @@ fn draw(kind: usize, rng: &mut StdRng, size: u32) -> Fault {
         6 => Fault::Pause {
             node: pick(rng, size),
         },
+        7 => {
+            let delay_ms = rng.gen_range(20..=150);
+            Fault::Degraded {
+                loss_pct: rng.gen_range(0..=15),
+                delay_ms,
+                jitter_ms: rng.gen_range(0..=delay_ms / 2),
+            }
+        }
         _ => Fault::KillRestart {
             node: pick(rng, size),
             down_ms: rng.gen_range(1500..=3500),
@@ -178,8 +204,8 @@ fn draw(kind: usize, rng: &mut StdRng, size: u32) -> Fault {
 }
 
 /// The plan for `seed`: the [`KINDS`] kinds in a seeded order plus one more at random. Each is
-/// held 3.5 to 5.5 s (a pause exactly [`PAUSE_MS`], a kill its down time plus 1 s) and
-/// followed by 2.5 to 3.5 s of quiet: about 65 s in all, at most 78.
+/// held 3 to 5 s (a pause exactly [`PAUSE_MS`], a kill its down time plus 1 s) and
+/// followed by 2 to 3 s of quiet: about 63 s in all, at most 78.
 pub fn plan(seed: u64, size: u32) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut kinds: Vec<usize> = (0..KINDS).collect();
@@ -192,12 +218,12 @@ pub fn plan(seed: u64, size: u32) -> Vec<Step> {
             let hold_ms = match &fault {
                 Fault::Pause { .. } => PAUSE_MS,
                 Fault::KillRestart { down_ms, .. } => down_ms + 1000,
-                _ => rng.gen_range(3500..=5500),
+                _ => rng.gen_range(3000..=5000),
             };
             Step {
                 fault,
                 hold_ms,
-                quiet_ms: rng.gen_range(2500..=3500),
+                quiet_ms: rng.gen_range(2000..=3000),
             }
         })
         .collect()
@@ -214,7 +240,7 @@ mod tests {
             assert_eq!(p, plan(seed, 5), "replayable");
             assert_eq!(p.len(), KINDS + 1);
             let total: u64 = p.iter().map(|s| s.hold_ms + s.quiet_ms).sum();
-            assert!((50_000..=78_000).contains(&total), "{total}");
+            assert!((45_000..=78_000).contains(&total), "{total}");
             let names: BTreeSet<String> = p
                 .iter()
                 .map(|s| s.fault.to_string().split(' ').next().unwrap().to_string())
