@@ -203,14 +203,18 @@ fn draw(kind: usize, rng: &mut StdRng, size: u32) -> Fault {
     }
 }
 
-/// The plan for `seed`: the [`KINDS`] kinds in a seeded order plus one more at random. Each is
+/// The plan for `seed`: the [`KINDS`] kinds in a seeded order plus one more that disrupts
+/// the views (partition, mute, deaf, pause or crash) at the end. Each is
 /// held 3 to 5 s (a pause exactly [`PAUSE_MS`], a kill its down time plus 1 s) and
 /// followed by 2 to 3 s of quiet: about 63 s in all, at most 78.
 pub fn plan(seed: u64, size: u32) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut kinds: Vec<usize> = (0..KINDS).collect();
     kinds.shuffle(&mut rng);
-    kinds.push(rng.gen_range(0..KINDS));
+    // The last step always changes the views (partition, mute, deaf, pause or crash), so
+    // that the convergence after it measures a real recovery.
+    let disruptive = [0, 2, 3, 6, 8];
+    kinds.push(disruptive[rng.gen_range(0..disruptive.len())]);
     kinds
         .into_iter()
         .map(|kind| {
@@ -246,6 +250,13 @@ mod tests {
                 .map(|s| s.fault.to_string().split(' ').next().unwrap().to_string())
                 .collect();
             assert_eq!(names.len(), KINDS, "{names:?}");
+            let last = p.last().unwrap().fault.to_string();
+            assert!(
+                ["partition", "mute", "deaf", "pause", "kill"]
+                    .iter()
+                    .any(|k| last.starts_with(k)),
+                "{last}"
+            );
         }
     }
 
