@@ -235,10 +235,18 @@ impl UdpTransport {
         mut on_report: impl FnMut(Report) + Send,
         mut stop: oneshot::Receiver<()>,
     ) {
-        let start = Instant::now();
-        let start_wall_us = SystemTime::now()
+        // The node's millisecond clock starts on a whole wall-clock millisecond, so the
+        // stamps of every node on one machine quantise alike: two instants in different
+        // milliseconds keep their order across processes, whichever node stamped them.
+        let wall_now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
+        let into_ms = wall_now_us % 1000;
+        let now = Instant::now();
+        let start = now
+            .checked_sub(Duration::from_micros(into_ms))
+            .unwrap_or(now);
+        let start_wall_us = wall_now_us - into_ms;
         let wall_us = |node_ms: u64| start_wall_us + node_ms * 1000;
         let tick = Duration::from_millis(10);
         let mut interval = tokio::time::interval(tick);
