@@ -82,6 +82,13 @@ fn regression_seeds() {
         2_582_482_292_039_481_831,
         // The same bug at 12 nodes (found by 100,000 extra lossy seeds before the fix).
         3_841_152_741_340_397_875,
+        // Two primary views at once: a restarted node accepted a view without node 6 at
+        // once, though its previous process had granted node 6 a lease just before dying
+        // (a new process now counts as having granted every node at its start).
+        9_976_393_688_834_332_204,
+        // A lone survivor back from a pause stayed quiet for ever (the quiet's dead_ms
+        // deadline was only checked when a peer answered).
+        3_397_772_674_033_063_974,
     ];
     for seed in seeds {
         if let Err(v) = scenario::run_seed(seed) {
