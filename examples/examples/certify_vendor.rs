@@ -171,7 +171,7 @@ impl FenceDevice for AcmePdu {
     fn targets(&self) -> &Targets {
         &self.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         let mut md = DeviceMetadata::new("acme_pdu");
         md.actions = ["reboot", "off", "on", "status", "monitor"]
             .map(str::to_owned)
@@ -190,6 +190,7 @@ impl FenceDevice for AcmePdu {
         let _outlet = self.outlet(target)?;
         let mut off = self.off.lock().map_err(|_| FenceError::Unavailable {
             reason: "the PDU state is poisoned".into(),
+            source: None,
         })?;
         off.retain(|n| n != target);
         if action == FenceAction::Off {
@@ -205,6 +206,7 @@ impl FenceDevice for AcmePdu {
         self.outlet(target)?;
         let off = self.off.lock().map_err(|_| FenceError::Unavailable {
             reason: "the PDU state is poisoned".into(),
+            source: None,
         })?;
         Ok(if off.contains(target) {
             PowerState::Off

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ocf_fencing::{FenceAction, FenceRequest, Fencer};
+use ocf_fencing::{FenceAction, FenceRequest, Fencer, FencerAdmin};
 use ocf_membership::{EventKind, Membership};
 use ocf_ref::failover::QuorumPolicy;
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocf_core::{NodeId, NodeName};
-use ocf_fencing::{DeviceParams, FenceDevice, Fencer, HistoryFilter, Targets};
+use ocf_fencing::{DeviceParams, FenceDevice, Fencer, FencerAdmin, HistoryFilter, Targets};
 use ocf_membership::Membership;
 use ocf_resources::{Action, AgentId, Executor, ExitCode, Operation, ResourceSpec};
 use serde::Serialize;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceParams, FenceAction, FenceError, FenceLevel, FenceRequest, Fencer, HistoryFilter,
-    Outcome, PowerState, Targets,
+    DeviceParams, FenceAction, FenceError, FenceOutcome, FenceRequest, Fencer, FencerAdmin,
+    HistoryFilter, PowerState, Targets, TopologyLevel,
 };
 use ocf_ref::fencing::agent::{self, AgentDevice};
 use ocf_ref::fencing::fencer::LocalFencer;
@@ -53,8 +53,8 @@ async fn a_failing_fence_dummy_level_falls_back_to_level_two() {
         .set_topology(
             &n("n1"),
             vec![
-                FenceLevel::new(["broken".parse().unwrap()]),
-                FenceLevel::new(["good".parse().unwrap()]),
+                TopologyLevel::new(["broken".parse().unwrap()]),
+                TopologyLevel::new(["good".parse().unwrap()]),
             ],
         )
         .await
@@ -67,7 +67,7 @@ async fn a_failing_fence_dummy_level_falls_back_to_level_two() {
     assert!(!r.levels[0].succeeded);
     assert!(matches!(
         &r.levels[0].attempts[0].outcome,
-        Outcome::Failed { .. }
+        FenceOutcome::Failed { .. }
     ));
     assert!(r.levels[1].succeeded);
     assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceAction, DeviceParams, ErrorKind, FenceAction, FenceDevice, FenceError, PowerState,
+    DeviceAction, DeviceParams, FenceAction, FenceDevice, FenceError, FenceErrorKind, PowerState,
     Targets,
 };
 use ocf_ref::fencing::agent::{self, AgentDevice};
@@ -65,7 +65,10 @@ async fn fence_dummy_powers_off_and_on_through_its_status_file() {
 #[tokio::test]
 async fn fence_dummy_meta_data_parses() {
     let dir = tempfile::tempdir().unwrap();
-    let md = dummy(&dir, &[]).metadata().await.unwrap();
+    let md = dummy(&dir, &[])
+        .metadata(Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(md.name, "fence_dummy");
     assert!(md.parameter("status_file").is_some());
     assert!(md.parameter("action").unwrap().required);
@@ -81,7 +84,7 @@ async fn fence_dummy_type_fail_fails_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let dev = dummy(&dir, &[("type", "fail"), ("power_timeout", "1")]);
     let e = dev.fence(&n("n1"), FenceAction::Off, T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::Failed, "{e}");
     assert!(e.to_string().contains("dummy"), "{e}");
 }
 
@@ -143,12 +146,15 @@ async fn stonith_null_lists_and_resets_its_hosts() {
         .unwrap_err();
     assert!(matches!(e, FenceError::NotATarget { .. }), "{e}");
     let e = dev.status(&n("a"), T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert_eq!(e.kind(), FenceErrorKind::Unsupported);
 }
 
 #[tokio::test]
 async fn stonith_null_meta_data_and_plugins() {
-    let md = null_device(Targets::Dynamic).metadata().await.unwrap();
+    let md = null_device(Targets::Dynamic)
+        .metadata(Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(md.name, "null");
     assert!(md.parameter("hostlist").unwrap().required);
     let plugins = stonith::list_plugins(&stonith::stonith_program(), T)
@@ -176,7 +182,7 @@ async fn stonith_with_a_bad_config_fails_with_the_plugin_code() {
         Targets::Dynamic,
     );
     let e = dev.list_targets(T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::Failed, "{e}");
 }
 
 #[tokio::test]
@@ -219,7 +225,7 @@ async fn a_dynamic_list_on_an_agent_without_list_is_a_config_error() {
         Targets::Dynamic,
     );
     let e = dev.list_targets(T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::Config, "{e}");
     assert!(e.to_string().contains("host list"), "{e}");
 }
 

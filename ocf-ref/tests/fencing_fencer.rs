@@ -10,8 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceAction, DeviceId, ErrorKind, FenceAction, FenceError, FenceLevel, FenceRecord,
-    FenceRequest, Fencer, FencingPolicy, HistoryFilter, IncidentId, Outcome, Refusal,
+    DeviceAction, DeviceId, FenceAction, FenceError, FenceErrorKind, FenceOutcome, FenceRecord,
+    FenceRequest, Fencer, FencerAdmin, FencingPolicy, HistoryFilter, IncidentId, Refusal,
+    TopologyLevel,
 };
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
 use ocf_ref::fencing::native::{NullDevice, SimulatedDevice, Step};
@@ -99,8 +100,8 @@ async fn topology_falls_back_to_level_two_and_runs_all_devices_of_a_level() {
         .set_topology(
             &n("n1"),
             vec![
-                FenceLevel::new([d("ipmi")]),
-                FenceLevel::new([d("psu-a"), d("psu-b")]),
+                TopologyLevel::new([d("ipmi")]),
+                TopologyLevel::new([d("psu-a"), d("psu-b")]),
             ],
         )
         .await
@@ -145,7 +146,7 @@ async fn every_level_failing_is_an_error_carrying_the_record() {
         .fence(req("n1", FenceAction::Off, "a@x"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Failed);
+    assert_eq!(e.kind(), FenceErrorKind::Failed);
     let record = e.record().unwrap();
     // No topology: each capable device is a level, in registration order.
     let devs: Vec<_> = record.attempts().map(|a| a.device.to_string()).collect();
@@ -191,7 +192,7 @@ async fn a_refusing_policy_touches_no_device() {
         .fence(req("n1", FenceAction::Reboot, "a@x"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Refused);
+    assert_eq!(e.kind(), FenceErrorKind::Refused);
     assert!(e.to_string().contains("quorum"), "{e}");
     assert_eq!(dev.fence_calls(), 0);
     assert!(
@@ -242,7 +243,7 @@ async fn device_timeouts_move_on_to_the_next_level() {
         .unwrap();
     assert!(matches!(
         r.levels[0].attempts[0].outcome,
-        Outcome::TimedOut { .. }
+        FenceOutcome::TimedOut { .. }
     ));
     assert!(r.levels[1].succeeded);
 }
@@ -264,7 +265,7 @@ async fn a_device_can_have_its_own_timeout() {
         .unwrap();
     assert_eq!(
         r.levels[0].attempts[0].outcome,
-        Outcome::TimedOut { after_ms: 1000 }
+        FenceOutcome::TimedOut { after_ms: 1000 }
     );
     assert!(r.levels[1].succeeded);
     fencer.set_device_timeout(&d("slow"), None);
@@ -320,7 +321,7 @@ async fn absurd_timeouts_neither_panic_nor_hang() {
         .fence(req("n1", FenceAction::On, "a@x").with_timeout(Duration::ZERO))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::TimedOut, "{e}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -370,7 +371,7 @@ async fn registry_refuses_duplicates_and_unknown_removals() {
     assert!(fencer.devices().await.unwrap().is_empty());
     assert!(
         fencer
-            .set_topology(&n("a"), vec![FenceLevel::new([])])
+            .set_topology(&n("a"), vec![TopologyLevel::new([])])
             .await
             .is_err()
     );
@@ -446,10 +447,10 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
         fencer.register_device(dev.clone()).await.unwrap();
         devices.push(dev);
     }
-    let topology: Vec<FenceLevel> = s
+    let topology: Vec<TopologyLevel> = s
         .levels
         .iter()
-        .map(|l| FenceLevel::new(l.iter().map(|i| d(&format!("d{i}")))))
+        .map(|l| TopologyLevel::new(l.iter().map(|i| d(&format!("d{i}")))))
         .collect();
     for t in &targets {
         fencer.set_topology(t, topology.clone()).await.unwrap();

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_fencing::{
-    DeviceParams, FenceAction, FenceDevice, FenceRequest, Fencer, HistoryFilter, Targets,
+    DeviceParams, FenceAction, FenceDevice, FenceRequest, Fencer, FencerAdmin, HistoryFilter,
+    Targets,
 };
 use ocf_ref::fencing::agent::AgentDevice;
 use ocf_ref::fencing::fencer::LocalFencer;
@@ -289,7 +290,9 @@ async fn fence_scsi_reservation_key_is_not_a_secret() {
         Targets::hosts(["n1".parse().unwrap()]),
     );
     // fence_scsi's meta-data (`--key=[key]`) does not make it one either.
-    let md = ocf_fencing::FenceDevice::metadata(&dev).await.unwrap();
+    let md = ocf_fencing::FenceDevice::metadata(&dev, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert!(!md.parameter("key").unwrap().secret);
     assert!(
         !ocf_ref::fencing::agent::with_metadata_secrets(&p, &md)

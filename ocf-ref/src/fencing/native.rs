@@ -85,7 +85,7 @@ impl FenceDevice for NullDevice {
     fn targets(&self) -> &Targets {
         &self.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         Ok(native_metadata(
             "null",
             "Null device: always succeeds, for testing",
@@ -227,7 +227,7 @@ impl FenceDevice for ManualDevice {
     fn targets(&self) -> &Targets {
         &self.inner.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         Ok(native_metadata(
             "manual",
             "Manual fencing: waits for an operator's acknowledgement",
@@ -257,6 +257,7 @@ impl FenceDevice for ManualDevice {
                 action: action.into(),
                 target: Some(target.clone()),
                 reason: "the acknowledgement was withdrawn".into(),
+                source: None,
             }),
             Err(_) => {
                 // Forget our closed waiter so `pending` stays truthful.
@@ -388,7 +389,7 @@ impl FenceDevice for SimulatedDevice {
     fn targets(&self) -> &Targets {
         &self.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         Ok(native_metadata(
             "simulated",
             "Simulated device with scripted latency and failures",
@@ -433,6 +434,7 @@ impl FenceDevice for SimulatedDevice {
                 action: action.into(),
                 target: Some(target.clone()),
                 reason: format!("simulated failure on call {seq}"),
+                source: None,
             })
         }
     }

@@ -116,6 +116,7 @@ pub async fn plugin_metadata(
         let mut md = metadata_xml::parse(&xml).map_err(|e| FenceError::Metadata {
             device: plugin.to_owned(),
             reason: e.to_string(),
+            source: Some(std::sync::Arc::new(e)),
         })?;
         // The plugin's fence operations, named as fence-agents name them.
         for a in ["reboot", "off", "on", "list", "monitor", "metadata"] {
@@ -222,6 +223,7 @@ fn check(
                 action,
                 target: target.cloned(),
                 reason: format!("stonith exit code {code}, {}{last}", describe_exit(code)),
+                source: None,
             })
         }
         Termination::Signaled(sig) => Err(FenceError::Device {
@@ -229,6 +231,7 @@ fn check(
             action,
             target: target.cloned(),
             reason: format!("stonith killed by signal {sig}"),
+            source: None,
         }),
     }
 }
@@ -345,11 +348,13 @@ fn redact(e: FenceError, params: &DeviceParams) -> FenceError {
             action,
             target,
             reason,
+            source,
         } => FenceError::Device {
             device,
             action,
             target,
             reason: params.redact(&reason),
+            source,
         },
         other => other,
     }
@@ -365,13 +370,23 @@ impl FenceDevice for StonithDevice {
         &self.targets
     }
 
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
-        self.metadata
-            .get_or_try_init(|| {
-                plugin_metadata(&self.stonith, &self.plugin, super::agent::METADATA_TIMEOUT)
-            })
-            .await
-            .cloned()
+    /// Asks the plugin once (within `timeout`, at most
+    /// [`METADATA_TIMEOUT`](super::agent::METADATA_TIMEOUT)) and keeps the answer.
+    async fn metadata(&self, timeout: Duration) -> Result<DeviceMetadata, FenceError> {
+        let limit = timeout.min(super::agent::METADATA_TIMEOUT);
+        let fetch = self
+            .metadata
+            .get_or_try_init(|| plugin_metadata(&self.stonith, &self.plugin, limit));
+        // Another caller may be fetching with more time than ours: wait only our own.
+        match tokio::time::timeout(timeout, fetch).await {
+            Ok(result) => result.cloned(),
+            Err(_) => Err(FenceError::DeviceTimedOut {
+                device: self.id.clone(),
+                action: DeviceAction::Metadata,
+                target: None,
+                timeout_ms: ocf_core::millis::as_millis(timeout),
+            }),
+        }
     }
 
     async fn list_targets(&self, timeout: Duration) -> Result<Vec<NodeName>, FenceError> {

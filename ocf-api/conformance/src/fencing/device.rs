@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use ocf_core::NodeName;
-use ocf_fencing::{DeviceAction, ErrorKind, FenceAction, FenceDevice, FenceError, PowerState};
+use ocf_fencing::{DeviceAction, FenceAction, FenceDevice, FenceError, FenceErrorKind, PowerState};
 
 use crate::{Check, CheckOutcome, Clock, Report, timeout};
 
@@ -73,7 +73,7 @@ impl DeviceOptions {
 /// | `fence_device.can_fence` | `can_fence` is true for the target and false for the non-target |
 /// | `fence_device.monitor` | `monitor` succeeds |
 /// | `fence_device.status` | `status` of the target answers `on` or `off` (when declared) |
-/// | `fence_device.refuses_non_target` | an operation on the non-target fails with a typed "not a target" error (`ErrorKind::NoDevice`) |
+/// | `fence_device.refuses_non_target` | an operation on the non-target fails with a typed "not a target" error (`FenceErrorKind::NoDevice`) |
 /// | `fence_device.off` | `off` is confirmed, and status then says off |
 /// | `fence_device.on` | `on` is confirmed, and status then says on |
 /// | `fence_device.reboot` | `reboot` is confirmed, and status then says on |
@@ -104,7 +104,7 @@ pub async fn run_device_with_progress(
     let o = options;
     let t = o.timeout;
 
-    let (md, took) = run.call(DeviceAction::Metadata, device.metadata()).await;
+    let (md, took) = run.call(DeviceAction::Metadata, device.metadata(t)).await;
     let supports_on = md.as_ref().map_or(true, |m| m.supports(DeviceAction::On));
     let outcome = match md {
         Err(e) => CheckOutcome::Fail(e.to_string()),
@@ -212,7 +212,7 @@ pub async fn run_device_with_progress(
     };
     let outcome = match refused {
         Ok(()) => CheckOutcome::Fail(format!("the device accepted {}", o.non_target)),
-        Err((ErrorKind::NoDevice, _)) => CheckOutcome::Pass,
+        Err((FenceErrorKind::NoDevice, _)) => CheckOutcome::Pass,
         Err((kind, why)) => CheckOutcome::Fail(format!(
             "refused, but as {kind:?}, not NoDevice (FenceError::NotATarget): {why}"
         )),
@@ -272,17 +272,17 @@ struct DeviceRun<'a> {
 
 /// A call's answer: the value, or the error's kind and text.
 trait KindResult<T> {
-    fn map_err_kind(self) -> (Result<(), (ErrorKind, String)>, Option<Duration>);
+    fn map_err_kind(self) -> (Result<(), (FenceErrorKind, String)>, Option<Duration>);
 }
 
 impl KindResult<()> for (Result<(), FenceError>, Option<Duration>) {
-    fn map_err_kind(self) -> (Result<(), (ErrorKind, String)>, Option<Duration>) {
+    fn map_err_kind(self) -> (Result<(), (FenceErrorKind, String)>, Option<Duration>) {
         (self.0.map_err(|e| (e.kind(), e.to_string())), self.1)
     }
 }
 
 impl KindResult<PowerState> for (Result<PowerState, FenceError>, Option<Duration>) {
-    fn map_err_kind(self) -> (Result<(), (ErrorKind, String)>, Option<Duration>) {
+    fn map_err_kind(self) -> (Result<(), (FenceErrorKind, String)>, Option<Duration>) {
         (
             self.0.map(drop).map_err(|e| (e.kind(), e.to_string())),
             self.1,
@@ -324,7 +324,7 @@ impl DeviceRun<'_> {
                     ocf_core::millis::as_millis(limit)
                 );
                 self.late.push(why.clone());
-                (Err(FenceError::Unavailable { reason: why }), None)
+                (Err(FenceError::unavailable(why)), None)
             }
             Some(r) => {
                 if let Err(e @ FenceError::DeviceTimedOut { .. }) = &r {
