@@ -272,3 +272,67 @@ async fn every_installed_agent_meta_data_parses() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(parsed >= 1);
 }
+
+/// An agent whose `metadata` hangs (a wedged BMC library, say) but whose `off` works.
+fn slow_metadata_agent(dir: &tempfile::TempDir) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.path().join("fence_slowmeta");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n\
+         action=$(sed -n 's/^action=//p' | head -n 1)\n\
+         case \"$action\" in\n\
+           metadata) exec sleep 60 ;;\n\
+           *) exit 0 ;;\n\
+         esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_fence_never_spends_more_than_its_own_time_on_meta_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = AgentDevice::new(
+        "slowmeta".parse().unwrap(),
+        slow_metadata_agent(&dir),
+        DeviceParams::new(),
+        Targets::hosts([n("n1")]),
+    );
+    // Meta-data gets a share of the 4 s, not its own 20 s; the agent runs in what is left.
+    let budget = Duration::from_secs(4);
+    let answer = tokio::time::timeout(
+        budget + Duration::from_secs(3),
+        dev.fence(&n("n1"), FenceAction::Off, budget),
+    )
+    .await
+    .expect("the fence kept to its caller's time");
+    answer.unwrap();
+    // Asked directly with a short time, meta-data answers that it ran out of it.
+    let e = dev.metadata(Duration::from_millis(300)).await.unwrap_err();
+    assert_eq!(e.kind(), FenceErrorKind::TimedOut, "{e}");
+}
+
+#[tokio::test]
+async fn an_agent_that_cannot_start_keeps_the_os_error_as_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fence_missing");
+    let dev = AgentDevice::new(
+        "missing".parse().unwrap(),
+        &path,
+        DeviceParams::new(),
+        Targets::hosts([n("n1")]),
+    );
+    let e = dev.monitor(T).await.unwrap_err();
+    assert_eq!(e.kind(), FenceErrorKind::Failed, "{e}");
+    let cause = e.cause().expect("the spawn error is kept");
+    assert!(
+        cause
+            .downcast_ref::<ocf_ref::process::SpawnError>()
+            .is_some(),
+        "{cause:?}"
+    );
+    // A clone (what every merged requester receives) keeps it too.
+    assert!(std::error::Error::source(&e.clone()).is_some());
+}

@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceAction, DeviceId, FenceAction, FenceError, FenceErrorKind, FenceOutcome, FenceRecord,
-    FenceRequest, Fencer, FencerAdmin, FencingPolicy, HistoryFilter, IncidentId, Refusal,
-    TopologyLevel,
+    DeviceAction, DeviceId, FenceAction, FenceError, FenceErrorKind, FenceEvent, FenceOutcome,
+    FenceRecord, FenceRequest, Fencer, FencerAdmin, FencingPolicy, HistoryFilter, IncidentId,
+    Refusal, TopologyLevel,
 };
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
 use ocf_ref::fencing::native::{NullDevice, SimulatedDevice, Step};
@@ -369,12 +369,51 @@ async fn registry_refuses_duplicates_and_unknown_removals() {
     fencer.unregister_device(&d("x")).await.unwrap();
     assert!(fencer.unregister_device(&d("x")).await.is_err());
     assert!(fencer.devices().await.unwrap().is_empty());
+    let e = fencer
+        .set_topology(
+            &n("a"),
+            vec![TopologyLevel::new([d("x")]), TopologyLevel::new([])],
+        )
+        .await
+        .unwrap_err();
+    // The error names the node and the level, not a device.
+    match &e {
+        FenceError::Topology { target, level, .. } => {
+            assert_eq!((target, *level), (&n("a"), Some(2)), "{e}");
+        }
+        other => panic!("expected a topology error, got {other:?}"),
+    }
+    assert_eq!(e.kind(), FenceErrorKind::Config);
+    assert!(fencer.topology(&n("a")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn subscribers_see_each_incident_start_and_finish_and_the_end() {
+    let fencer = LocalFencer::new();
+    fencer
+        .register_device(Arc::new(NullDevice::new(d("null"), [n("a")])))
+        .await
+        .unwrap();
+    let mut events = fencer.subscribe().await.unwrap();
+    let record = fencer
+        .fence(FenceRequest::new(
+            n("a"),
+            FenceAction::Off,
+            "t@n1".parse().unwrap(),
+        ))
+        .await
+        .unwrap();
+    let started = events.next_event().await.unwrap().unwrap();
     assert!(
-        fencer
-            .set_topology(&n("a"), vec![TopologyLevel::new([])])
-            .await
-            .is_err()
+        matches!(&started, FenceEvent::Started { record: r } if r.id == record.id && r.is_pending())
     );
+    let finished = events.next_event().await.unwrap().unwrap();
+    assert!(matches!(&finished, FenceEvent::Finished { record: r } if **r == record));
+    // Once the fencer's last handle is gone (and its incident task with it), the stream
+    // ends, and stays ended.
+    drop(fencer);
+    assert!(events.next_event().await.unwrap().is_none());
+    assert!(events.next_event().await.unwrap().is_none());
 }
 
 // ---- The property test ----
