@@ -456,7 +456,21 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 
 type CallLog = Arc<Mutex<Vec<(String, NodeName, FenceAction, Instant)>>>;
 
-async fn play(s: Scenario) -> Result<(), TestCaseError> {
+/// A scenario's fencer, with every device registered and the topology set on every target.
+struct Rig {
+    fencer: LocalFencer,
+    targets: Vec<NodeName>,
+    log: CallLog,
+    devices: Vec<Arc<SimulatedDevice>>,
+}
+
+/// What the requests got: each one's result, and when it arrived and got it.
+struct Answers {
+    results: Vec<Result<FenceRecord, FenceError>>,
+    times: Vec<(Instant, Instant)>,
+}
+
+async fn rig(s: &Scenario) -> Rig {
     let fencer = LocalFencer::new();
     let targets: Vec<NodeName> = (0..s.targets).map(|i| n(&format!("n{i}"))).collect();
     let log: CallLog = Arc::default();
@@ -495,6 +509,17 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
         fencer.set_topology(t, topology.clone()).await.unwrap();
     }
 
+    Rig {
+        fencer,
+        targets,
+        log,
+        devices,
+    }
+}
+
+/// Sends every request at its time; waits for every answer and every incident to end.
+async fn send_all(s: &Scenario, rig: &Rig) -> Answers {
+    let (fencer, targets) = (&rig.fencer, &rig.targets);
     let mut tasks = Vec::new();
     for (i, (at, t, reboot, timeout)) in s.requests.iter().copied().enumerate() {
         let f = fencer.clone();
@@ -528,13 +553,33 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
     while !fencer.in_flight().is_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let history = fencer.history(&HistoryFilter::all()).await.unwrap();
+    Answers { results, times }
+}
+
+async fn play(s: Scenario) -> Result<(), TestCaseError> {
+    let rig = rig(&s).await;
+    let answers = send_all(&s, &rig).await;
+    let history = rig.fencer.history(&HistoryFilter::all()).await.unwrap();
     let by_id: BTreeMap<u64, &FenceRecord> = history.iter().map(|r| (r.id, r)).collect();
 
+    check_answers(&s, &answers, &history, &by_id)?;
+    check_topology_order(&s, &history)?;
+    let log = rig.log.lock().unwrap().clone();
+    check_device_calls(&rig, &log, &history)?;
+    check_merging(&s, &rig.targets, &log, &answers, &history)
+}
+
+fn check_answers(
+    s: &Scenario,
+    answers: &Answers,
+    history: &[FenceRecord],
+    by_id: &BTreeMap<u64, &FenceRecord>,
+) -> Result<(), TestCaseError> {
+    let results = &answers.results;
     // 2. Every requester is in at most one record, and what it got is that record; one in
     //    none timed out while waiting for an incident with another action to end.
     let mut seen = BTreeSet::new();
-    for r in &history {
+    for r in history {
         prop_assert!(!r.is_pending(), "record {} still pending", r.id);
         for q in &r.requesters {
             prop_assert!(seen.insert(q.to_string()), "{q} in two records");
@@ -570,8 +615,12 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
         }
     }
 
+    Ok(())
+}
+
+fn check_topology_order(s: &Scenario, history: &[FenceRecord]) -> Result<(), TestCaseError> {
     // 3. Topology order: levels in order, each level's devices in order, stop at success.
-    for r in &history {
+    for r in history {
         for (k, level) in r.levels.iter().enumerate() {
             prop_assert_eq!(level.level as usize, k + 1);
             let configured: Vec<String> = s.levels[k].iter().map(|i| format!("d{i}")).collect();
@@ -602,10 +651,19 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
         prop_assert_eq!(r.succeeded(), r.levels.last().is_some_and(|l| l.succeeded));
     }
 
+    Ok(())
+}
+
+type Calls = [(String, NodeName, FenceAction, Instant)];
+
+fn check_device_calls(
+    rig: &Rig,
+    log: &Calls,
+    history: &[FenceRecord],
+) -> Result<(), TestCaseError> {
     // 4. The devices were invoked exactly for the recorded attempts, one incident at a time
     //    per target, in record order: merged requests caused no extra calls.
-    let log = log.lock().unwrap().clone();
-    for t in &targets {
+    for t in &rig.targets {
         let calls: Vec<(String, FenceAction)> = log
             .iter()
             .filter(|(_, tt, _, _)| tt == t)
@@ -619,16 +677,27 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
             .collect();
         prop_assert_eq!(calls, recorded);
     }
-    let total: u64 = devices.iter().map(|d| d.fence_calls()).sum();
+    let total: u64 = rig.devices.iter().map(|d| d.fence_calls()).sum();
     prop_assert_eq!(
         total as usize,
         history.iter().map(|r| r.attempts().count()).sum::<usize>()
     );
 
+    Ok(())
+}
+
+fn check_merging(
+    s: &Scenario,
+    targets: &[NodeName],
+    log: &Calls,
+    answers: &Answers,
+    history: &[FenceRecord],
+) -> Result<(), TestCaseError> {
+    let (results, times) = (&answers.results, &answers.times);
     // 5. Merging: a request that arrives strictly while an incident for its target and action
     //    is in flight (after its first device call, before a requester got its result) joins
     //    that incident.
-    for t in &targets {
+    for t in targets {
         let mut calls = log.iter().filter(|(_, tt, _, _)| tt == t).map(|c| c.3);
         for r in history.iter().filter(|r| &r.target == t) {
             let n_calls = r.attempts().count();
@@ -638,7 +707,7 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
             }
             let end = results
                 .iter()
-                .zip(&times)
+                .zip(times.iter())
                 .find_map(|(res, (_, fin))| match res {
                     Ok(got) if got.id == r.id => Some(*fin),
                     Err(e) if e.record().is_some_and(|g| g.id == r.id) => Some(*fin),
