@@ -188,10 +188,10 @@ impl FenceDevice for AcmePdu {
         _timeout: Duration,
     ) -> Result<(), FenceError> {
         let _outlet = self.outlet(target)?;
-        let mut off = self.off.lock().map_err(|_| FenceError::Unavailable {
-            reason: "the PDU state is poisoned".into(),
-            source: None,
-        })?;
+        let mut off = self
+            .off
+            .lock()
+            .map_err(|_| FenceError::unavailable("the PDU state is poisoned"))?;
         off.retain(|n| n != target);
         if action == FenceAction::Off {
             off.push(target.clone());
@@ -204,10 +204,10 @@ impl FenceDevice for AcmePdu {
         _timeout: Duration,
     ) -> Result<PowerState, FenceError> {
         self.outlet(target)?;
-        let off = self.off.lock().map_err(|_| FenceError::Unavailable {
-            reason: "the PDU state is poisoned".into(),
-            source: None,
-        })?;
+        let off = self
+            .off
+            .lock()
+            .map_err(|_| FenceError::unavailable("the PDU state is poisoned"))?;
         Ok(if off.contains(target) {
             PowerState::Off
         } else {

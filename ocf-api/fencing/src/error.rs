@@ -129,6 +129,10 @@ pub enum FenceError {
         device: String,
         /// What is wrong and how to fix it.
         reason: String,
+        /// The error underneath (the program that could not be started), when there is one.
+        #[source]
+        #[serde(skip)]
+        source: Option<Cause>,
     },
     /// A target's topology is wrong (a level without devices).
     #[error("the fencing topology of {target}{}: {reason}", level.map(|l| format!(", level {l}")).unwrap_or_default())]
@@ -268,6 +272,15 @@ impl FenceError {
         }
     }
 
+    /// A misconfigured device (`device` is its id or agent name), with no underlying error.
+    pub fn config(device: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Config {
+            device: device.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
     /// The fencer is unavailable for `reason`, with no underlying error.
     pub fn unavailable(reason: impl Into<String>) -> Self {
         Self::Unavailable {
@@ -296,6 +309,7 @@ impl FenceError {
         match self {
             Self::Device { source, .. }
             | Self::Metadata { source, .. }
+            | Self::Config { source, .. }
             | Self::Unavailable { source, .. } => source.as_deref(),
             _ => None,
         }

@@ -84,19 +84,19 @@ pub fn list_agents(dir: &Path) -> std::io::Result<Vec<AgentInfo>> {
 
 /// Finds an agent by name in `dir` (`fence_dummy`) or takes a path (anything with a `/`).
 pub fn resolve_agent(agent: &str, dir: &Path) -> Result<PathBuf, FenceError> {
-    let path = if agent.contains('/') {
-        PathBuf::from(agent)
-    } else {
-        if !agent.starts_with("fence_") {
-            return Err(FenceError::Config {
+    let path =
+        if agent.contains('/') {
+            PathBuf::from(agent)
+        } else {
+            if !agent.starts_with("fence_") {
+                return Err(FenceError::Config {
                 device: agent.to_owned(),
                 reason:
                     "a fence agent's name starts with fence_; give a path to run another program"
-                        .into(),
-            });
-        }
-        dir.join(agent)
-    };
+                        .into(), source: None });
+            }
+            dir.join(agent)
+        };
     if path.is_file() {
         Ok(path)
     } else {
@@ -106,6 +106,7 @@ pub fn resolve_agent(agent: &str, dir: &Path) -> Result<PathBuf, FenceError> {
                 "{} does not exist; see `ocf fence agents`, or set {AGENTS_DIR_ENV}",
                 path.display()
             ),
+            source: None,
         })
     }
 }
@@ -381,6 +382,7 @@ impl AgentDevice {
                         "{} cannot list its targets (no `list` action); give it a host list or a host map",
                         self.agent_name()
                     ),
+                    source: None,
                 });
             }
         }

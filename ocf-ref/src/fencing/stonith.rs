@@ -188,6 +188,7 @@ async fn run_raw(
             "cannot run {}: {e}; is cluster-glue installed?",
             stonith.display()
         ),
+        source: Some(std::sync::Arc::new(e)),
     })
 }
 
@@ -196,6 +197,7 @@ fn name_as_id(plugin: &str) -> Result<DeviceId, FenceError> {
     DeviceId::new(plugin).map_err(|e| FenceError::Config {
         device: plugin.to_owned(),
         reason: e.to_string(),
+        source: None,
     })
 }
 
