@@ -11,9 +11,9 @@ use ocf_fencing::{
     DeviceParams, FenceAction, FenceDevice, FenceRequest, Fencer, FencerAdmin, HistoryFilter,
     Targets, TopologyLevel,
 };
-use ocf_ref::fencing::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::native::{NullDevice, SimulatedDevice, Step};
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::fencing::native::{NullDevice, SimulatedDevice, Step};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

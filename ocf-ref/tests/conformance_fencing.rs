@@ -22,10 +22,10 @@ use ocf_fencing::{
     FencingPolicy, HistoryFilter, LevelAttempt, PowerState, Targets, TopologyLevel,
 };
 use ocf_ref::conformance::TokioClock;
-use ocf_ref::fencing::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::native::NullDevice;
+use ocf_ref::fencing::devices::stonith::StonithDevice;
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
-use ocf_ref::fencing::native::NullDevice;
-use ocf_ref::fencing::stonith::StonithDevice;
 
 fn n(s: &str) -> NodeName {
     s.parse().unwrap()

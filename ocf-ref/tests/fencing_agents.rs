@@ -10,10 +10,10 @@ use ocf_fencing::{
     DeviceParams, FenceAction, FenceError, FenceOutcome, FenceRequest, Fencer, FencerAdmin,
     HistoryFilter, PowerState, Targets, TopologyLevel,
 };
-use ocf_ref::fencing::agent::{self, AgentDevice};
+use ocf_ref::fencing::devices::agent::{self, AgentDevice};
+use ocf_ref::fencing::devices::native::ManualDevice;
+use ocf_ref::fencing::devices::stonith::StonithDevice;
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::fencing::native::ManualDevice;
-use ocf_ref::fencing::stonith::StonithDevice;
 
 fn n(s: &str) -> NodeName {
     s.parse().unwrap()

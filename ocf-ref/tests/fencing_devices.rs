@@ -10,9 +10,9 @@ use ocf_fencing::{
     DeviceAction, DeviceParams, FenceAction, FenceDevice, FenceError, FenceErrorKind, PowerState,
     Targets,
 };
-use ocf_ref::fencing::agent::{self, AgentDevice};
-use ocf_ref::fencing::native::{ManualDevice, NullDevice};
-use ocf_ref::fencing::stonith::{self, StonithDevice};
+use ocf_ref::fencing::devices::agent::{self, AgentDevice};
+use ocf_ref::fencing::devices::native::{ManualDevice, NullDevice};
+use ocf_ref::fencing::devices::stonith::{self, StonithDevice};
 
 const T: Duration = Duration::from_secs(30);
 

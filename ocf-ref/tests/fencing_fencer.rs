@@ -14,8 +14,8 @@ use ocf_fencing::{
     FenceRecord, FenceRequest, Fencer, FencerAdmin, FencingPolicy, HistoryFilter, IncidentId,
     Refusal, TopologyLevel,
 };
+use ocf_ref::fencing::devices::native::{NullDevice, SimulatedDevice, Step};
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
-use ocf_ref::fencing::native::{NullDevice, SimulatedDevice, Step};
 use proptest::prelude::*;
 use tokio::time::Instant;
 

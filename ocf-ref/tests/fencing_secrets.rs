@@ -11,9 +11,9 @@ use ocf_fencing::{
     DeviceParams, FenceAction, FenceDevice, FenceRequest, Fencer, FencerAdmin, HistoryFilter,
     Targets,
 };
-use ocf_ref::fencing::agent::AgentDevice;
+use ocf_ref::fencing::devices::agent::AgentDevice;
+use ocf_ref::fencing::devices::stonith::StonithDevice;
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::fencing::stonith::StonithDevice;
 
 const PASSWORD: &str = "hunter2-Zq9";
 const T: Duration = Duration::from_secs(30);
@@ -295,7 +295,7 @@ async fn fence_scsi_reservation_key_is_not_a_secret() {
         .unwrap();
     assert!(!md.parameter("key").unwrap().secret);
     assert!(
-        !ocf_ref::fencing::agent::with_metadata_secrets(&p, &md)
+        !ocf_ref::fencing::devices::agent::with_metadata_secrets(&p, &md)
             .get("key")
             .unwrap()
             .is_secret()

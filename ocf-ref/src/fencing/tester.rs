@@ -22,7 +22,7 @@ use ocf_core::NodeName;
 use ocf_fencing::{DeviceAction, DeviceMetadata, DeviceParams, Targets};
 use serde::Serialize;
 
-use super::agent::{self, AgentDevice, AgentRun};
+use super::devices::agent::{self, AgentDevice, AgentRun};
 use crate::conformance::TokioClock;
 
 /// Agents that only pretend, whose power round trip is always safe.

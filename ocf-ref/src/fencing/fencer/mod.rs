@@ -137,7 +137,7 @@ impl Inner {
 /// use std::sync::Arc;
 /// use ocf_fencing::{FenceAction, FenceRequest, Fencer, FencerAdmin};
 /// use ocf_ref::fencing::fencer::LocalFencer;
-/// use ocf_ref::fencing::native::NullDevice;
+/// use ocf_ref::fencing::devices::native::NullDevice;
 /// let fencer = LocalFencer::new();
 /// let device = Arc::new(NullDevice::new("null".parse().unwrap(), ["n3".parse().unwrap()]));
 /// fencer.register_device(device.clone()).await.unwrap();

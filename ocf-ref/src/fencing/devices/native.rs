@@ -136,7 +136,7 @@ impl FenceDevice for NullDevice {
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use ocf_fencing::{FenceAction, FenceDevice};
-/// use ocf_ref::fencing::native::ManualDevice;
+/// use ocf_ref::fencing::devices::native::ManualDevice;
 /// let dev = ManualDevice::new("meat".parse().unwrap(), ["n2".parse().unwrap()]);
 /// let operator = dev.clone();
 /// let n2 = "n2".parse().unwrap();

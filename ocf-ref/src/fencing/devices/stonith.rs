@@ -27,7 +27,7 @@ use ocf_fencing::{
 };
 use tokio::sync::OnceCell;
 
-use super::metadata_xml;
+use crate::fencing::metadata_xml;
 use crate::process::{self, Finished, ProcessSpec, Termination};
 
 /// Where the `stonith` command is installed by Debian's cluster-glue.
@@ -244,7 +244,7 @@ fn check(
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use ocf_fencing::{DeviceParams, FenceAction, FenceDevice, Targets};
-/// use ocf_ref::fencing::stonith::StonithDevice;
+/// use ocf_ref::fencing::devices::stonith::StonithDevice;
 /// let params: DeviceParams = [("hostlist", "n1 n2")].into_iter().collect();
 /// let dev = StonithDevice::new("null-1".parse().unwrap(), "null", params, Targets::Dynamic);
 /// let hosts = dev.list_targets(Duration::from_secs(10)).await.unwrap();

@@ -18,7 +18,7 @@ use ocf_fencing::{
 };
 use tokio::sync::OnceCell;
 
-use super::metadata_xml;
+use crate::fencing::metadata_xml;
 use crate::process::{self, Finished, ProcessSpec, Termination};
 
 /// Where fence agents are installed by default.
@@ -256,7 +256,7 @@ fn strip_timestamp(line: &str) -> &str {
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use ocf_fencing::{DeviceParams, FenceAction, FenceDevice, Targets};
-/// use ocf_ref::fencing::agent::AgentDevice;
+/// use ocf_ref::fencing::devices::agent::AgentDevice;
 /// let mut params = DeviceParams::new();
 /// params.insert("ip", "10.0.0.9");
 /// params.insert("username", "admin");
