@@ -23,7 +23,7 @@ use ocf_fencing::{
 };
 use ocf_ref::conformance::TokioClock;
 use ocf_ref::fencing::devices::agent::{AgentDevice, agents_dir};
-use ocf_ref::fencing::devices::native::NullDevice;
+use ocf_ref::fencing::devices::native::{ManualDevice, NullDevice, SimulatedDevice, Step};
 use ocf_ref::fencing::devices::stonith::StonithDevice;
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
 
@@ -146,6 +146,25 @@ async fn null_device_conforms() {
         3,
         "off, on, reboot; the non-target never reached it"
     );
+}
+
+/// The native devices that cannot read power back (an operator's, a simulation) conform
+/// without the round trip and without per-node status.
+#[tokio::test]
+async fn the_manual_and_simulated_devices_conform_without_power_status() {
+    let options = DeviceOptions::new(n("a"), n("ghost")).status(false);
+    let manual = ManualDevice::new("manual".parse().unwrap(), [n("a")]);
+    run_device(&manual, &TokioClock::new(), &options)
+        .await
+        .assert_passed();
+    assert!(manual.pending().is_empty(), "nothing waits for an operator");
+    let simulated = SimulatedDevice::new("sim".parse().unwrap(), [n("a")], |_, _, _| {
+        Step::ok(Duration::ZERO)
+    });
+    run_device(&simulated, &TokioClock::new(), &options)
+        .await
+        .assert_passed();
+    assert_eq!(simulated.fence_calls(), 0);
 }
 
 #[tokio::test]

@@ -277,11 +277,13 @@ impl FenceDevice for ManualDevice {
             }
         }
     }
+    /// An operator's device cannot read power; it still refuses nodes it does not serve.
     async fn status(
         &self,
-        _target: &NodeName,
+        target: &NodeName,
         _timeout: Duration,
     ) -> Result<PowerState, FenceError> {
+        listed(&self.inner.id, &self.inner.targets, target)?;
         Ok(PowerState::Unknown)
     }
     async fn monitor(&self, _timeout: Duration) -> Result<(), FenceError> {
