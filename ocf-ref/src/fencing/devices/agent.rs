@@ -589,8 +589,8 @@ impl FenceDevice for AgentDevice {
         match tokio::time::timeout(timeout, fetch).await {
             Ok(Ok(md)) => Ok(md.clone()),
             Ok(Err(FenceError::Metadata { reason, source, .. })) => Err(FenceError::Metadata {
-                device: format!("{} ({})", self.id, self.agent_name()),
-                reason,
+                device: self.id.to_string(),
+                reason: format!("its agent {}: {reason}", self.agent_name()),
                 source,
             }),
             Ok(Err(other)) => Err(other),
