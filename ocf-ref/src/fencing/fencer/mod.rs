@@ -3,8 +3,8 @@
 //!
 //! # How a request is handled
 //!
-//! The decision is [`admit`](admit::State::admit), a synchronous function of the fencer's
-//! state (unit-tested without a runtime); the waiting and the devices are async.
+//! The decision is `admit` (in the private `admit` module), a synchronous function of the
+//! fencer's state, unit-tested without a runtime; the waiting and the devices are async.
 //!
 //! 1. The [`FencingPolicy`] is asked first; a refusal touches no device.
 //! 2. If an incident for the same target is in flight:
@@ -36,7 +36,7 @@
 //! else [`FencerConfig::device_timeout`]) and what is left before the deadline. Every requester
 //! waits at most its own timeout; one that gives up gets
 //! [`FenceError::TimedOut`] while the incident carries on for the others and ends in the history.
-
+//!
 //! # Events
 //!
 //! Every incident it starts is announced to subscribers as `Started`, then `Finished`. A
@@ -77,7 +77,8 @@ pub struct FencerConfig {
     /// runs the agent's `list`). Default 20 s.
     pub list_timeout: Duration,
     /// How many events a subscriber may fall behind before it misses some
-    /// ([`FenceError::Lagged`]). Default 1024.
+    /// ([`FenceError::Lagged`]), rounded up to a power of two. Two events per incident; rule
+    /// of thumb: 1024 (the default), far more than a cluster fences between two reads.
     pub event_buffer: usize,
 }
 
