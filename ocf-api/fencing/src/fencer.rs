@@ -12,9 +12,10 @@
 //! view that lost it). A local fencer uses it to answer a request that arrives just after the
 //! incident finished with that incident's record instead of shooting again. A cluster-wide fence
 //! authority (the primary partition's coordinator, or an agreed order from the membership
-//! engine) implements this same [`Fencer`] trait (and not [`FencerAdmin`]: it owns no devices) and merges by incident across nodes: each
-//! node forwards its request, the authority runs one fencer, and all requesters, on any node,
-//! get the one record. Callers do not change when that authority replaces the local fencer.
+//! engine) implements this same [`Fencer`] trait, and not [`FencerAdmin`] (it owns no
+//! devices), and merges by incident across nodes: each node forwards its request, the
+//! authority runs one fencer, and all requesters, on any node, get the one record. Callers do
+//! not change when that authority replaces the local fencer.
 
 use std::fmt;
 use std::str::FromStr;
