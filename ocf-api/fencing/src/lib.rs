@@ -46,5 +46,26 @@ pub use policy::{AllowAll, FencingPolicy, Refusal};
 #[deprecated(since = "0.2.0", note = "renamed `FenceErrorKind`")]
 pub type ErrorKind = FenceErrorKind;
 
+// Compile-time promises: every trait is dyn-compatible, and a pointer to an implementation
+// (`&T`, `Box<T>`, `Arc<T>`, also to a `dyn`) is one.
+const _: fn() = || {
+    use std::sync::Arc;
+    fn fencer<F: Fencer>() {}
+    fn admin<F: FencerAdmin>() {}
+    fn device<D: FenceDevice>() {}
+    fn policy<P: FencingPolicy>() {}
+    fn stream<S: FenceEventStream>() {}
+    fencer::<Arc<dyn Fencer>>();
+    fencer::<Arc<dyn FencerAdmin>>();
+    fencer::<&'static dyn Fencer>();
+    admin::<Box<dyn FencerAdmin>>();
+    admin::<Arc<dyn FencerAdmin>>();
+    device::<Arc<dyn FenceDevice>>();
+    device::<&'static dyn FenceDevice>();
+    policy::<Box<dyn FencingPolicy>>();
+    policy::<Arc<dyn FencingPolicy>>();
+    stream::<Box<dyn FenceEventStream>>();
+};
+
 #[cfg(test)]
 mod serde_tests;
