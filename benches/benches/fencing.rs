@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ocf_fencing::{DeviceParams, FenceAction, FenceRequest, Fencer, Targets};
-use ocf_ref::fencing::agent::{self, AgentDevice};
+use ocf_fencing::{DeviceParams, FenceAction, FenceRequest, Fencer, FencerAdmin, Targets};
+use ocf_ref::fencing::devices::agent::{self, AgentDevice};
+use ocf_ref::fencing::devices::native::{NullDevice, SimulatedDevice, Step};
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::fencing::native::{NullDevice, SimulatedDevice, Step};
 use tokio::io::AsyncWriteExt;
 
 const DEVICE_LATENCY: Duration = Duration::from_millis(10);

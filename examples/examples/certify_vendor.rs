@@ -171,7 +171,7 @@ impl FenceDevice for AcmePdu {
     fn targets(&self) -> &Targets {
         &self.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         let mut md = DeviceMetadata::new("acme_pdu");
         md.actions = ["reboot", "off", "on", "status", "monitor"]
             .map(str::to_owned)
@@ -188,9 +188,10 @@ impl FenceDevice for AcmePdu {
         _timeout: Duration,
     ) -> Result<(), FenceError> {
         let _outlet = self.outlet(target)?;
-        let mut off = self.off.lock().map_err(|_| FenceError::Unavailable {
-            reason: "the PDU state is poisoned".into(),
-        })?;
+        let mut off = self
+            .off
+            .lock()
+            .map_err(|_| FenceError::unavailable("the PDU state is poisoned"))?;
         off.retain(|n| n != target);
         if action == FenceAction::Off {
             off.push(target.clone());
@@ -203,9 +204,10 @@ impl FenceDevice for AcmePdu {
         _timeout: Duration,
     ) -> Result<PowerState, FenceError> {
         self.outlet(target)?;
-        let off = self.off.lock().map_err(|_| FenceError::Unavailable {
-            reason: "the PDU state is poisoned".into(),
-        })?;
+        let off = self
+            .off
+            .lock()
+            .map_err(|_| FenceError::unavailable("the PDU state is poisoned"))?;
         Ok(if off.contains(target) {
             PowerState::Off
         } else {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_fencing::{
-    DeviceParams, FenceAction, FenceDevice, FenceLevel, FenceRequest, Fencer, HistoryFilter,
-    Targets,
+    DeviceParams, FenceAction, FenceDevice, FenceRequest, Fencer, FencerAdmin, HistoryFilter,
+    Targets, TopologyLevel,
 };
-use ocf_ref::fencing::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::native::{NullDevice, SimulatedDevice, Step};
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::fencing::native::{NullDevice, SimulatedDevice, Step};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,8 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set_topology(
             &target,
             vec![
-                FenceLevel::new(["ipmi".parse()?]),
-                FenceLevel::new(["pdu".parse()?]),
+                TopologyLevel::new(["ipmi".parse()?]),
+                TopologyLevel::new(["pdu".parse()?]),
             ],
         )
         .await?;

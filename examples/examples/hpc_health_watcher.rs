@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ocf_fencing::{FenceAction, FenceRequest, Fencer};
+use ocf_fencing::{FenceAction, FenceRequest, Fencer, FencerAdmin};
 use ocf_membership::{EventKind, Membership};
 use ocf_ref::failover::QuorumPolicy;
+use ocf_ref::fencing::devices::native::NullDevice;
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
-use ocf_ref::fencing::native::NullDevice;
 use ocf_ref::membership::engine::BuiltinEngine;
 use ocf_ref::membership::key::ClusterKey;
 use ocf_ref::membership::loopback;

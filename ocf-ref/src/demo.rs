@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocf_core::{NodeId, NodeName};
-use ocf_fencing::{DeviceParams, FenceDevice, Fencer, HistoryFilter, Targets};
+use ocf_fencing::{DeviceParams, FenceDevice, Fencer, FencerAdmin, HistoryFilter, Targets};
 use ocf_membership::Membership;
 use ocf_resources::{Action, AgentId, Executor, ExitCode, Operation, ResourceSpec};
 use serde::Serialize;
@@ -26,9 +26,9 @@ use tokio::sync::mpsc;
 use crate::failover::{
     FailoverConfig, FailoverEvent, FailoverManager, Peer, QuorumPolicy, ResourcePolicy,
 };
-use crate::fencing::agent::AgentDevice;
+use crate::fencing::devices::agent::AgentDevice;
+use crate::fencing::devices::native::NullDevice;
 use crate::fencing::fencer::{FencerConfig, LocalFencer};
-use crate::fencing::native::NullDevice;
 use crate::membership::engine::BuiltinEngine;
 use crate::membership::key::ClusterKey;
 use crate::membership::loopback;
@@ -59,7 +59,7 @@ impl Default for DemoOptions {
             nodes: 3,
             deadline: Duration::from_secs(60),
             ocf_root: crate::resources::ocf_root(),
-            fence_dummy: crate::fencing::agent::agents_dir().join("fence_dummy"),
+            fence_dummy: crate::fencing::devices::agent::agents_dir().join("fence_dummy"),
         }
     }
 }

@@ -17,15 +17,15 @@ use ocf_conformance::{CheckOutcome, Clock, Report};
 use ocf_core::NodeName;
 use ocf_fencing::history::now_millis;
 use ocf_fencing::{
-    DeviceAttempt, DeviceId, DeviceMetadata, DeviceParams, FenceAction, FenceDevice, FenceError,
-    FenceLevel, FenceRecord, FenceRequest, Fencer, FencingPolicy, HistoryFilter, LevelAttempt,
-    Outcome, PowerState, Targets,
+    AllowAll, DeviceAttempt, DeviceId, DeviceMetadata, DeviceParams, FenceAction, FenceDevice,
+    FenceError, FenceEventStream, FenceOutcome, FenceRecord, FenceRequest, Fencer, FencerAdmin,
+    FencingPolicy, HistoryFilter, LevelAttempt, PowerState, Targets, TopologyLevel,
 };
 use ocf_ref::conformance::TokioClock;
-use ocf_ref::fencing::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::agent::{AgentDevice, agents_dir};
+use ocf_ref::fencing::devices::native::{ManualDevice, NullDevice, SimulatedDevice, Step};
+use ocf_ref::fencing::devices::stonith::StonithDevice;
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
-use ocf_ref::fencing::native::NullDevice;
-use ocf_ref::fencing::stonith::StonithDevice;
 
 fn n(s: &str) -> NodeName {
     s.parse().unwrap()
@@ -33,8 +33,15 @@ fn n(s: &str) -> NodeName {
 
 const T: Duration = Duration::from_secs(20);
 
+/// How many events a `LocalHarness` fencer keeps for a subscriber that does not read.
+const EVENT_BUFFER: usize = 8;
+
 /// Builds fresh `LocalFencer`s for the fencer suite.
 struct LocalHarness;
+
+fn local_fencer(policy: Arc<dyn FencingPolicy>) -> LocalFencer {
+    LocalFencer::with(FencerConfig::default().event_buffer(EVENT_BUFFER), policy)
+}
 
 #[async_trait]
 impl FencerHarness for LocalHarness {
@@ -44,11 +51,14 @@ impl FencerHarness for LocalHarness {
     fn clock(&self) -> Arc<dyn Clock> {
         Arc::new(TokioClock::new())
     }
-    async fn fencer(&self) -> Result<Arc<dyn Fencer>, String> {
-        Ok(Arc::new(LocalFencer::new()))
+    async fn fencer(&self) -> Result<Arc<dyn FencerAdmin>, String> {
+        Ok(Arc::new(local_fencer(Arc::new(AllowAll))))
     }
     fn replays_incidents(&self) -> bool {
         true
+    }
+    fn event_buffer(&self) -> Option<usize> {
+        Some(EVENT_BUFFER)
     }
     fn supports_policy(&self) -> bool {
         true
@@ -56,8 +66,8 @@ impl FencerHarness for LocalHarness {
     async fn fencer_with_policy(
         &self,
         policy: Arc<dyn FencingPolicy>,
-    ) -> Result<Arc<dyn Fencer>, String> {
-        Ok(Arc::new(LocalFencer::with(FencerConfig::default(), policy)))
+    ) -> Result<Arc<dyn FencerAdmin>, String> {
+        Ok(Arc::new(local_fencer(policy)))
     }
 }
 
@@ -68,7 +78,7 @@ async fn local_fencer_conforms() {
     for c in &report.checks {
         assert_eq!(c.outcome, CheckOutcome::Pass, "{report}");
     }
-    assert_eq!(report.checks.len(), 11, "{report}");
+    assert_eq!(report.checks.len(), 14, "{report}");
 }
 
 #[tokio::test]
@@ -138,6 +148,25 @@ async fn null_device_conforms() {
     );
 }
 
+/// The native devices that cannot read power back (an operator's, a simulation) conform
+/// without the round trip and without per-node status.
+#[tokio::test]
+async fn the_manual_and_simulated_devices_conform_without_power_status() {
+    let options = DeviceOptions::new(n("a"), n("ghost")).status(false);
+    let manual = ManualDevice::new("manual".parse().unwrap(), [n("a")]);
+    run_device(&manual, &TokioClock::new(), &options)
+        .await
+        .assert_passed();
+    assert!(manual.pending().is_empty(), "nothing waits for an operator");
+    let simulated = SimulatedDevice::new("sim".parse().unwrap(), [n("a")], |_, _, _| {
+        Step::ok(Duration::ZERO)
+    });
+    run_device(&simulated, &TokioClock::new(), &options)
+        .await
+        .assert_passed();
+    assert_eq!(simulated.fence_calls(), 0);
+}
+
 #[tokio::test]
 async fn without_power_cycle_nothing_is_powered() {
     let dev = NullDevice::new("null".parse().unwrap(), [n("a")]);
@@ -166,8 +195,8 @@ impl FenceDevice for Promiscuous {
     fn targets(&self) -> &Targets {
         self.0.targets()
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
-        self.0.metadata().await
+    async fn metadata(&self, timeout: Duration) -> Result<DeviceMetadata, FenceError> {
+        self.0.metadata(timeout).await
     }
     async fn list_targets(&self, timeout: Duration) -> Result<Vec<NodeName>, FenceError> {
         self.0.list_targets(timeout).await
@@ -203,7 +232,7 @@ async fn the_device_suite_fails_a_device_that_fences_strangers() {
 #[derive(Default)]
 struct NaiveFencer {
     devices: Mutex<Vec<Arc<dyn FenceDevice>>>,
-    topology: Mutex<BTreeMap<NodeName, Vec<FenceLevel>>>,
+    topology: Mutex<BTreeMap<NodeName, Vec<TopologyLevel>>>,
     history: Mutex<Vec<FenceRecord>>,
     next: AtomicU64,
 }
@@ -231,7 +260,7 @@ impl NaiveFencer {
 }
 
 #[async_trait]
-impl Fencer for NaiveFencer {
+impl FencerAdmin for NaiveFencer {
     async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError> {
         let mut all = self.devices.lock().unwrap();
         if all.iter().any(|d| d.id() == device.id()) {
@@ -258,12 +287,12 @@ impl Fencer for NaiveFencer {
     async fn set_topology(
         &self,
         target: &NodeName,
-        levels: Vec<FenceLevel>,
+        levels: Vec<TopologyLevel>,
     ) -> Result<(), FenceError> {
         self.topology.lock().unwrap().insert(target.clone(), levels);
         Ok(())
     }
-    async fn topology(&self, target: &NodeName) -> Result<Vec<FenceLevel>, FenceError> {
+    async fn topology(&self, target: &NodeName) -> Result<Vec<TopologyLevel>, FenceError> {
         Ok(self
             .topology
             .lock()
@@ -271,6 +300,17 @@ impl Fencer for NaiveFencer {
             .get(target)
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Fencer for NaiveFencer {
+    /// A partial implementation says so instead of pretending.
+    async fn subscribe(&self) -> Result<Box<dyn FenceEventStream>, FenceError> {
+        Err(FenceError::NotImplemented {
+            operation: "subscribe".into(),
+            implementer: "NaiveFencer".into(),
+        })
     }
     async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
         let levels = self.levels_for(&request.target);
@@ -296,8 +336,8 @@ impl Fencer for NaiveFencer {
                     .fence(&request.target, request.action, request.timeout)
                     .await;
                 let outcome = match &r {
-                    Ok(()) => Outcome::Succeeded,
-                    Err(e) => Outcome::Failed {
+                    Ok(()) => FenceOutcome::Succeeded,
+                    Err(e) => FenceOutcome::Failed {
                         reason: e.to_string(),
                     },
                 };
@@ -319,13 +359,13 @@ impl Fencer for NaiveFencer {
                 ok,
             ));
             if ok {
-                rec.outcome = Some(Outcome::Succeeded);
+                rec.outcome = Some(FenceOutcome::Succeeded);
                 rec.ended_ms = Some(now_millis());
                 self.history.lock().unwrap().push(rec.clone());
                 return Ok(rec);
             }
         }
-        rec.outcome = Some(Outcome::Failed {
+        rec.outcome = Some(FenceOutcome::Failed {
             reason: "every level failed".into(),
         });
         rec.ended_ms = Some(now_millis());
@@ -365,7 +405,7 @@ impl FencerHarness for NaiveHarness {
     fn clock(&self) -> Arc<dyn Clock> {
         Arc::new(TokioClock::new())
     }
-    async fn fencer(&self) -> Result<Arc<dyn Fencer>, String> {
+    async fn fencer(&self) -> Result<Arc<dyn FencerAdmin>, String> {
         Ok(Arc::new(NaiveFencer::default()))
     }
 }
@@ -397,7 +437,13 @@ async fn the_fencer_suite_fails_a_fencer_that_calls_the_device_twice() {
         }
         other => panic!("{other:?}"),
     }
-    for undeclared in ["fencer.policy_refusal", "fencer.incident_replay"] {
+    for undeclared in [
+        "fencer.policy_refusal",
+        "fencer.incident_replay",
+        "fencer.events",
+        "fencer.stream_end",
+        "fencer.lag",
+    ] {
         assert!(matches!(
             report.outcome(undeclared),
             Some(CheckOutcome::Skip(_))
@@ -419,5 +465,140 @@ async fn a_declared_capability_the_fencer_lacks_fails() {
             assert!(why.contains("caused 2 device calls, not 1"), "{why}");
         }
         other => panic!("{other:?}\n{report}"),
+    }
+}
+
+#[tokio::test]
+async fn the_fencer_suite_fails_a_stream_that_ends_in_an_error() {
+    let harness = bent_streams::Harness {
+        bend: bent_streams::Bend::EndIsAnError,
+        buffer: EVENT_BUFFER,
+    };
+    let report = run_fencer(&harness, &FencerOptions::default()).await;
+    assert_eq!(failed(&report), ["fencer.stream_end"], "{report}");
+    match report.outcome("fencer.stream_end") {
+        Some(CheckOutcome::Fail(why)) => assert!(why.contains("not Ok(None)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_fencer_suite_fails_a_stream_that_ends_when_it_lags() {
+    let harness = bent_streams::Harness {
+        bend: bent_streams::Bend::LagIsTheEnd,
+        buffer: EVENT_BUFFER,
+    };
+    let report = run_fencer(&harness, &FencerOptions::default()).await;
+    assert_eq!(failed(&report), ["fencer.lag"], "{report}");
+}
+
+/// `LocalFencer`s whose event streams break the documented stream semantics one way each: the
+/// fencer suite must fail exactly the check about that.
+mod bent_streams {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use ocf_conformance::Clock;
+    use ocf_conformance::fencing::FencerHarness;
+    use ocf_core::NodeName;
+    use ocf_fencing::{
+        AllowAll, DeviceId, FenceDevice, FenceError, FenceEvent, FenceEventStream, FenceRecord,
+        FenceRequest, Fencer, FencerAdmin, HistoryFilter, TopologyLevel,
+    };
+    use ocf_ref::conformance::TokioClock;
+    use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
+
+    #[derive(Clone, Copy)]
+    pub enum Bend {
+        /// The end of the stream is an error instead of `Ok(None)`.
+        EndIsAnError,
+        /// Lagging ends the stream instead of going on after the gap.
+        LagIsTheEnd,
+    }
+
+    pub struct Harness {
+        pub bend: Bend,
+        pub buffer: usize,
+    }
+
+    #[async_trait]
+    impl FencerHarness for Harness {
+        fn implementation(&self) -> String {
+            "a fencer with a bent event stream".into()
+        }
+        fn clock(&self) -> Arc<dyn Clock> {
+            Arc::new(TokioClock::new())
+        }
+        fn event_buffer(&self) -> Option<usize> {
+            Some(self.buffer)
+        }
+        async fn fencer(&self) -> Result<Arc<dyn FencerAdmin>, String> {
+            let config = FencerConfig::default().event_buffer(self.buffer);
+            Ok(Arc::new(Bent(
+                LocalFencer::with(config, Arc::new(AllowAll)),
+                self.bend,
+            )))
+        }
+    }
+
+    struct Bent(LocalFencer, Bend);
+
+    struct BentStream(Box<dyn FenceEventStream>, Bend, bool);
+
+    #[async_trait]
+    impl FenceEventStream for BentStream {
+        async fn next_event(&mut self) -> Result<Option<FenceEvent>, FenceError> {
+            if self.2 {
+                return Ok(None);
+            }
+            match (self.0.next_event().await, self.1) {
+                (Ok(None), Bend::EndIsAnError) => Err(FenceError::unavailable("closed")),
+                (Err(FenceError::Lagged { .. }), Bend::LagIsTheEnd) => {
+                    self.2 = true;
+                    Ok(None)
+                }
+                (other, _) => other,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Fencer for Bent {
+        async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
+            self.0.fence(request).await
+        }
+        async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError> {
+            self.0.history(filter).await
+        }
+        async fn subscribe(&self) -> Result<Box<dyn FenceEventStream>, FenceError> {
+            Ok(Box::new(BentStream(
+                self.0.subscribe().await?,
+                self.1,
+                false,
+            )))
+        }
+    }
+
+    #[async_trait]
+    impl FencerAdmin for Bent {
+        async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError> {
+            self.0.register_device(device).await
+        }
+        async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
+            self.0.unregister_device(id).await
+        }
+        async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
+            self.0.devices().await
+        }
+        async fn set_topology(
+            &self,
+            target: &NodeName,
+            levels: Vec<TopologyLevel>,
+        ) -> Result<(), FenceError> {
+            self.0.set_topology(target, levels).await
+        }
+        async fn topology(&self, target: &NodeName) -> Result<Vec<TopologyLevel>, FenceError> {
+            self.0.topology(target).await
+        }
     }
 }

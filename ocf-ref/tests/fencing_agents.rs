@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceParams, FenceAction, FenceError, FenceLevel, FenceRequest, Fencer, HistoryFilter,
-    Outcome, PowerState, Targets,
+    DeviceParams, FenceAction, FenceError, FenceOutcome, FenceRequest, Fencer, FencerAdmin,
+    HistoryFilter, PowerState, Targets, TopologyLevel,
 };
-use ocf_ref::fencing::agent::{self, AgentDevice};
+use ocf_ref::fencing::devices::agent::{self, AgentDevice};
+use ocf_ref::fencing::devices::native::ManualDevice;
+use ocf_ref::fencing::devices::stonith::StonithDevice;
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::fencing::native::ManualDevice;
-use ocf_ref::fencing::stonith::StonithDevice;
 
 fn n(s: &str) -> NodeName {
     s.parse().unwrap()
@@ -53,8 +53,8 @@ async fn a_failing_fence_dummy_level_falls_back_to_level_two() {
         .set_topology(
             &n("n1"),
             vec![
-                FenceLevel::new(["broken".parse().unwrap()]),
-                FenceLevel::new(["good".parse().unwrap()]),
+                TopologyLevel::new(["broken".parse().unwrap()]),
+                TopologyLevel::new(["good".parse().unwrap()]),
             ],
         )
         .await
@@ -67,7 +67,7 @@ async fn a_failing_fence_dummy_level_falls_back_to_level_two() {
     assert!(!r.levels[0].succeeded);
     assert!(matches!(
         &r.levels[0].attempts[0].outcome,
-        Outcome::Failed { .. }
+        FenceOutcome::Failed { .. }
     ));
     assert!(r.levels[1].succeeded);
     assert_eq!(

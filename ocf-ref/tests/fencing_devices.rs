@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceAction, DeviceParams, ErrorKind, FenceAction, FenceDevice, FenceError, PowerState,
+    DeviceAction, DeviceParams, FenceAction, FenceDevice, FenceError, FenceErrorKind, PowerState,
     Targets,
 };
-use ocf_ref::fencing::agent::{self, AgentDevice};
-use ocf_ref::fencing::native::{ManualDevice, NullDevice};
-use ocf_ref::fencing::stonith::{self, StonithDevice};
+use ocf_ref::fencing::devices::agent::{self, AgentDevice};
+use ocf_ref::fencing::devices::native::{ManualDevice, NullDevice};
+use ocf_ref::fencing::devices::stonith::{self, StonithDevice};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -65,7 +65,10 @@ async fn fence_dummy_powers_off_and_on_through_its_status_file() {
 #[tokio::test]
 async fn fence_dummy_meta_data_parses() {
     let dir = tempfile::tempdir().unwrap();
-    let md = dummy(&dir, &[]).metadata().await.unwrap();
+    let md = dummy(&dir, &[])
+        .metadata(Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(md.name, "fence_dummy");
     assert!(md.parameter("status_file").is_some());
     assert!(md.parameter("action").unwrap().required);
@@ -81,7 +84,7 @@ async fn fence_dummy_type_fail_fails_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let dev = dummy(&dir, &[("type", "fail"), ("power_timeout", "1")]);
     let e = dev.fence(&n("n1"), FenceAction::Off, T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::Failed, "{e}");
     assert!(e.to_string().contains("dummy"), "{e}");
 }
 
@@ -143,12 +146,15 @@ async fn stonith_null_lists_and_resets_its_hosts() {
         .unwrap_err();
     assert!(matches!(e, FenceError::NotATarget { .. }), "{e}");
     let e = dev.status(&n("a"), T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert_eq!(e.kind(), FenceErrorKind::Unsupported);
 }
 
 #[tokio::test]
 async fn stonith_null_meta_data_and_plugins() {
-    let md = null_device(Targets::Dynamic).metadata().await.unwrap();
+    let md = null_device(Targets::Dynamic)
+        .metadata(Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(md.name, "null");
     assert!(md.parameter("hostlist").unwrap().required);
     let plugins = stonith::list_plugins(&stonith::stonith_program(), T)
@@ -176,7 +182,7 @@ async fn stonith_with_a_bad_config_fails_with_the_plugin_code() {
         Targets::Dynamic,
     );
     let e = dev.list_targets(T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Failed, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::Failed, "{e}");
 }
 
 #[tokio::test]
@@ -219,7 +225,7 @@ async fn a_dynamic_list_on_an_agent_without_list_is_a_config_error() {
         Targets::Dynamic,
     );
     let e = dev.list_targets(T).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::Config, "{e}");
     assert!(e.to_string().contains("host list"), "{e}");
 }
 
@@ -265,4 +271,68 @@ async fn every_installed_agent_meta_data_parses() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(parsed >= 1);
+}
+
+/// An agent whose `metadata` hangs (a wedged BMC library, say) but whose `off` works.
+fn slow_metadata_agent(dir: &tempfile::TempDir) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.path().join("fence_slowmeta");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n\
+         action=$(sed -n 's/^action=//p' | head -n 1)\n\
+         case \"$action\" in\n\
+           metadata) exec sleep 60 ;;\n\
+           *) exit 0 ;;\n\
+         esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_fence_never_spends_more_than_its_own_time_on_meta_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = AgentDevice::new(
+        "slowmeta".parse().unwrap(),
+        slow_metadata_agent(&dir),
+        DeviceParams::new(),
+        Targets::hosts([n("n1")]),
+    );
+    // Meta-data gets a share of the 4 s, not its own 20 s; the agent runs in what is left.
+    let budget = Duration::from_secs(4);
+    let answer = tokio::time::timeout(
+        budget + Duration::from_secs(3),
+        dev.fence(&n("n1"), FenceAction::Off, budget),
+    )
+    .await
+    .expect("the fence kept to its caller's time");
+    answer.unwrap();
+    // Asked directly with a short time, meta-data answers that it ran out of it.
+    let e = dev.metadata(Duration::from_millis(300)).await.unwrap_err();
+    assert_eq!(e.kind(), FenceErrorKind::TimedOut, "{e}");
+}
+
+#[tokio::test]
+async fn an_agent_that_cannot_start_keeps_the_os_error_as_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fence_missing");
+    let dev = AgentDevice::new(
+        "missing".parse().unwrap(),
+        &path,
+        DeviceParams::new(),
+        Targets::hosts([n("n1")]),
+    );
+    let e = dev.monitor(T).await.unwrap_err();
+    assert_eq!(e.kind(), FenceErrorKind::Failed, "{e}");
+    let cause = e.cause().expect("the spawn error is kept");
+    assert!(
+        cause
+            .downcast_ref::<ocf_ref::process::SpawnError>()
+            .is_some(),
+        "{cause:?}"
+    );
+    // A clone (what every merged requester receives) keeps it too.
+    assert!(std::error::Error::source(&e.clone()).is_some());
 }

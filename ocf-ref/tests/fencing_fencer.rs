@@ -10,11 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceAction, DeviceId, ErrorKind, FenceAction, FenceError, FenceLevel, FenceRecord,
-    FenceRequest, Fencer, FencingPolicy, HistoryFilter, IncidentId, Outcome, Refusal,
+    DeviceAction, DeviceId, FenceAction, FenceError, FenceErrorKind, FenceEvent, FenceOutcome,
+    FenceRecord, FenceRequest, Fencer, FencerAdmin, FencingPolicy, HistoryFilter, IncidentId,
+    Refusal, TopologyLevel,
 };
+use ocf_ref::fencing::devices::native::{NullDevice, SimulatedDevice, Step};
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
-use ocf_ref::fencing::native::{NullDevice, SimulatedDevice, Step};
 use proptest::prelude::*;
 use tokio::time::Instant;
 
@@ -99,8 +100,8 @@ async fn topology_falls_back_to_level_two_and_runs_all_devices_of_a_level() {
         .set_topology(
             &n("n1"),
             vec![
-                FenceLevel::new([d("ipmi")]),
-                FenceLevel::new([d("psu-a"), d("psu-b")]),
+                TopologyLevel::new([d("ipmi")]),
+                TopologyLevel::new([d("psu-a"), d("psu-b")]),
             ],
         )
         .await
@@ -145,7 +146,7 @@ async fn every_level_failing_is_an_error_carrying_the_record() {
         .fence(req("n1", FenceAction::Off, "a@x"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Failed);
+    assert_eq!(e.kind(), FenceErrorKind::Failed);
     let record = e.record().unwrap();
     // No topology: each capable device is a level, in registration order.
     let devs: Vec<_> = record.attempts().map(|a| a.device.to_string()).collect();
@@ -191,7 +192,7 @@ async fn a_refusing_policy_touches_no_device() {
         .fence(req("n1", FenceAction::Reboot, "a@x"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Refused);
+    assert_eq!(e.kind(), FenceErrorKind::Refused);
     assert!(e.to_string().contains("quorum"), "{e}");
     assert_eq!(dev.fence_calls(), 0);
     assert!(
@@ -242,7 +243,7 @@ async fn device_timeouts_move_on_to_the_next_level() {
         .unwrap();
     assert!(matches!(
         r.levels[0].attempts[0].outcome,
-        Outcome::TimedOut { .. }
+        FenceOutcome::TimedOut { .. }
     ));
     assert!(r.levels[1].succeeded);
 }
@@ -264,7 +265,7 @@ async fn a_device_can_have_its_own_timeout() {
         .unwrap();
     assert_eq!(
         r.levels[0].attempts[0].outcome,
-        Outcome::TimedOut { after_ms: 1000 }
+        FenceOutcome::TimedOut { after_ms: 1000 }
     );
     assert!(r.levels[1].succeeded);
     fencer.set_device_timeout(&d("slow"), None);
@@ -320,7 +321,7 @@ async fn absurd_timeouts_neither_panic_nor_hang() {
         .fence(req("n1", FenceAction::On, "a@x").with_timeout(Duration::ZERO))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert_eq!(e.kind(), FenceErrorKind::TimedOut, "{e}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -368,12 +369,51 @@ async fn registry_refuses_duplicates_and_unknown_removals() {
     fencer.unregister_device(&d("x")).await.unwrap();
     assert!(fencer.unregister_device(&d("x")).await.is_err());
     assert!(fencer.devices().await.unwrap().is_empty());
+    let e = fencer
+        .set_topology(
+            &n("a"),
+            vec![TopologyLevel::new([d("x")]), TopologyLevel::new([])],
+        )
+        .await
+        .unwrap_err();
+    // The error names the node and the level, not a device.
+    match &e {
+        FenceError::Topology { target, level, .. } => {
+            assert_eq!((target, *level), (&n("a"), Some(2)), "{e}");
+        }
+        other => panic!("expected a topology error, got {other:?}"),
+    }
+    assert_eq!(e.kind(), FenceErrorKind::Config);
+    assert!(fencer.topology(&n("a")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn subscribers_see_each_incident_start_and_finish_and_the_end() {
+    let fencer = LocalFencer::new();
+    fencer
+        .register_device(Arc::new(NullDevice::new(d("null"), [n("a")])))
+        .await
+        .unwrap();
+    let mut events = fencer.subscribe().await.unwrap();
+    let record = fencer
+        .fence(FenceRequest::new(
+            n("a"),
+            FenceAction::Off,
+            "t@n1".parse().unwrap(),
+        ))
+        .await
+        .unwrap();
+    let started = events.next_event().await.unwrap().unwrap();
     assert!(
-        fencer
-            .set_topology(&n("a"), vec![FenceLevel::new([])])
-            .await
-            .is_err()
+        matches!(&started, FenceEvent::Started { record: r } if r.id == record.id && r.is_pending())
     );
+    let finished = events.next_event().await.unwrap().unwrap();
+    assert!(matches!(&finished, FenceEvent::Finished { record: r } if **r == record));
+    // Once the fencer's last handle is gone (and its incident task with it), the stream
+    // ends, and stays ended.
+    drop(fencer);
+    assert!(events.next_event().await.unwrap().is_none());
+    assert!(events.next_event().await.unwrap().is_none());
 }
 
 // ---- The property test ----
@@ -416,7 +456,21 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 
 type CallLog = Arc<Mutex<Vec<(String, NodeName, FenceAction, Instant)>>>;
 
-async fn play(s: Scenario) -> Result<(), TestCaseError> {
+/// A scenario's fencer, with every device registered and the topology set on every target.
+struct Rig {
+    fencer: LocalFencer,
+    targets: Vec<NodeName>,
+    log: CallLog,
+    devices: Vec<Arc<SimulatedDevice>>,
+}
+
+/// What the requests got: each one's result, and when it arrived and got it.
+struct Answers {
+    results: Vec<Result<FenceRecord, FenceError>>,
+    times: Vec<(Instant, Instant)>,
+}
+
+async fn rig(s: &Scenario) -> Rig {
     let fencer = LocalFencer::new();
     let targets: Vec<NodeName> = (0..s.targets).map(|i| n(&format!("n{i}"))).collect();
     let log: CallLog = Arc::default();
@@ -446,15 +500,26 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
         fencer.register_device(dev.clone()).await.unwrap();
         devices.push(dev);
     }
-    let topology: Vec<FenceLevel> = s
+    let topology: Vec<TopologyLevel> = s
         .levels
         .iter()
-        .map(|l| FenceLevel::new(l.iter().map(|i| d(&format!("d{i}")))))
+        .map(|l| TopologyLevel::new(l.iter().map(|i| d(&format!("d{i}")))))
         .collect();
     for t in &targets {
         fencer.set_topology(t, topology.clone()).await.unwrap();
     }
 
+    Rig {
+        fencer,
+        targets,
+        log,
+        devices,
+    }
+}
+
+/// Sends every request at its time; waits for every answer and every incident to end.
+async fn send_all(s: &Scenario, rig: &Rig) -> Answers {
+    let (fencer, targets) = (&rig.fencer, &rig.targets);
     let mut tasks = Vec::new();
     for (i, (at, t, reboot, timeout)) in s.requests.iter().copied().enumerate() {
         let f = fencer.clone();
@@ -488,13 +553,33 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
     while !fencer.in_flight().is_empty() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let history = fencer.history(&HistoryFilter::all()).await.unwrap();
+    Answers { results, times }
+}
+
+async fn play(s: Scenario) -> Result<(), TestCaseError> {
+    let rig = rig(&s).await;
+    let answers = send_all(&s, &rig).await;
+    let history = rig.fencer.history(&HistoryFilter::all()).await.unwrap();
     let by_id: BTreeMap<u64, &FenceRecord> = history.iter().map(|r| (r.id, r)).collect();
 
+    check_answers(&s, &answers, &history, &by_id)?;
+    check_topology_order(&s, &history)?;
+    let log = rig.log.lock().unwrap().clone();
+    check_device_calls(&rig, &log, &history)?;
+    check_merging(&s, &rig.targets, &log, &answers, &history)
+}
+
+fn check_answers(
+    s: &Scenario,
+    answers: &Answers,
+    history: &[FenceRecord],
+    by_id: &BTreeMap<u64, &FenceRecord>,
+) -> Result<(), TestCaseError> {
+    let results = &answers.results;
     // 2. Every requester is in at most one record, and what it got is that record; one in
     //    none timed out while waiting for an incident with another action to end.
     let mut seen = BTreeSet::new();
-    for r in &history {
+    for r in history {
         prop_assert!(!r.is_pending(), "record {} still pending", r.id);
         for q in &r.requesters {
             prop_assert!(seen.insert(q.to_string()), "{q} in two records");
@@ -530,8 +615,12 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
         }
     }
 
+    Ok(())
+}
+
+fn check_topology_order(s: &Scenario, history: &[FenceRecord]) -> Result<(), TestCaseError> {
     // 3. Topology order: levels in order, each level's devices in order, stop at success.
-    for r in &history {
+    for r in history {
         for (k, level) in r.levels.iter().enumerate() {
             prop_assert_eq!(level.level as usize, k + 1);
             let configured: Vec<String> = s.levels[k].iter().map(|i| format!("d{i}")).collect();
@@ -562,10 +651,19 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
         prop_assert_eq!(r.succeeded(), r.levels.last().is_some_and(|l| l.succeeded));
     }
 
+    Ok(())
+}
+
+type Calls = [(String, NodeName, FenceAction, Instant)];
+
+fn check_device_calls(
+    rig: &Rig,
+    log: &Calls,
+    history: &[FenceRecord],
+) -> Result<(), TestCaseError> {
     // 4. The devices were invoked exactly for the recorded attempts, one incident at a time
     //    per target, in record order: merged requests caused no extra calls.
-    let log = log.lock().unwrap().clone();
-    for t in &targets {
+    for t in &rig.targets {
         let calls: Vec<(String, FenceAction)> = log
             .iter()
             .filter(|(_, tt, _, _)| tt == t)
@@ -579,16 +677,27 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
             .collect();
         prop_assert_eq!(calls, recorded);
     }
-    let total: u64 = devices.iter().map(|d| d.fence_calls()).sum();
+    let total: u64 = rig.devices.iter().map(|d| d.fence_calls()).sum();
     prop_assert_eq!(
         total as usize,
         history.iter().map(|r| r.attempts().count()).sum::<usize>()
     );
 
+    Ok(())
+}
+
+fn check_merging(
+    s: &Scenario,
+    targets: &[NodeName],
+    log: &Calls,
+    answers: &Answers,
+    history: &[FenceRecord],
+) -> Result<(), TestCaseError> {
+    let (results, times) = (&answers.results, &answers.times);
     // 5. Merging: a request that arrives strictly while an incident for its target and action
     //    is in flight (after its first device call, before a requester got its result) joins
     //    that incident.
-    for t in &targets {
+    for t in targets {
         let mut calls = log.iter().filter(|(_, tt, _, _)| tt == t).map(|c| c.3);
         for r in history.iter().filter(|r| &r.target == t) {
             let n_calls = r.attempts().count();
@@ -598,7 +707,7 @@ async fn play(s: Scenario) -> Result<(), TestCaseError> {
             }
             let end = results
                 .iter()
-                .zip(&times)
+                .zip(times.iter())
                 .find_map(|(res, (_, fin))| match res {
                     Ok(got) if got.id == r.id => Some(*fin),
                     Err(e) if e.record().is_some_and(|g| g.id == r.id) => Some(*fin),

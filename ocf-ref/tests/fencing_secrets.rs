@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_fencing::{
-    DeviceParams, FenceAction, FenceDevice, FenceRequest, Fencer, HistoryFilter, Targets,
+    DeviceParams, FenceAction, FenceDevice, FenceRequest, Fencer, FencerAdmin, HistoryFilter,
+    Targets,
 };
-use ocf_ref::fencing::agent::AgentDevice;
+use ocf_ref::fencing::devices::agent::AgentDevice;
+use ocf_ref::fencing::devices::stonith::StonithDevice;
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::fencing::stonith::StonithDevice;
 
 const PASSWORD: &str = "hunter2-Zq9";
 const T: Duration = Duration::from_secs(30);
@@ -289,10 +290,12 @@ async fn fence_scsi_reservation_key_is_not_a_secret() {
         Targets::hosts(["n1".parse().unwrap()]),
     );
     // fence_scsi's meta-data (`--key=[key]`) does not make it one either.
-    let md = ocf_fencing::FenceDevice::metadata(&dev).await.unwrap();
+    let md = ocf_fencing::FenceDevice::metadata(&dev, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert!(!md.parameter("key").unwrap().secret);
     assert!(
-        !ocf_ref::fencing::agent::with_metadata_secrets(&p, &md)
+        !ocf_ref::fencing::devices::agent::with_metadata_secrets(&p, &md)
             .get("key")
             .unwrap()
             .is_secret()

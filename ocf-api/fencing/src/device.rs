@@ -165,7 +165,8 @@ impl Targets {
 /// native devices. The trait is dyn-compatible: the fencer holds `Arc<dyn FenceDevice>`.
 ///
 /// Every operation takes the time it may use; an implementation must give up (and stop what
-/// it started) when it runs out, answering [`FenceError::DeviceTimedOut`].
+/// it started) when it runs out, answering [`FenceError::DeviceTimedOut`]. Whatever an
+/// operation needs first (meta-data, the device's host list) comes out of that same time.
 #[async_trait]
 pub trait FenceDevice: Send + Sync {
     /// The device's id.
@@ -174,8 +175,10 @@ pub trait FenceDevice: Send + Sync {
     /// How the device was told to find its targets.
     fn targets(&self) -> &Targets;
 
-    /// The device's parameters and supported actions.
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError>;
+    /// The device's parameters and supported actions, within `timeout` like every other
+    /// operation. An implementation may answer from what it learned earlier (the reference
+    /// agent device asks its agent once and keeps the answer).
+    async fn metadata(&self, timeout: Duration) -> Result<DeviceMetadata, FenceError>;
 
     /// The nodes this device can fence now: the configured ones, or the device's answer for a
     /// dynamic list.
@@ -201,53 +204,37 @@ pub trait FenceDevice: Send + Sync {
     async fn monitor(&self, timeout: Duration) -> Result<(), FenceError>;
 }
 
-macro_rules! forward_device {
-    ($ty:ty) => {
-        #[async_trait]
-        impl<T: FenceDevice + ?Sized> FenceDevice for $ty {
-            fn id(&self) -> &DeviceId {
-                (**self).id()
-            }
-            fn targets(&self) -> &Targets {
-                (**self).targets()
-            }
-            async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
-                (**self).metadata().await
-            }
-            async fn list_targets(&self, timeout: Duration) -> Result<Vec<NodeName>, FenceError> {
-                (**self).list_targets(timeout).await
-            }
-            async fn can_fence(
-                &self,
-                target: &NodeName,
-                timeout: Duration,
-            ) -> Result<bool, FenceError> {
-                (**self).can_fence(target, timeout).await
-            }
-            async fn fence(
-                &self,
-                target: &NodeName,
-                action: FenceAction,
-                timeout: Duration,
-            ) -> Result<(), FenceError> {
-                (**self).fence(target, action, timeout).await
-            }
-            async fn status(
-                &self,
-                target: &NodeName,
-                timeout: Duration,
-            ) -> Result<PowerState, FenceError> {
-                (**self).status(target, timeout).await
-            }
-            async fn monitor(&self, timeout: Duration) -> Result<(), FenceError> {
-                (**self).monitor(timeout).await
-            }
-        }
-    };
-}
-
-forward_device!(Arc<T>);
-forward_device!(Box<T>);
+crate::forward_pointers!(FenceDevice for [&T, Box<T>, Arc<T>] {
+    fn id(&self) -> &DeviceId {
+        (**self).id()
+    }
+    fn targets(&self) -> &Targets {
+        (**self).targets()
+    }
+    async fn metadata(&self, timeout: Duration) -> Result<DeviceMetadata, FenceError> {
+        (**self).metadata(timeout).await
+    }
+    async fn list_targets(&self, timeout: Duration) -> Result<Vec<NodeName>, FenceError> {
+        (**self).list_targets(timeout).await
+    }
+    async fn can_fence(&self, target: &NodeName, timeout: Duration) -> Result<bool, FenceError> {
+        (**self).can_fence(target, timeout).await
+    }
+    async fn fence(
+        &self,
+        target: &NodeName,
+        action: FenceAction,
+        timeout: Duration,
+    ) -> Result<(), FenceError> {
+        (**self).fence(target, action, timeout).await
+    }
+    async fn status(&self, target: &NodeName, timeout: Duration) -> Result<PowerState, FenceError> {
+        (**self).status(target, timeout).await
+    }
+    async fn monitor(&self, timeout: Duration) -> Result<(), FenceError> {
+        (**self).monitor(timeout).await
+    }
+});
 
 #[cfg(test)]
 mod tests {

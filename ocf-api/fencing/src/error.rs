@@ -3,15 +3,24 @@
 //! Every variant names the device and/or target it is about and says what to do. Messages
 //! never hold a secret: device implementations redact agent output before it gets here.
 //! Errors are `Clone` (all requesters merged into one incident receive the same one) and
-//! serializable (they cross the node daemon's socket).
+//! serializable (they cross the node daemon's socket). Callers match on
+//! [`FenceError::kind`]; variants carry the detail, and the ones with an underlying cause
+//! (an OS error, a parse error) keep it as their [`std::error::Error::source`], shared behind
+//! an `Arc` so the error stays `Clone`. The cause does not cross a socket: serialized errors
+//! keep its text in `reason` and arrive without a source.
+
+use std::sync::Arc;
 
 use ocf_core::NodeName;
 use serde::{Deserialize, Serialize};
 
 use crate::{DeviceAction, DeviceId, FenceAction, FenceRecord, ParamRefusal, Refusal};
 
+/// The underlying cause of a [`FenceError`], shared so that the error stays `Clone`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What went wrong with a fence device or the fencer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FenceError {
@@ -67,6 +76,10 @@ pub enum FenceError {
         target: Option<NodeName>,
         /// What the device said (secrets redacted).
         reason: String,
+        /// The error underneath, when there is one (the agent could not be started).
+        #[source]
+        #[serde(skip)]
+        source: Option<Cause>,
     },
     /// A device operation ran out of time (and was stopped).
     #[error("fence device {device}: {action}{} timed out after {timeout_ms} ms; raise its timeout or check the device is reachable", target.as_ref().map(|t| format!(" of {t}")).unwrap_or_default())]
@@ -99,16 +112,35 @@ pub enum FenceError {
     /// The device's meta-data could not be read or understood.
     #[error("fence device {device}: unreadable meta-data: {reason}")]
     Metadata {
-        /// The device (or agent name).
+        /// The device id, or the agent's name when no device is configured yet
+        /// (`fence_ipmilan`).
         device: String,
         /// What was wrong.
         reason: String,
+        /// The error underneath (the XML parser's, the OS's), when there is one.
+        #[source]
+        #[serde(skip)]
+        source: Option<Cause>,
     },
     /// A device's configuration is wrong (a missing required parameter, a bad value).
     #[error("fence device {device} is misconfigured: {reason}")]
     Config {
-        /// The device (or agent name).
+        /// The device id, or the agent's name when no device is configured yet.
         device: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+        /// The error underneath (the program that could not be started), when there is one.
+        #[source]
+        #[serde(skip)]
+        source: Option<Cause>,
+    },
+    /// A target's topology is wrong (a level without devices).
+    #[error("the fencing topology of {target}{}: {reason}", level.map(|l| format!(", level {l}")).unwrap_or_default())]
+    Topology {
+        /// The node whose topology it is.
+        target: NodeName,
+        /// The level at fault (from 1), when one is.
+        level: Option<u32>,
         /// What is wrong and how to fix it.
         reason: String,
     },
@@ -142,18 +174,38 @@ pub enum FenceError {
         /// The implementation that lacks it.
         implementer: String,
     },
-    /// The fencer is shutting down or its worker is gone.
+    /// The fencer is shutting down, its worker is gone, or it cannot be reached.
     #[error("the fencer is unavailable: {reason}")]
     Unavailable {
         /// Why.
         reason: String,
+        /// The error underneath (a socket's), when there is one.
+        #[source]
+        #[serde(skip)]
+        source: Option<Cause>,
+    },
+    /// An event subscriber fell behind and `missed` events were dropped for it. The
+    /// subscription goes on with the events after the gap; the history holds the records
+    /// the missed events were about.
+    #[error(
+        "the fencing event stream dropped {missed} events for a subscriber that fell behind; read the history to catch up"
+    )]
+    Lagged {
+        /// How many events were dropped.
+        missed: u64,
     },
 }
 
 /// The kind of a [`FenceError`], for callers that match on what happened, not on details.
+///
+/// ```
+/// use ocf_fencing::{FenceError, FenceErrorKind};
+/// let e = FenceError::NoDevice { target: "n3".parse().unwrap() };
+/// assert_eq!(e.kind(), FenceErrorKind::NoDevice);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum ErrorKind {
+pub enum FenceErrorKind {
     /// [`FenceError::Refused`].
     Refused,
     /// [`FenceError::NoDevice`] or [`FenceError::NotATarget`].
@@ -164,28 +216,102 @@ pub enum ErrorKind {
     TimedOut,
     /// [`FenceError::Unsupported`] or [`FenceError::NotImplemented`].
     Unsupported,
-    /// [`FenceError::Metadata`], [`FenceError::Config`], [`FenceError::BadParameter`],
-    /// [`FenceError::DuplicateDevice`] or [`FenceError::UnknownDevice`].
+    /// [`FenceError::Metadata`], [`FenceError::Config`], [`FenceError::Topology`],
+    /// [`FenceError::BadParameter`], [`FenceError::DuplicateDevice`] or
+    /// [`FenceError::UnknownDevice`].
     Config,
     /// [`FenceError::Unavailable`].
     Unavailable,
+    /// [`FenceError::Lagged`]: an event subscriber missed events; its stream goes on.
+    Lagged,
 }
 
 impl FenceError {
     /// What kind of failure this is.
-    pub fn kind(&self) -> ErrorKind {
+    pub fn kind(&self) -> FenceErrorKind {
         match self {
-            Self::Refused { .. } => ErrorKind::Refused,
-            Self::NoDevice { .. } | Self::NotATarget { .. } => ErrorKind::NoDevice,
-            Self::Failed { .. } | Self::Device { .. } => ErrorKind::Failed,
-            Self::TimedOut { .. } | Self::DeviceTimedOut { .. } => ErrorKind::TimedOut,
-            Self::Unsupported { .. } | Self::NotImplemented { .. } => ErrorKind::Unsupported,
+            Self::Refused { .. } => FenceErrorKind::Refused,
+            Self::NoDevice { .. } | Self::NotATarget { .. } => FenceErrorKind::NoDevice,
+            Self::Failed { .. } | Self::Device { .. } => FenceErrorKind::Failed,
+            Self::TimedOut { .. } | Self::DeviceTimedOut { .. } => FenceErrorKind::TimedOut,
+            Self::Unsupported { .. } | Self::NotImplemented { .. } => FenceErrorKind::Unsupported,
             Self::Metadata { .. }
             | Self::Config { .. }
+            | Self::Topology { .. }
             | Self::BadParameter { .. }
             | Self::DuplicateDevice { .. }
-            | Self::UnknownDevice { .. } => ErrorKind::Config,
-            Self::Unavailable { .. } => ErrorKind::Unavailable,
+            | Self::UnknownDevice { .. } => FenceErrorKind::Config,
+            Self::Unavailable { .. } => FenceErrorKind::Unavailable,
+            Self::Lagged { .. } => FenceErrorKind::Lagged,
+        }
+    }
+
+    /// A device operation that failed for `reason`, with no underlying error.
+    pub fn device(
+        device: DeviceId,
+        action: DeviceAction,
+        target: Option<NodeName>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::Device {
+            device,
+            action,
+            target,
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Unreadable meta-data of `device` (a device id or an agent name), with no underlying
+    /// error.
+    pub fn metadata(device: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Metadata {
+            device: device.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A misconfigured device (`device` is its id or agent name), with no underlying error.
+    pub fn config(device: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Config {
+            device: device.into(),
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// The fencer is unavailable for `reason`, with no underlying error.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// The underlying cause itself (the `io::Error`, the parser's error), ready to downcast.
+    /// [`std::error::Error::source`] gives the same cause behind its shared pointer.
+    ///
+    /// ```
+    /// use std::{io, sync::Arc};
+    /// use ocf_fencing::{DeviceAction, FenceError};
+    /// let e = FenceError::Device {
+    ///     device: "ipmi".parse().unwrap(),
+    ///     action: DeviceAction::Monitor,
+    ///     target: None,
+    ///     reason: "cannot run the agent".into(),
+    ///     source: Some(Arc::new(io::Error::from(io::ErrorKind::NotFound))),
+    /// };
+    /// let os = e.cause().and_then(|c| c.downcast_ref::<io::Error>()).unwrap();
+    /// assert_eq!(os.kind(), io::ErrorKind::NotFound);
+    /// ```
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            Self::Device { source, .. }
+            | Self::Metadata { source, .. }
+            | Self::Config { source, .. }
+            | Self::Unavailable { source, .. } => source.as_deref(),
+            _ => None,
         }
     }
 
@@ -195,5 +321,60 @@ impl FenceError {
             Self::Failed { record, .. } => Some(record),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    #[test]
+    fn a_cause_is_kept_through_clones_but_not_across_the_wire() {
+        let os = io::Error::new(io::ErrorKind::PermissionDenied, "not executable");
+        let e = FenceError::Device {
+            device: "ipmi".parse().unwrap(),
+            action: DeviceAction::Reboot,
+            target: None,
+            reason: "cannot run the agent: not executable".into(),
+            source: Some(Arc::new(os)),
+        };
+        let copy = e.clone();
+        let source = copy.source().expect("the clone keeps its cause");
+        assert_eq!(source.to_string(), "not executable");
+        let os = copy.cause().and_then(|c| c.downcast_ref::<io::Error>());
+        assert_eq!(
+            os.map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(!json.contains("source"), "{json}");
+        let back: FenceError = serde_json::from_str(&json).unwrap();
+        assert!(back.source().is_none());
+        assert_eq!(back.to_string(), e.to_string());
+    }
+
+    #[test]
+    fn a_topology_error_names_its_target_and_level() {
+        let e = FenceError::Topology {
+            target: "n3".parse().unwrap(),
+            level: Some(2),
+            reason: "it has no devices".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the fencing topology of n3, level 2: it has no devices"
+        );
+        assert_eq!(e.kind(), FenceErrorKind::Config);
+        assert_eq!(
+            FenceError::Lagged { missed: 1 }.kind(),
+            FenceErrorKind::Lagged
+        );
+        assert_eq!(
+            FenceError::unavailable("gone").kind(),
+            FenceErrorKind::Unavailable
+        );
     }
 }

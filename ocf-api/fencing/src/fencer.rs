@@ -12,9 +12,10 @@
 //! view that lost it). A local fencer uses it to answer a request that arrives just after the
 //! incident finished with that incident's record instead of shooting again. A cluster-wide fence
 //! authority (the primary partition's coordinator, or an agreed order from the membership
-//! engine) implements this same [`Fencer`] trait and merges by incident across nodes: each
-//! node forwards its request, the authority runs one fencer, and all requesters, on any node,
-//! get the one record. Callers do not change when that authority replaces the local fencer.
+//! engine) implements this same [`Fencer`] trait, and not [`FencerAdmin`] (it owns no
+//! devices), and merges by incident across nodes: each node forwards its request, the
+//! authority runs one fencer, and all requesters, on any node, get the one record. Callers do
+//! not change when that authority replaces the local fencer.
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::check_id;
 use crate::{
-    DeviceId, FenceAction, FenceDevice, FenceError, FenceRecord, HistoryFilter, InvalidId,
+    DeviceId, FenceAction, FenceDevice, FenceError, FenceEventStream, FenceRecord, HistoryFilter,
+    InvalidId,
 };
 
 /// The longest requester or incident id accepted, in bytes.
@@ -170,18 +172,18 @@ impl FenceRequest {
 /// example the two power supplies of one node).
 ///
 /// ```
-/// use ocf_fencing::FenceLevel;
-/// let l = FenceLevel::new(["psu-a".parse().unwrap(), "psu-b".parse().unwrap()]);
+/// use ocf_fencing::TopologyLevel;
+/// let l = TopologyLevel::new(["psu-a".parse().unwrap(), "psu-b".parse().unwrap()]);
 /// assert_eq!(serde_json::to_string(&l).unwrap(), r#"{"devices":["psu-a","psu-b"]}"#);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct FenceLevel {
+pub struct TopologyLevel {
     /// The devices, used in this order.
     pub devices: Vec<DeviceId>,
 }
 
-impl FenceLevel {
+impl TopologyLevel {
     /// A level of these devices.
     pub fn new(devices: impl IntoIterator<Item = DeviceId>) -> Self {
         Self {
@@ -190,7 +192,17 @@ impl FenceLevel {
     }
 }
 
-/// The fencing coordinator.
+/// The name of [`TopologyLevel`] in 0.1.
+#[deprecated(since = "0.2.0", note = "renamed `TopologyLevel`")]
+pub type FenceLevel = TopologyLevel;
+
+/// The fencing service as its clients see it: fence a node, read the history, watch events.
+///
+/// This is what a requester (an HA manager, a scheduler, an operator's tool) calls, and all
+/// that a remote client of a node daemon or a cluster-wide fence authority has to serve.
+/// Configuring devices and topology is [`FencerAdmin`], a separate trait, because a client
+/// that asks for fencing has no business rearranging the devices, and an authority that
+/// forwards requests has no devices of its own.
 ///
 /// Its promises:
 /// - **One action per incident.** While a fence of target T with action A is in flight, another
@@ -203,77 +215,94 @@ impl FenceLevel {
 /// - **Policy first.** No device is touched for a request the fencing policy refuses.
 /// - **History.** Every incident it started is in its history, with every requester, every
 ///   device attempt and the outcome.
+/// - **Events.** Every incident it starts is announced to every subscriber as
+///   [`FenceEvent::Started`](crate::FenceEvent::Started) and then
+///   [`FenceEvent::Finished`](crate::FenceEvent::Finished), in that order (see
+///   [`FenceEventStream`] for how a stream ends and what lagging means).
 ///
 /// `fence` answers `Ok(record)` only when the target was fenced; a failure after trying is
-/// [`FenceError::Failed`], which carries the same record.
+/// [`FenceError::Failed`], which carries the same record. Every method returns a `Result`: a
+/// remote implementation may always fail to reach its fencer
+/// ([`FenceError::Unavailable`]), and a partial one answers
+/// [`FenceError::NotImplemented`] rather than pretending.
+///
+/// Dyn-compatible: callers hold `Arc<dyn Fencer>` without knowing which fencer it is.
 #[async_trait]
 pub trait Fencer: Send + Sync {
-    /// Adds a device. A device with the same id is refused
-    /// ([`FenceError::DuplicateDevice`]): unregister it first.
-    async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError>;
-
-    /// Removes a device; incidents in flight keep using it until they end.
-    async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError>;
-
-    /// The ids of the registered devices.
-    async fn devices(&self) -> Result<Vec<DeviceId>, FenceError>;
-
-    /// Sets the topology of `target` (level 1 first); an empty list removes it.
-    async fn set_topology(
-        &self,
-        target: &NodeName,
-        levels: Vec<FenceLevel>,
-    ) -> Result<(), FenceError>;
-
-    /// The topology of `target` (empty when none is set).
-    async fn topology(&self, target: &NodeName) -> Result<Vec<FenceLevel>, FenceError>;
-
     /// Fences a node, merging with an incident in flight for the same target and action.
     async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError>;
 
     /// The records that match `filter`, oldest first; incidents in flight are included with
     /// no outcome yet.
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError>;
+
+    /// A new stream of this fencer's events, starting with the first incident that starts or
+    /// ends after the call returns. Incidents already over are in [`Fencer::history`].
+    async fn subscribe(&self) -> Result<Box<dyn FenceEventStream>, FenceError>;
 }
 
-macro_rules! forward_fencer {
-    ($ty:ty) => {
-        #[async_trait]
-        impl<T: Fencer + ?Sized> Fencer for $ty {
-            async fn register_device(
-                &self,
-                device: Arc<dyn FenceDevice>,
-            ) -> Result<(), FenceError> {
-                (**self).register_device(device).await
-            }
-            async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
-                (**self).unregister_device(id).await
-            }
-            async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
-                (**self).devices().await
-            }
-            async fn set_topology(
-                &self,
-                target: &NodeName,
-                levels: Vec<FenceLevel>,
-            ) -> Result<(), FenceError> {
-                (**self).set_topology(target, levels).await
-            }
-            async fn topology(&self, target: &NodeName) -> Result<Vec<FenceLevel>, FenceError> {
-                (**self).topology(target).await
-            }
-            async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
-                (**self).fence(request).await
-            }
-            async fn history(
-                &self,
-                filter: &HistoryFilter,
-            ) -> Result<Vec<FenceRecord>, FenceError> {
-                (**self).history(filter).await
-            }
-        }
-    };
+/// The fencer's configuration side: its devices and each target's topology.
+///
+/// A subtrait of [`Fencer`]: the devices it registers are the ones its `fence` uses. An
+/// implementation that only forwards requests (a client of a remote fencer, a cluster-wide
+/// authority) implements [`Fencer`] alone.
+///
+/// Dyn-compatible: devices are plugins registered at run time as `Arc<dyn FenceDevice>`.
+#[async_trait]
+pub trait FencerAdmin: Fencer {
+    /// Adds a device. A device with the same id is refused
+    /// ([`FenceError::DuplicateDevice`]): unregister it first.
+    async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError>;
+
+    /// Removes a device; incidents in flight keep using it until they end. An id that is not
+    /// registered is [`FenceError::UnknownDevice`].
+    async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError>;
+
+    /// The ids of the registered devices, in registration order.
+    async fn devices(&self) -> Result<Vec<DeviceId>, FenceError>;
+
+    /// Sets the topology of `target` (level 1 first); an empty list removes it. A level with
+    /// no devices is refused ([`FenceError::Topology`]).
+    async fn set_topology(
+        &self,
+        target: &NodeName,
+        levels: Vec<TopologyLevel>,
+    ) -> Result<(), FenceError>;
+
+    /// The topology of `target` (empty when none is set).
+    async fn topology(&self, target: &NodeName) -> Result<Vec<TopologyLevel>, FenceError>;
 }
 
-forward_fencer!(Arc<T>);
-forward_fencer!(Box<T>);
+crate::forward_pointers!(Fencer for [&T, Box<T>, Arc<T>] {
+    async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
+        (**self).fence(request).await
+    }
+    async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError> {
+        (**self).history(filter).await
+    }
+    async fn subscribe(&self) -> Result<Box<dyn FenceEventStream>, FenceError> {
+        (**self).subscribe().await
+    }
+});
+
+crate::forward_pointers!(FencerAdmin for [&T, Box<T>, Arc<T>] {
+    async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError> {
+        (**self).register_device(device).await
+    }
+    async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
+        (**self).unregister_device(id).await
+    }
+    async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
+        (**self).devices().await
+    }
+    async fn set_topology(
+        &self,
+        target: &NodeName,
+        levels: Vec<TopologyLevel>,
+    ) -> Result<(), FenceError> {
+        (**self).set_topology(target, levels).await
+    }
+    async fn topology(&self, target: &NodeName) -> Result<Vec<TopologyLevel>, FenceError> {
+        (**self).topology(target).await
+    }
+});

@@ -20,17 +20,17 @@ pub fn now_millis() -> UnixMillis {
 /// A fencer-assigned number for one incident, unique within that fencer's lifetime.
 pub type FenceId = u64;
 
-/// How an attempt or a whole fencing incident ended.
+/// How a device attempt or a whole fencing incident ended.
 ///
 /// ```
-/// use ocf_fencing::Outcome;
-/// let json = serde_json::to_string(&Outcome::Failed { reason: "no power".into() }).unwrap();
+/// use ocf_fencing::FenceOutcome;
+/// let json = serde_json::to_string(&FenceOutcome::Failed { reason: "no power".into() }).unwrap();
 /// assert_eq!(json, r#"{"result":"failed","reason":"no power"}"#);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum FenceOutcome {
     /// The device confirmed the action.
     Succeeded,
     /// It failed; `reason` says how (secrets redacted).
@@ -45,12 +45,16 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
-    /// Whether this is [`Outcome::Succeeded`].
+impl FenceOutcome {
+    /// Whether this is [`FenceOutcome::Succeeded`].
     pub fn is_success(&self) -> bool {
         matches!(self, Self::Succeeded)
     }
 }
+
+/// The name of [`FenceOutcome`] in 0.1.
+#[deprecated(since = "0.2.0", note = "renamed `FenceOutcome`")]
+pub type Outcome = FenceOutcome;
 
 /// One device operation made while handling an incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +65,7 @@ pub struct DeviceAttempt {
     /// What it was asked (a reboot on a multi-device level is done as `off` then `on`).
     pub action: DeviceAction,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: FenceOutcome,
     /// When it started.
     pub started_ms: UnixMillis,
     /// When it ended.
@@ -73,7 +77,7 @@ impl DeviceAttempt {
     pub fn new(
         device: DeviceId,
         action: DeviceAction,
-        outcome: Outcome,
+        outcome: FenceOutcome,
         started_ms: UnixMillis,
         ended_ms: UnixMillis,
     ) -> Self {
@@ -133,7 +137,7 @@ pub struct FenceRecord {
     pub levels: Vec<LevelAttempt>,
     /// How it ended; `None` while in flight.
     #[serde(default)]
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<FenceOutcome>,
     /// When it started.
     pub started_ms: UnixMillis,
     /// When it ended; `None` while in flight.
@@ -170,7 +174,7 @@ impl FenceRecord {
 
     /// Whether it ended in success.
     pub fn succeeded(&self) -> bool {
-        self.outcome.as_ref().is_some_and(Outcome::is_success)
+        self.outcome.as_ref().is_some_and(FenceOutcome::is_success)
     }
 
     /// How long it took, once finished.

@@ -42,7 +42,7 @@ pub trait FencingPolicy: Send + Sync {
     async fn check(&self, request: &FenceRequest) -> Result<(), Refusal>;
 }
 
-/// The policy that allows everything (tests, single-node tools such as `ocf fence run`).
+/// The policy that allows everything (tests, single-node tools that fence one device by hand).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;
 
@@ -53,16 +53,8 @@ impl FencingPolicy for AllowAll {
     }
 }
 
-#[async_trait]
-impl<T: FencingPolicy + ?Sized> FencingPolicy for std::sync::Arc<T> {
+crate::forward_pointers!(FencingPolicy for [&T, Box<T>, std::sync::Arc<T>] {
     async fn check(&self, request: &FenceRequest) -> Result<(), Refusal> {
         (**self).check(request).await
     }
-}
-
-#[async_trait]
-impl<T: FencingPolicy + ?Sized> FencingPolicy for Box<T> {
-    async fn check(&self, request: &FenceRequest) -> Result<(), Refusal> {
-        (**self).check(request).await
-    }
-}
+});

@@ -181,6 +181,13 @@ pub struct Parameter {
     pub shortdesc: Vec<Text>,
     /// The value's type and default.
     pub content: Content,
+    /// The parameter this one replaces (fence-agents' `obsoletes=` attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obsoletes: Option<String>,
+    /// Its command-line spelling, fence-agents' `<getopt mixed=...>`
+    /// (`-p, --password=[password]`); the bracketed placeholder names the kind of value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub getopt: Option<String>,
 }
 
 impl Parameter {
@@ -196,6 +203,8 @@ impl Parameter {
             longdesc: Vec::new(),
             shortdesc: Vec::new(),
             content,
+            obsoletes: None,
+            getopt: None,
         }
     }
 
@@ -501,7 +510,15 @@ fn write_parameter(out: &mut String, p: &Parameter) {
     if p.reloadable {
         attr(out, "reloadable", "1");
     }
+    if let Some(o) = &p.obsoletes {
+        attr(out, "obsoletes", o);
+    }
     out.push_str(">\n");
+    if let Some(g) = &p.getopt {
+        out.push_str("<getopt");
+        attr(out, "mixed", g);
+        out.push_str("/>\n");
+    }
     texts(out, "longdesc", &p.longdesc);
     texts(out, "shortdesc", &p.shortdesc);
     if let Some(d) = &p.deprecated {
@@ -772,6 +789,12 @@ fn from_tree(root: &Element) -> Result<Metadata, MetadataError> {
         parameters: Vec::new(),
         actions: Vec::new(),
     };
+    // fence-agents write the short description as an attribute of the root.
+    if meta.shortdesc.is_empty() {
+        if let Some(s) = root.attr("shortdesc").filter(|s| !s.trim().is_empty()) {
+            meta.shortdesc.push(Text::new(None, s.trim()));
+        }
+    }
     for params in root.children("parameters") {
         for p in params.children("parameter") {
             meta.parameters.push(read_parameter(p)?);
@@ -827,5 +850,28 @@ fn read_parameter(p: &Element) -> Result<Parameter, MetadataError> {
         longdesc: read_texts(p, "longdesc"),
         shortdesc: read_texts(p, "shortdesc"),
         content,
+        obsoletes: p.attr("obsoletes").map(str::to_owned),
+        getopt: p
+            .child("getopt")
+            .and_then(|g| g.attr("mixed"))
+            .map(str::to_owned),
     })
+}
+
+#[cfg(test)]
+mod fence_agent_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_what_fence_agents_add() {
+        let xml = br#"<resource-agent name="fence_x" shortdesc="X switch"><parameters>
+<parameter name="password" obsoletes="passwd"><getopt mixed="-p, --password=[password]"/>
+<content type="string"/></parameter></parameters></resource-agent>"#;
+        let meta = Metadata::parse(xml).unwrap();
+        assert_eq!(meta.shortdesc_in("en"), Some("X switch"));
+        let p = meta.parameter("password").unwrap();
+        assert_eq!(p.obsoletes.as_deref(), Some("passwd"));
+        assert_eq!(p.getopt.as_deref(), Some("-p, --password=[password]"));
+        assert_eq!(Metadata::parse(meta.to_xml().as_bytes()).unwrap(), meta);
+    }
 }

@@ -23,8 +23,8 @@ use serde::Serialize;
 
 use super::output::print_json;
 use super::{CliResult, EXIT_FAILURE, Failure};
-use crate::fencing::agent::{self, AgentDevice};
-use crate::fencing::stonith;
+use crate::fencing::devices::agent::{self, AgentDevice};
+use crate::fencing::devices::stonith;
 use crate::fencing::tester::{self, TestOptions, Verdict};
 
 /// `ocf fence` subcommands.

@@ -1,25 +1,15 @@
-//! Parses the meta-data XML of fence-agents (`action=metadata`) and cluster-glue plugins
-//! (`stonith -t TYPE -m`) into [`DeviceMetadata`].
+//! Fence device meta-data from the `<resource-agent>` XML of fence-agents
+//! (`action=metadata`) and cluster-glue plugins (`stonith -t TYPE -m`).
 //!
-//! Real agents bend the format (a `shortdesc` attribute on the root, `second` as a type,
-//! `obsoletes=`, unknown elements such as `<getopt>` and `<vendor-url>`), so the parser is
-//! lenient about what it does not need and strict about what it does: a root
-//! `<resource-agent name=...>`, well-formed XML, parameters with names.
-
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+//! The XML is the OCF resource-agent meta-data format, so it is read by the one parser of
+//! that format, [`ocf_resources::Metadata::parse`], and converted here to the fencing model
+//! ([`DeviceMetadata`]), adding what only fencing cares about: which parameters hold secrets
+//! (by name, by a `[password]`-style getopt placeholder, or because they replace or are
+//! replaced by a secret parameter: `obsoletes=`).
 
 use ocf_fencing::{DeviceMetadata, DeviceParameter, ParameterType};
-
-/// Why meta-data could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason} (at byte {position})")]
-pub struct MetadataXmlError {
-    /// What was wrong.
-    pub reason: String,
-    /// Where in the input, in bytes.
-    pub position: u64,
-}
+use ocf_resources::MetadataError;
+use ocf_resources::metadata::{ContentType, Metadata, Parameter};
 
 /// Parses meta-data XML.
 ///
@@ -40,191 +30,60 @@ pub struct MetadataXmlError {
 /// assert_eq!(md.plug_parameter(), Some("plug"));
 /// assert_eq!(md.actions, ["reboot", "status"]);
 /// ```
-pub fn parse(xml: &str) -> Result<DeviceMetadata, MetadataXmlError> {
-    let mut reader = Reader::from_str(xml);
-    reader.config_mut().trim_text(false);
-    let mut stack: Vec<String> = Vec::new();
-    let mut md: Option<DeviceMetadata> = None;
-    let mut param: Option<DeviceParameter> = None;
-    let mut select_options: Vec<String> = Vec::new();
-    let mut content_type = String::new();
-    let mut text = String::new();
-
-    loop {
-        let position = reader.buffer_position();
-        let err = |reason: String| MetadataXmlError { reason, position };
-        let event = reader
-            .read_event()
-            .map_err(|e| err(format!("malformed XML: {e}")))?;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let is_empty = matches!(event, Event::Empty(_));
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                let attrs = attributes(e).map_err(&err)?;
-                let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                match (stack.last().map(String::as_str), name.as_str()) {
-                    (None, "resource-agent") => {
-                        let Some(agent) = get("name").filter(|n| !n.is_empty()) else {
-                            return Err(err("<resource-agent> has no name".into()));
-                        };
-                        let mut m = DeviceMetadata::new(agent);
-                        m.shortdesc = get("shortdesc").unwrap_or_default();
-                        md = Some(m);
-                    }
-                    (None, other) => {
-                        return Err(err(format!(
-                            "the root element is <{other}>, not <resource-agent>"
-                        )));
-                    }
-                    (Some("parameters"), "parameter") => {
-                        let Some(pname) = get("name").filter(|n| !n.is_empty()) else {
-                            return Err(err("a <parameter> has no name".into()));
-                        };
-                        let mut p = DeviceParameter::new(pname);
-                        p.required = get("required").is_some_and(|v| truthy(&v));
-                        p.deprecated = get("deprecated").is_some_and(|v| truthy(&v));
-                        p.obsoletes = get("obsoletes");
-                        param = Some(p);
-                        select_options.clear();
-                        content_type.clear();
-                    }
-                    (Some("parameter"), "getopt") => {
-                        // fence-agents: `--password=[password]`; the placeholder marks secrets.
-                        if let (Some(p), Some(mixed)) = (param.as_mut(), get("mixed")) {
-                            if getopt_placeholder(&mixed)
-                                .is_some_and(ocf_fencing::is_secret_placeholder)
-                            {
-                                p.secret = true;
-                            }
-                        }
-                    }
-                    (Some("parameter"), "content") => {
-                        content_type = get("type").unwrap_or_default();
-                        if let Some(p) = param.as_mut() {
-                            p.default = get("default");
-                            p.kind = ParameterType::from_xml(&content_type, Vec::new());
-                        }
-                    }
-                    (Some("content"), "option") => {
-                        if let Some(v) = get("value") {
-                            select_options.push(v);
-                        }
-                    }
-                    (Some("actions"), "action") => {
-                        if let (Some(m), Some(a)) = (md.as_mut(), get("name")) {
-                            if !m.actions.contains(&a) {
-                                m.actions.push(a);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                text.clear();
-                if is_empty {
-                    close(
-                        &name,
-                        &stack,
-                        &mut md,
-                        &mut param,
-                        &select_options,
-                        &content_type,
-                        &text,
-                    );
-                } else {
-                    stack.push(name);
-                }
-            }
-            Event::End(_) => {
-                let Some(name) = stack.pop() else {
-                    return Err(err("an end tag without a start".into()));
-                };
-                close(
-                    &name,
-                    &stack,
-                    &mut md,
-                    &mut param,
-                    &select_options,
-                    &content_type,
-                    &text,
-                );
-                text.clear();
-            }
-            Event::Text(t) => {
-                let s = t
-                    .xml_content()
-                    .map_err(|e| err(format!("bad text encoding: {e}")))?;
-                text.push_str(&s);
-            }
-            Event::CData(t) => {
-                let s = t
-                    .decode()
-                    .map_err(|e| err(format!("bad CDATA encoding: {e}")))?;
-                text.push_str(&s);
-            }
-            Event::GeneralRef(r) => {
-                if let Ok(Some(c)) = r.resolve_char_ref() {
-                    text.push(c);
-                } else {
-                    let name = r.decode().map_err(|e| err(format!("bad entity: {e}")))?;
-                    match quick_xml::escape::resolve_predefined_entity(&name) {
-                        Some(s) => text.push_str(s),
-                        None => return Err(err(format!("unknown entity &{name};"))),
-                    }
-                }
-            }
-            Event::Eof => {
-                if let Some(open) = stack.last() {
-                    return Err(err(format!("the document ends inside <{open}>")));
-                }
-                let mut md = md.ok_or_else(|| err("no <resource-agent> element".into()))?;
-                mark_obsoleted_secrets(&mut md);
-                return Ok(md);
-            }
-            _ => {}
-        }
+pub fn parse(xml: &str) -> Result<DeviceMetadata, MetadataError> {
+    let agent = Metadata::parse(xml.as_bytes())?;
+    if agent.name.trim().is_empty() {
+        return Err(MetadataError::MissingAttribute {
+            element: "resource-agent".into(),
+            attribute: "name",
+        });
     }
+    Ok(from_agent(&agent))
 }
 
-/// Applies what an element's end means to the model.
-fn close(
-    name: &str,
-    stack: &[String],
-    md: &mut Option<DeviceMetadata>,
-    param: &mut Option<DeviceParameter>,
-    select_options: &[String],
-    content_type: &str,
-    text: &str,
-) {
-    let parent = stack.last().map(String::as_str);
-    let text = text.trim();
-    match (parent, name) {
-        (Some("parameters"), "parameter") => {
-            if let (Some(m), Some(mut p)) = (md.as_mut(), param.take()) {
-                if content_type == "select" {
-                    p.kind = ParameterType::from_xml("select", select_options.to_vec());
-                }
-                m.parameters.push(p);
-            }
+/// The fencing view of an agent's meta-data.
+pub fn from_agent(agent: &Metadata) -> DeviceMetadata {
+    let mut md = DeviceMetadata::new(agent.name.clone());
+    agent
+        .shortdesc_in("en")
+        .unwrap_or_default()
+        .clone_into(&mut md.shortdesc);
+    agent
+        .longdesc_in("en")
+        .unwrap_or_default()
+        .clone_into(&mut md.longdesc);
+    md.parameters = agent.parameters.iter().map(parameter).collect();
+    for a in &agent.actions {
+        if !md.actions.contains(&a.name) {
+            md.actions.push(a.name.clone());
         }
-        (Some("parameter"), "shortdesc") => {
-            if let Some(p) = param.as_mut() {
-                text.clone_into(&mut p.shortdesc);
-            }
-        }
-        (Some("resource-agent"), "shortdesc") => {
-            if let Some(m) = md.as_mut() {
-                if m.shortdesc.is_empty() {
-                    text.clone_into(&mut m.shortdesc);
-                }
-            }
-        }
-        (Some("resource-agent"), "longdesc") => {
-            if let Some(m) = md.as_mut() {
-                text.clone_into(&mut m.longdesc);
-            }
-        }
-        _ => {}
     }
+    mark_obsoleted_secrets(&mut md);
+    md
+}
+
+fn parameter(p: &Parameter) -> DeviceParameter {
+    let mut d = DeviceParameter::new(p.name.clone());
+    d.required = p.required;
+    d.deprecated = p.deprecated.is_some();
+    d.obsoletes.clone_from(&p.obsoletes);
+    d.default.clone_from(&p.content.default);
+    d.kind = match &p.content.kind {
+        ContentType::Select => ParameterType::Select(p.content.options.clone()),
+        other => ParameterType::from_xml(other.as_str(), Vec::new()),
+    };
+    p.shortdesc_in("en")
+        .unwrap_or_default()
+        .clone_into(&mut d.shortdesc);
+    // fence-agents: `--password=[password]`; the placeholder marks secrets.
+    if p.getopt
+        .as_deref()
+        .and_then(getopt_placeholder)
+        .is_some_and(ocf_fencing::is_secret_placeholder)
+    {
+        d.secret = true;
+    }
+    d
 }
 
 /// The value placeholder of a getopt spelling: `password` in `-p, --password=[password]`.
@@ -257,24 +116,6 @@ fn mark_obsoleted_secrets(md: &mut DeviceMetadata) {
             p.secret = true;
         }
     }
-}
-
-fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|e| format!("bad attribute: {e}"))?;
-        let key = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
-        let value = a
-            .unescape_value()
-            .map_err(|e| format!("bad value of attribute {key}: {e}"))?
-            .into_owned();
-        out.push((key, value));
-    }
-    Ok(out)
-}
-
-fn truthy(v: &str) -> bool {
-    matches!(v.trim(), "1" | "true" | "yes")
 }
 
 #[cfg(test)]

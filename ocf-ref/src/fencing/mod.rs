@@ -2,20 +2,18 @@
 //! plugins and native devices, and the fencer that merges concurrent requests for one node
 //! into one action on the hardware.
 //!
-//! - [`agent`]: fence-agents over the stdin `key=value` protocol (secrets never in argv).
-//! - [`stonith`]: cluster-glue plugins through the `stonith` command (parameters via `-E`).
-//! - [`native`]: a null device, a manual (operator-acknowledged) device, a simulated device.
-//! - [`fencer`]: the [`ocf_fencing::Fencer`] implementation.
+//! - [`devices`]: the [`ocf_fencing::FenceDevice`] implementations: [`devices::agent`]
+//!   (fence-agents), [`devices::stonith`] (cluster-glue plugins), [`devices::native`].
+//! - [`fencer`]: the [`ocf_fencing::Fencer`] and [`ocf_fencing::FencerAdmin`] implementation.
 //! - [`tester`]: a conformance check of a fence agent (`ocf fence test`).
-//! - [`metadata_xml`]: the meta-data XML parser.
+//! - [`metadata_xml`]: fence meta-data from the `<resource-agent>` XML, through
+//!   `ocf_resources`' parser.
 //! - [`targets`]: host lists and host maps from configuration text.
 //! - [`policy`]: the quorum rule (fence only from a quorate view) and view-based incident ids.
 
-pub mod agent;
+pub mod devices;
 pub mod fencer;
 pub mod metadata_xml;
-pub mod native;
 pub mod policy;
-pub mod stonith;
 pub mod targets;
 pub mod tester;

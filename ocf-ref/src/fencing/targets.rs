@@ -10,6 +10,7 @@ fn bad(what: &str, reason: String) -> FenceError {
     FenceError::Config {
         device: what.to_owned(),
         reason,
+        source: None,
     }
 }
 

@@ -13,7 +13,7 @@
 //! ([`TestOptions::power_cycle`]) or for agents known to simulate (`fence_dummy`); otherwise
 //! those checks are reported as skipped, with the way to run them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ocf_conformance::CheckOutcome;
@@ -22,7 +22,7 @@ use ocf_core::NodeName;
 use ocf_fencing::{DeviceAction, DeviceMetadata, DeviceParams, Targets};
 use serde::Serialize;
 
-use super::agent::{self, AgentDevice, AgentRun};
+use super::devices::agent::{self, AgentDevice, AgentRun};
 use crate::conformance::TokioClock;
 
 /// Agents that only pretend, whose power round trip is always safe.
@@ -248,9 +248,24 @@ pub async fn test_agent(opts: &TestOptions) -> TestReport {
     }
 
     check_metadata_shape(&md, &name, &mut rec);
+    check_validate_all(&dev, &md, opts.timeout, &mut rec).await;
+    if needs_plug && md.supports(DeviceAction::List) {
+        check_list(&dev, opts.timeout, &mut rec).await;
+    }
+    check_unknown_action(&opts.agent, opts.timeout, &mut rec).await;
+    report(rec)
+}
+
+/// `agent.validate_all`: the agent accepts its parameters without touching the device.
+async fn check_validate_all(
+    dev: &AgentDevice,
+    md: &DeviceMetadata,
+    timeout: Duration,
+    rec: &mut Recorder,
+) {
     let started = Instant::now();
     if md.supports(DeviceAction::ValidateAll) {
-        match dev.run(DeviceAction::ValidateAll, None, opts.timeout).await {
+        match dev.run(DeviceAction::ValidateAll, None, timeout).await {
             Ok(run) if run.success() => {
                 rec.add(
                     "agent.validate_all",
@@ -270,23 +285,26 @@ pub async fn test_agent(opts: &TestOptions) -> TestReport {
     } else {
         rec.skip("agent.validate_all", "the agent does not list this action");
     }
+}
 
-    if needs_plug && md.supports(DeviceAction::List) {
-        let started = Instant::now();
-        match dev.list_plugs(opts.timeout).await {
-            Ok(plugs) => rec.add(
-                "agent.list",
-                Verdict::Pass,
-                format!("{} plugs", plugs.len()),
-                started,
-            ),
-            Err(e) => rec.add("agent.list", Verdict::Warn, e.to_string(), started),
-        }
-    }
-
-    // Robustness: an unknown action must fail, not power-cycle anything.
+/// `agent.list`: a multi-host agent lists its plugs.
+async fn check_list(dev: &AgentDevice, timeout: Duration, rec: &mut Recorder) {
     let started = Instant::now();
-    match bogus_action_run(&opts.agent, opts.timeout).await {
+    match dev.list_plugs(timeout).await {
+        Ok(plugs) => rec.add(
+            "agent.list",
+            Verdict::Pass,
+            format!("{} plugs", plugs.len()),
+            started,
+        ),
+        Err(e) => rec.add("agent.list", Verdict::Warn, e.to_string(), started),
+    }
+}
+
+/// `agent.unknown_action`: an unknown action must fail, not power-cycle anything.
+async fn check_unknown_action(agent: &Path, timeout: Duration, rec: &mut Recorder) {
+    let started = Instant::now();
+    match bogus_action_run(agent, timeout).await {
         Ok(Some(0)) => rec.add(
             "agent.unknown_action",
             Verdict::Fail,
@@ -307,7 +325,6 @@ pub async fn test_agent(opts: &TestOptions) -> TestReport {
         ),
         Err(e) => rec.add("agent.unknown_action", Verdict::Fail, e, started),
     }
-    report(rec)
 }
 
 fn check_metadata_shape(md: &DeviceMetadata, name: &str, rec: &mut Recorder) {

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use ocf_core::NodeName;
-use ocf_fencing::{DeviceAction, ErrorKind, FenceAction, FenceDevice, FenceError, PowerState};
+use ocf_fencing::{DeviceAction, FenceAction, FenceDevice, FenceError, FenceErrorKind, PowerState};
 
 use crate::{Check, CheckOutcome, Clock, Report, timeout};
 
@@ -73,7 +73,7 @@ impl DeviceOptions {
 /// | `fence_device.can_fence` | `can_fence` is true for the target and false for the non-target |
 /// | `fence_device.monitor` | `monitor` succeeds |
 /// | `fence_device.status` | `status` of the target answers `on` or `off` (when declared) |
-/// | `fence_device.refuses_non_target` | an operation on the non-target fails with a typed "not a target" error (`ErrorKind::NoDevice`) |
+/// | `fence_device.refuses_non_target` | an operation on the non-target fails with a typed "not a target" error (`FenceErrorKind::NoDevice`) |
 /// | `fence_device.off` | `off` is confirmed, and status then says off |
 /// | `fence_device.on` | `on` is confirmed, and status then says on |
 /// | `fence_device.reboot` | `reboot` is confirmed, and status then says on |
@@ -101,137 +101,13 @@ pub async fn run_device_with_progress(
         progress,
         late: Vec::new(),
     };
-    let o = options;
-    let t = o.timeout;
-
-    let (md, took) = run.call(DeviceAction::Metadata, device.metadata()).await;
-    let supports_on = md.as_ref().map_or(true, |m| m.supports(DeviceAction::On));
-    let outcome = match md {
-        Err(e) => CheckOutcome::Fail(e.to_string()),
-        Ok(m) if m.name.trim().is_empty() => CheckOutcome::Fail("the meta-data has no name".into()),
-        Ok(m) if !(m.supports(DeviceAction::Off) || m.supports(DeviceAction::Reboot)) => {
-            CheckOutcome::Fail(format!(
-                "{} lists neither off nor reboot (it lists: {})",
-                m.name,
-                m.actions.join(" ")
-            ))
-        }
-        Ok(_) => CheckOutcome::Pass,
-    };
-    run.record(
-        "fence_device.metadata",
-        "the meta-data answers, names the device's kind and lists off or reboot",
-        outcome,
-        took,
-    );
-
-    let (listed, took) = run.call(DeviceAction::List, device.list_targets(t)).await;
-    let outcome = match listed {
-        Err(e) => CheckOutcome::Fail(e.to_string()),
-        Ok(l) if !l.contains(&o.target) => {
-            CheckOutcome::Fail(format!("{} is not among {l:?}", o.target))
-        }
-        Ok(l) if l.contains(&o.non_target) => {
-            CheckOutcome::Fail(format!("the non-target {} is listed", o.non_target))
-        }
-        Ok(_) => CheckOutcome::Pass,
-    };
-    run.record(
-        "fence_device.targets_listed",
-        "list_targets holds the target and not the non-target",
-        outcome,
-        took,
-    );
-
-    let (yes, took_yes) = run
-        .call(DeviceAction::List, device.can_fence(&o.target, t))
-        .await;
-    let (no, took_no) = run
-        .call(DeviceAction::List, device.can_fence(&o.non_target, t))
-        .await;
-    let outcome = match (yes, no) {
-        (Err(e), _) | (_, Err(e)) => CheckOutcome::Fail(e.to_string()),
-        (Ok(false), _) => CheckOutcome::Fail(format!("can_fence({}) is false", o.target)),
-        (_, Ok(true)) => CheckOutcome::Fail(format!("can_fence({}) is true", o.non_target)),
-        (Ok(true), Ok(false)) => CheckOutcome::Pass,
-    };
-    run.record(
-        "fence_device.can_fence",
-        "can_fence is true for the target and false for the non-target",
-        outcome,
-        took_yes.zip(took_no).map(|(a, b)| a + b),
-    );
-
-    let (mon, took) = run.call(DeviceAction::Monitor, device.monitor(t)).await;
-    run.record(
-        "fence_device.monitor",
-        "monitor succeeds",
-        mon.map_or_else(
-            |e| CheckOutcome::Fail(e.to_string()),
-            |()| CheckOutcome::Pass,
-        ),
-        took,
-    );
-
-    let status_promise = "status of the target answers on or off";
-    let initial = if o.status {
-        let (st, took) = run
-            .call(DeviceAction::Status, device.status(&o.target, t))
-            .await;
-        let (outcome, initial) = match st {
-            Err(e) => (CheckOutcome::Fail(e.to_string()), None),
-            Ok(PowerState::Unknown) => (
-                CheckOutcome::Fail("the device answered, but could not tell".into()),
-                None,
-            ),
-            Ok(s) => (CheckOutcome::Pass, Some(s)),
-        };
-        run.record("fence_device.status", status_promise, outcome, took);
-        initial
-    } else {
-        run.skip(
-            "fence_device.status",
-            status_promise,
-            "per-node status not declared",
-        );
-        None
-    };
-
-    let promise = "an operation on the non-target fails with a typed not-a-target error";
-    let (refused, took) = if o.power_cycle {
-        run.call(
-            DeviceAction::Off,
-            device.fence(&o.non_target, FenceAction::Off, t),
-        )
-        .await
-        .map_err_kind()
-    } else {
-        run.call(DeviceAction::Status, device.status(&o.non_target, t))
-            .await
-            .map_err_kind()
-    };
-    let outcome = match refused {
-        Ok(()) => CheckOutcome::Fail(format!("the device accepted {}", o.non_target)),
-        Err((ErrorKind::NoDevice, _)) => CheckOutcome::Pass,
-        Err((kind, why)) => CheckOutcome::Fail(format!(
-            "refused, but as {kind:?}, not NoDevice (FenceError::NotATarget): {why}"
-        )),
-    };
-    run.record("fence_device.refuses_non_target", promise, outcome, took);
-
+    let supports_on = run.check_metadata(device).await;
+    run.check_listing(device).await;
+    run.check_monitor(device).await;
+    let initial = run.check_status(device).await;
+    run.check_refusal(device).await;
     run.round_trip(device, initial, supports_on).await;
-
-    let late = std::mem::take(&mut run.late);
-    run.record(
-        "fence_device.within_timeout",
-        "every operation returned within its timeout",
-        if late.is_empty() {
-            CheckOutcome::Pass
-        } else {
-            CheckOutcome::Fail(late.join("; "))
-        },
-        None,
-    );
+    run.check_within_timeout();
     run.report
 }
 
@@ -270,19 +146,204 @@ struct DeviceRun<'a> {
     late: Vec<String>,
 }
 
+impl DeviceRun<'_> {
+    /// `fence_device.metadata`; whether the device says it supports `on`.
+    async fn check_metadata(&mut self, device: &dyn FenceDevice) -> bool {
+        let (md, took) = self
+            .call(
+                DeviceAction::Metadata,
+                device.metadata(self.options.timeout),
+            )
+            .await;
+        let supports_on = md.as_ref().map_or(true, |m| m.supports(DeviceAction::On));
+        let outcome = match md {
+            Err(e) => CheckOutcome::Fail(e.to_string()),
+            Ok(m) if m.name.trim().is_empty() => {
+                CheckOutcome::Fail("the meta-data has no name".into())
+            }
+            Ok(m) if !(m.supports(DeviceAction::Off) || m.supports(DeviceAction::Reboot)) => {
+                CheckOutcome::Fail(format!(
+                    "{} lists neither off nor reboot (it lists: {})",
+                    m.name,
+                    m.actions.join(" ")
+                ))
+            }
+            Ok(_) => CheckOutcome::Pass,
+        };
+        self.record(
+            "fence_device.metadata",
+            "the meta-data answers, names the device's kind and lists off or reboot",
+            outcome,
+            took,
+        );
+        supports_on
+    }
+
+    /// `fence_device.targets_listed` and `fence_device.can_fence`.
+    async fn check_listing(&mut self, device: &dyn FenceDevice) {
+        let (listed, took) = self
+            .call(
+                DeviceAction::List,
+                device.list_targets(self.options.timeout),
+            )
+            .await;
+        let outcome = match listed {
+            Err(e) => CheckOutcome::Fail(e.to_string()),
+            Ok(l) if !l.contains(&self.options.target) => {
+                CheckOutcome::Fail(format!("{} is not among {l:?}", self.options.target))
+            }
+            Ok(l) if l.contains(&self.options.non_target) => CheckOutcome::Fail(format!(
+                "the non-target {} is listed",
+                self.options.non_target
+            )),
+            Ok(_) => CheckOutcome::Pass,
+        };
+        self.record(
+            "fence_device.targets_listed",
+            "list_targets holds the target and not the non-target",
+            outcome,
+            took,
+        );
+
+        let (yes, took_yes) = self
+            .call(
+                DeviceAction::List,
+                device.can_fence(&self.options.target, self.options.timeout),
+            )
+            .await;
+        let (no, took_no) = self
+            .call(
+                DeviceAction::List,
+                device.can_fence(&self.options.non_target, self.options.timeout),
+            )
+            .await;
+        let outcome = match (yes, no) {
+            (Err(e), _) | (_, Err(e)) => CheckOutcome::Fail(e.to_string()),
+            (Ok(false), _) => {
+                CheckOutcome::Fail(format!("can_fence({}) is false", self.options.target))
+            }
+            (_, Ok(true)) => {
+                CheckOutcome::Fail(format!("can_fence({}) is true", self.options.non_target))
+            }
+            (Ok(true), Ok(false)) => CheckOutcome::Pass,
+        };
+        self.record(
+            "fence_device.can_fence",
+            "can_fence is true for the target and false for the non-target",
+            outcome,
+            took_yes.zip(took_no).map(|(a, b)| a + b),
+        );
+    }
+
+    /// `fence_device.monitor`.
+    async fn check_monitor(&mut self, device: &dyn FenceDevice) {
+        let (mon, took) = self
+            .call(DeviceAction::Monitor, device.monitor(self.options.timeout))
+            .await;
+        self.record(
+            "fence_device.monitor",
+            "monitor succeeds",
+            mon.map_or_else(
+                |e| CheckOutcome::Fail(e.to_string()),
+                |()| CheckOutcome::Pass,
+            ),
+            took,
+        );
+    }
+
+    /// `fence_device.status`; the target's power state as found, when the device tells.
+    async fn check_status(&mut self, device: &dyn FenceDevice) -> Option<PowerState> {
+        let status_promise = "status of the target answers on or off";
+        if self.options.status {
+            let (st, took) = self
+                .call(
+                    DeviceAction::Status,
+                    device.status(&self.options.target, self.options.timeout),
+                )
+                .await;
+            let (outcome, initial) = match st {
+                Err(e) => (CheckOutcome::Fail(e.to_string()), None),
+                Ok(PowerState::Unknown) => (
+                    CheckOutcome::Fail("the device answered, but could not tell".into()),
+                    None,
+                ),
+                Ok(s) => (CheckOutcome::Pass, Some(s)),
+            };
+            self.record("fence_device.status", status_promise, outcome, took);
+            initial
+        } else {
+            self.skip(
+                "fence_device.status",
+                status_promise,
+                "per-node status not declared",
+            );
+            None
+        }
+    }
+
+    /// `fence_device.refuses_non_target`.
+    async fn check_refusal(&mut self, device: &dyn FenceDevice) {
+        let promise = "an operation on the non-target fails with a typed not-a-target error";
+        let (refused, took) = if self.options.power_cycle {
+            self.call(
+                DeviceAction::Off,
+                device.fence(
+                    &self.options.non_target,
+                    FenceAction::Off,
+                    self.options.timeout,
+                ),
+            )
+            .await
+            .map_err_kind()
+        } else {
+            self.call(
+                DeviceAction::Status,
+                device.status(&self.options.non_target, self.options.timeout),
+            )
+            .await
+            .map_err_kind()
+        };
+        let outcome = match refused {
+            Ok(()) => {
+                CheckOutcome::Fail(format!("the device accepted {}", self.options.non_target))
+            }
+            Err((FenceErrorKind::NoDevice, _)) => CheckOutcome::Pass,
+            Err((kind, why)) => CheckOutcome::Fail(format!(
+                "refused, but as {kind:?}, not NoDevice (FenceError::NotATarget): {why}"
+            )),
+        };
+        self.record("fence_device.refuses_non_target", promise, outcome, took);
+    }
+
+    /// `fence_device.within_timeout`: every operation so far returned in time.
+    fn check_within_timeout(&mut self) {
+        let late = std::mem::take(&mut self.late);
+        self.record(
+            "fence_device.within_timeout",
+            "every operation returned within its timeout",
+            if late.is_empty() {
+                CheckOutcome::Pass
+            } else {
+                CheckOutcome::Fail(late.join("; "))
+            },
+            None,
+        );
+    }
+}
+
 /// A call's answer: the value, or the error's kind and text.
 trait KindResult<T> {
-    fn map_err_kind(self) -> (Result<(), (ErrorKind, String)>, Option<Duration>);
+    fn map_err_kind(self) -> (Result<(), (FenceErrorKind, String)>, Option<Duration>);
 }
 
 impl KindResult<()> for (Result<(), FenceError>, Option<Duration>) {
-    fn map_err_kind(self) -> (Result<(), (ErrorKind, String)>, Option<Duration>) {
+    fn map_err_kind(self) -> (Result<(), (FenceErrorKind, String)>, Option<Duration>) {
         (self.0.map_err(|e| (e.kind(), e.to_string())), self.1)
     }
 }
 
 impl KindResult<PowerState> for (Result<PowerState, FenceError>, Option<Duration>) {
-    fn map_err_kind(self) -> (Result<(), (ErrorKind, String)>, Option<Duration>) {
+    fn map_err_kind(self) -> (Result<(), (FenceErrorKind, String)>, Option<Duration>) {
         (
             self.0.map(drop).map_err(|e| (e.kind(), e.to_string())),
             self.1,
@@ -324,7 +385,7 @@ impl DeviceRun<'_> {
                     ocf_core::millis::as_millis(limit)
                 );
                 self.late.push(why.clone());
-                (Err(FenceError::Unavailable { reason: why }), None)
+                (Err(FenceError::unavailable(why)), None)
             }
             Some(r) => {
                 if let Err(e @ FenceError::DeviceTimedOut { .. }) = &r {

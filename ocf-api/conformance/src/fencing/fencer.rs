@@ -1,5 +1,6 @@
-//! The fencer suite: the promises of [`Fencer`] (merging, topology, history, policy), checked
-//! with the suite's own counting [`TestDevice`]s.
+//! The fencer suite: the promises of [`Fencer`](ocf_fencing::Fencer) (merging, topology, history,
+//! policy, events) and [`FencerAdmin`] (the registry), checked with the suite's own counting
+//! [`TestDevice`]s.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeviceId, ErrorKind, FenceAction, FenceDevice, FenceError, FenceLevel, FenceRecord,
-    FenceRequest, Fencer, FencingPolicy, HistoryFilter, IncidentId, Refusal, RequesterId,
+    DeviceId, FenceAction, FenceDevice, FenceError, FenceErrorKind, FenceRecord, FenceRequest,
+    FencerAdmin, FencingPolicy, HistoryFilter, IncidentId, Refusal, RequesterId, TopologyLevel,
 };
 
 use super::test_device::{Journal, TestDevice};
@@ -27,7 +28,7 @@ pub trait FencerHarness: Send + Sync {
     fn clock(&self) -> Arc<dyn Clock>;
 
     /// A fresh fencer with no devices, no topology, and a policy that allows everything.
-    async fn fencer(&self) -> Result<Arc<dyn Fencer>, String>;
+    async fn fencer(&self) -> Result<Arc<dyn FencerAdmin>, String>;
 
     /// Whether the fencer answers a request that carries the [`IncidentId`] of an incident that
     /// already succeeded with that incident's record, without fencing again (a declared
@@ -42,11 +43,24 @@ pub trait FencerHarness: Send + Sync {
         false
     }
 
+    /// How many events the fencer from [`FencerHarness::fencer`] keeps for a subscriber that
+    /// does not read, when the harness declares it: the suite then makes it lag and checks the
+    /// stream goes on. `None` (the default) skips that check.
+    fn event_buffer(&self) -> Option<usize> {
+        None
+    }
+
+    /// Shuts a fencer from this harness down, so that its event streams end. The default
+    /// drops it, which ends an in-process fencer whose last handle it was.
+    async fn shut_down(&self, fencer: Arc<dyn FencerAdmin>) {
+        drop(fencer);
+    }
+
     /// A fresh fencer that consults `policy` before every request.
     async fn fencer_with_policy(
         &self,
         policy: Arc<dyn FencingPolicy>,
-    ) -> Result<Arc<dyn Fencer>, String> {
+    ) -> Result<Arc<dyn FencerAdmin>, String> {
         let _ = policy;
         Err(format!(
             "{} cannot install a fencing policy",
@@ -93,6 +107,9 @@ impl Default for FencerOptions {
 /// | `fencer.no_device` | a target no device can fence is refused as `NoDevice`, touching nothing |
 /// | `fencer.history` | every incident is in the history with all its requesters, every device attempt and its outcome; the target filter works |
 /// | `fencer.policy_refusal` | with a refusing policy, the answer is `Refused` and no device is touched (when the harness can install a policy) |
+/// | `fencer.events` | a subscriber sees an incident `Started`, then `Finished` with the record its requester got (skipped when `subscribe` is `NotImplemented`) |
+/// | `fencer.stream_end` | once the fencer shuts down, a subscription answers `Ok(None)`, and again `Ok(None)`: the end is never an error |
+/// | `fencer.lag` | a subscriber that falls behind gets `Lagged { missed }` once, then the events after the gap (when the harness declares its buffer) |
 pub async fn run_fencer(harness: &dyn FencerHarness, options: &FencerOptions) -> Report {
     run_fencer_with_progress(harness, options, &mut |_| {}).await
 }
@@ -137,20 +154,23 @@ pub async fn run_fencer_with_progress(
     run.check_no_device(f).await;
     run.check_history(f).await;
     run.check_policy(harness).await;
+    run.check_events(f).await;
+    run.check_stream_end(harness).await;
+    run.check_lag(harness).await;
     run.report
 }
 
-struct FencerRun<'a> {
+pub(super) struct FencerRun<'a> {
     report: Report,
     progress: &'a mut (dyn FnMut(&Check) + Send),
     journal: Journal,
-    clock: Arc<dyn Clock>,
-    options: &'a FencerOptions,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) options: &'a FencerOptions,
     /// Every record a request received: (target, record), for the history check.
     records: Vec<(NodeName, FenceRecord)>,
 }
 
-fn node(name: &str) -> Result<NodeName, String> {
+pub(super) fn node(name: &str) -> Result<NodeName, String> {
     name.parse()
         .map_err(|e| format!("the suite's node name {name:?} is invalid: {e}"))
 }
@@ -166,14 +186,19 @@ fn requester(i: usize) -> Result<RequesterId, String> {
 }
 
 impl FencerRun<'_> {
-    fn record(&mut self, name: &'static str, promise: &'static str, outcome: CheckOutcome) {
+    pub(super) fn record(
+        &mut self,
+        name: &'static str,
+        promise: &'static str,
+        outcome: CheckOutcome,
+    ) {
         self.report.record(name, promise, outcome);
         if let Some(c) = self.report.checks.last() {
             (self.progress)(c);
         }
     }
 
-    fn record_result(
+    pub(super) fn record_result(
         &mut self,
         name: &'static str,
         promise: &'static str,
@@ -186,7 +211,7 @@ impl FencerRun<'_> {
         );
     }
 
-    fn device(&self, id: &str, hosts: &[&NodeName]) -> Result<TestDevice, String> {
+    pub(super) fn device(&self, id: &str, hosts: &[&NodeName]) -> Result<TestDevice, String> {
         Ok(TestDevice::new(
             device_id(id)?,
             hosts.iter().map(|h| (*h).clone()),
@@ -195,7 +220,11 @@ impl FencerRun<'_> {
         ))
     }
 
-    async fn register(&self, f: &dyn Fencer, device: TestDevice) -> Result<(), String> {
+    pub(super) async fn register(
+        &self,
+        f: &dyn FencerAdmin,
+        device: TestDevice,
+    ) -> Result<(), String> {
         let id = device.id().clone();
         f.register_device(Arc::new(device))
             .await
@@ -203,9 +232,9 @@ impl FencerRun<'_> {
     }
 
     /// One request under the suite's clock.
-    async fn fence(
+    pub(super) async fn fence(
         &self,
-        f: &dyn Fencer,
+        f: &dyn FencerAdmin,
         target: &NodeName,
         action: FenceAction,
         who: usize,
@@ -215,7 +244,7 @@ impl FencerRun<'_> {
         fence_within(self.clock.as_ref(), self.options.request_timeout, f, req).await
     }
 
-    async fn check_registry(&mut self, f: &dyn Fencer) -> bool {
+    async fn check_registry(&mut self, f: &dyn FencerAdmin) -> bool {
         let result = async {
             let t = node("conf-registry")?;
             let first = self.device("conf-reg-a", &[&t])?;
@@ -259,7 +288,7 @@ impl FencerRun<'_> {
         ok
     }
 
-    async fn check_single(&mut self, f: &dyn Fencer) {
+    async fn check_single(&mut self, f: &dyn FencerAdmin) {
         let result = async {
             let t = node("conf-single")?;
             self.register(f, self.device("conf-single-dev", &[&t])?)
@@ -290,7 +319,7 @@ impl FencerRun<'_> {
         );
     }
 
-    async fn check_merging(&mut self, f: &dyn Fencer) {
+    async fn check_merging(&mut self, f: &dyn FencerAdmin) {
         let n = self.options.concurrent.max(2);
         let setup = async {
             let t = node("conf-merge")?;
@@ -357,7 +386,7 @@ impl FencerRun<'_> {
         self.record_result("fencer.merged_record", MERGED, result);
     }
 
-    async fn check_topology_order(&mut self, f: &dyn Fencer) {
+    async fn check_topology_order(&mut self, f: &dyn FencerAdmin) {
         let result = async {
             let t = node("conf-topo")?;
             // Registered good-first, so a fencer that ignores the topology shows itself.
@@ -368,8 +397,8 @@ impl FencerRun<'_> {
             f.set_topology(
                 &t,
                 vec![
-                    FenceLevel::new([device_id("conf-topo-bad")?]),
-                    FenceLevel::new([device_id("conf-topo-good")?]),
+                    TopologyLevel::new([device_id("conf-topo-bad")?]),
+                    TopologyLevel::new([device_id("conf-topo-good")?]),
                 ],
             )
             .await
@@ -410,7 +439,7 @@ impl FencerRun<'_> {
         );
     }
 
-    async fn check_level_all(&mut self, f: &dyn Fencer) {
+    async fn check_level_all(&mut self, f: &dyn FencerAdmin) {
         let result = async {
             // Level 1 half fails: the level fails, level 2 must be used.
             let t = node("conf-all-half")?;
@@ -425,8 +454,8 @@ impl FencerRun<'_> {
             f.set_topology(
                 &t,
                 vec![
-                    FenceLevel::new([device_id("conf-half-a")?, device_id("conf-half-b")?]),
-                    FenceLevel::new([device_id("conf-half-c")?]),
+                    TopologyLevel::new([device_id("conf-half-a")?, device_id("conf-half-b")?]),
+                    TopologyLevel::new([device_id("conf-half-c")?]),
                 ],
             )
             .await
@@ -451,8 +480,8 @@ impl FencerRun<'_> {
             f.set_topology(
                 &t,
                 vec![
-                    FenceLevel::new([device_id("conf-ok-a")?, device_id("conf-ok-b")?]),
-                    FenceLevel::new([device_id("conf-ok-c")?]),
+                    TopologyLevel::new([device_id("conf-ok-a")?, device_id("conf-ok-b")?]),
+                    TopologyLevel::new([device_id("conf-ok-c")?]),
                 ],
             )
             .await
@@ -483,7 +512,7 @@ impl FencerRun<'_> {
         );
     }
 
-    async fn check_failure(&mut self, f: &dyn Fencer) {
+    async fn check_failure(&mut self, f: &dyn FencerAdmin) {
         let result = async {
             let t = node("conf-fail")?;
             self.register(f, self.device("conf-fail-dev", &[&t])?.failing())
@@ -493,7 +522,7 @@ impl FencerRun<'_> {
                     "the only device fails, yet the fence succeeded (record {})",
                     rec.id
                 )),
-                Err(e) if e.kind() != ErrorKind::Failed => {
+                Err(e) if e.kind() != FenceErrorKind::Failed => {
                     Err(format!("expected a Failed error, got {e}"))
                 }
                 Err(e) => match e.record() {
@@ -517,7 +546,7 @@ impl FencerRun<'_> {
         );
     }
 
-    async fn check_incident_replay(&mut self, f: &dyn Fencer, declared: bool) {
+    async fn check_incident_replay(&mut self, f: &dyn FencerAdmin, declared: bool) {
         let promise = "a request naming an incident that already succeeded gets its record, and no device is called again";
         if !declared {
             self.record(
@@ -570,7 +599,7 @@ impl FencerRun<'_> {
         self.record_result("fencer.incident_replay", promise, result);
     }
 
-    async fn check_no_device(&mut self, f: &dyn Fencer) {
+    async fn check_no_device(&mut self, f: &dyn FencerAdmin) {
         let result = async {
             let t = node("conf-nobody")?;
             let before = self.journal.calls().len();
@@ -581,7 +610,7 @@ impl FencerRun<'_> {
                         rec.id
                     ));
                 }
-                Err(e) if e.kind() != ErrorKind::NoDevice => {
+                Err(e) if e.kind() != FenceErrorKind::NoDevice => {
                     return Err(format!("expected NoDevice, got {e}"));
                 }
                 Err(_) => {}
@@ -601,7 +630,7 @@ impl FencerRun<'_> {
         );
     }
 
-    async fn check_history(&mut self, f: &dyn Fencer) {
+    async fn check_history(&mut self, f: &dyn FencerAdmin) {
         let result = async {
             let all = f
                 .history(&HistoryFilter::all())
@@ -672,7 +701,7 @@ impl FencerRun<'_> {
                         rec.id
                     ));
                 }
-                Err(e) if e.kind() != ErrorKind::Refused => {
+                Err(e) if e.kind() != FenceErrorKind::Refused => {
                     return Err(format!("expected Refused, got {e}"));
                 }
                 Err(_) => {}
@@ -751,7 +780,7 @@ fn check_merged(records: &[FenceRecord], target: &NodeName, n: usize) -> Result<
 async fn fence_within(
     clock: &dyn Clock,
     limit: Duration,
-    f: &dyn Fencer,
+    f: &dyn FencerAdmin,
     request: FenceRequest,
 ) -> Result<Result<FenceRecord, FenceError>, String> {
     let target = request.target.clone();

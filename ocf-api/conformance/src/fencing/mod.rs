@@ -6,9 +6,11 @@
 //!   round trip confirmed by `status`.
 //! - [`run_fencer`] checks a fencer your [`FencerHarness`] builds, by registering the suite's
 //!   own counting [`TestDevice`]s: merging, topology order, "all devices of a level",
-//!   failure and no-device answers, history and policy refusal.
+//!   failure and no-device answers, history and policy refusal, and the event stream: its
+//!   order, its end (`Ok(None)`) and what lagging means (the stream goes on after the gap).
 
 mod device;
+mod events;
 mod fencer;
 mod test_device;
 

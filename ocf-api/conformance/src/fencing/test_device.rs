@@ -143,7 +143,7 @@ impl FenceDevice for TestDevice {
         &self.targets
     }
 
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         let mut md = DeviceMetadata::new("conformance-test-device");
         "A counting device of the ocf conformance suite".clone_into(&mut md.shortdesc);
         md.actions = ["reboot", "off", "on", "status", "list", "monitor"]
@@ -172,12 +172,12 @@ impl FenceDevice for TestDevice {
             self.clock.sleep(self.latency).await;
         }
         if !self.succeed {
-            return Err(FenceError::Device {
-                device: self.id.clone(),
-                action: action.into(),
-                target: Some(target.clone()),
-                reason: "this test device fails on purpose".to_owned(),
-            });
+            return Err(FenceError::device(
+                self.id.clone(),
+                action.into(),
+                Some(target.clone()),
+                "this test device fails on purpose",
+            ));
         }
         let mut off = self.off.lock().unwrap_or_else(PoisonError::into_inner);
         off.retain(|n| n != target);

@@ -85,7 +85,7 @@ impl FenceDevice for NullDevice {
     fn targets(&self) -> &Targets {
         &self.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         Ok(native_metadata(
             "null",
             "Null device: always succeeds, for testing",
@@ -136,7 +136,7 @@ impl FenceDevice for NullDevice {
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use ocf_fencing::{FenceAction, FenceDevice};
-/// use ocf_ref::fencing::native::ManualDevice;
+/// use ocf_ref::fencing::devices::native::ManualDevice;
 /// let dev = ManualDevice::new("meat".parse().unwrap(), ["n2".parse().unwrap()]);
 /// let operator = dev.clone();
 /// let n2 = "n2".parse().unwrap();
@@ -227,7 +227,7 @@ impl FenceDevice for ManualDevice {
     fn targets(&self) -> &Targets {
         &self.inner.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         Ok(native_metadata(
             "manual",
             "Manual fencing: waits for an operator's acknowledgement",
@@ -257,6 +257,7 @@ impl FenceDevice for ManualDevice {
                 action: action.into(),
                 target: Some(target.clone()),
                 reason: "the acknowledgement was withdrawn".into(),
+                source: None,
             }),
             Err(_) => {
                 // Forget our closed waiter so `pending` stays truthful.
@@ -276,11 +277,13 @@ impl FenceDevice for ManualDevice {
             }
         }
     }
+    /// An operator's device cannot read power; it still refuses nodes it does not serve.
     async fn status(
         &self,
-        _target: &NodeName,
+        target: &NodeName,
         _timeout: Duration,
     ) -> Result<PowerState, FenceError> {
+        listed(&self.inner.id, &self.inner.targets, target)?;
         Ok(PowerState::Unknown)
     }
     async fn monitor(&self, _timeout: Duration) -> Result<(), FenceError> {
@@ -388,7 +391,7 @@ impl FenceDevice for SimulatedDevice {
     fn targets(&self) -> &Targets {
         &self.targets
     }
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
+    async fn metadata(&self, _timeout: Duration) -> Result<DeviceMetadata, FenceError> {
         Ok(native_metadata(
             "simulated",
             "Simulated device with scripted latency and failures",
@@ -433,6 +436,7 @@ impl FenceDevice for SimulatedDevice {
                 action: action.into(),
                 target: Some(target.clone()),
                 reason: format!("simulated failure on call {seq}"),
+                source: None,
             })
         }
     }

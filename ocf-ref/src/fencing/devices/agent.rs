@@ -7,6 +7,7 @@
 //! secrets redacted). The agent's whole process group is stopped on timeout and after it exits.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use ocf_fencing::{
 };
 use tokio::sync::OnceCell;
 
-use super::metadata_xml;
+use crate::fencing::metadata_xml;
 use crate::process::{self, Finished, ProcessSpec, Termination};
 
 /// Where fence agents are installed by default.
@@ -26,8 +27,15 @@ pub const DEFAULT_AGENTS_DIR: &str = "/usr/sbin";
 /// The environment variable that overrides [`DEFAULT_AGENTS_DIR`].
 pub const AGENTS_DIR_ENV: &str = "OCF_FENCE_AGENTS_DIR";
 
-/// How long `metadata` may take by default.
+/// The longest an agent's `metadata` action may take (fence-agents answer in well under 1 s).
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How much of an operation's time may go to fetching meta-data first: a quarter, and never
+/// more than [`METADATA_TIMEOUT`]. The rest is the agent's. Once fetched, meta-data is kept,
+/// so only a device's first operation pays.
+pub fn metadata_budget(timeout: Duration) -> Duration {
+    (timeout / 4).min(METADATA_TIMEOUT)
+}
 
 /// The agents directory: `$OCF_FENCE_AGENTS_DIR` or [`DEFAULT_AGENTS_DIR`].
 pub fn agents_dir() -> PathBuf {
@@ -76,19 +84,19 @@ pub fn list_agents(dir: &Path) -> std::io::Result<Vec<AgentInfo>> {
 
 /// Finds an agent by name in `dir` (`fence_dummy`) or takes a path (anything with a `/`).
 pub fn resolve_agent(agent: &str, dir: &Path) -> Result<PathBuf, FenceError> {
-    let path = if agent.contains('/') {
-        PathBuf::from(agent)
-    } else {
-        if !agent.starts_with("fence_") {
-            return Err(FenceError::Config {
+    let path =
+        if agent.contains('/') {
+            PathBuf::from(agent)
+        } else {
+            if !agent.starts_with("fence_") {
+                return Err(FenceError::Config {
                 device: agent.to_owned(),
                 reason:
                     "a fence agent's name starts with fence_; give a path to run another program"
-                        .into(),
-            });
-        }
-        dir.join(agent)
-    };
+                        .into(), source: None });
+            }
+            dir.join(agent)
+        };
     if path.is_file() {
         Ok(path)
     } else {
@@ -98,6 +106,7 @@ pub fn resolve_agent(agent: &str, dir: &Path) -> Result<PathBuf, FenceError> {
                 "{} does not exist; see `ocf fence agents`, or set {AGENTS_DIR_ENV}",
                 path.display()
             ),
+            source: None,
         })
     }
 }
@@ -247,7 +256,7 @@ fn strip_timestamp(line: &str) -> &str {
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use ocf_fencing::{DeviceParams, FenceAction, FenceDevice, Targets};
-/// use ocf_ref::fencing::agent::AgentDevice;
+/// use ocf_ref::fencing::devices::agent::AgentDevice;
 /// let mut params = DeviceParams::new();
 /// params.insert("ip", "10.0.0.9");
 /// params.insert("username", "admin");
@@ -326,7 +335,15 @@ impl AgentDevice {
         plug: Option<(&str, &str)>,
         timeout: Duration,
     ) -> Result<AgentRun, FenceError> {
+        let started = tokio::time::Instant::now();
         let stdin = stdin_lines(self.id.as_str(), action, &self.params, plug)?;
+        // Meta-data may mark more secrets than names do; without it, names decide. It is
+        // fetched before the agent runs, out of the same time.
+        let secrets = match self.metadata(metadata_budget(timeout)).await {
+            Ok(md) => with_metadata_secrets(&self.params, &md),
+            Err(_) => self.params.clone(),
+        };
+        let timeout = timeout.saturating_sub(started.elapsed());
         let mut spec = ProcessSpec::new(&self.program, timeout).stdin(stdin);
         // A fence agent leaves nothing behind on purpose.
         spec.reap_group_on_exit = true;
@@ -338,12 +355,8 @@ impl AgentDevice {
             action,
             target: None,
             reason: format!("cannot run the agent: {e}"),
+            source: Some(Arc::new(e)),
         })?;
-        // Meta-data may mark more secrets than names do; without it, names decide.
-        let secrets = match self.metadata().await {
-            Ok(md) => with_metadata_secrets(&self.params, &md),
-            Err(_) => self.params.clone(),
-        };
         let run = AgentRun::from_finished(action, &done, &secrets);
         tracing::debug!(device = %self.id, action = %action, exit = ?run.exit_code, elapsed_ms = run.elapsed_ms, "fence agent finished");
         Ok(run)
@@ -360,7 +373,8 @@ impl AgentDevice {
         &self,
         timeout: Duration,
     ) -> Result<Vec<(String, Option<String>)>, FenceError> {
-        if let Ok(md) = self.metadata().await {
+        let started = tokio::time::Instant::now();
+        if let Ok(md) = self.metadata(metadata_budget(timeout)).await {
             if !md.supports(DeviceAction::List) {
                 return Err(FenceError::Config {
                     device: self.id.to_string(),
@@ -368,9 +382,11 @@ impl AgentDevice {
                         "{} cannot list its targets (no `list` action); give it a host list or a host map",
                         self.agent_name()
                     ),
+                    source: None,
                 });
             }
         }
+        let timeout = timeout.saturating_sub(started.elapsed());
         let run = self.run(DeviceAction::List, None, timeout).await?;
         self.expect_success(&run, None, timeout)?;
         let sep = self
@@ -403,6 +419,7 @@ impl AgentDevice {
             action: run.action,
             target: target.cloned(),
             reason: run.reason(),
+            source: None,
         })
     }
 
@@ -412,6 +429,7 @@ impl AgentDevice {
         target: &NodeName,
         timeout: Duration,
     ) -> Result<Option<(String, String)>, FenceError> {
+        let started = tokio::time::Instant::now();
         let plug = match &self.targets {
             Targets::Dynamic => {
                 let plugs = self.list_plugs(timeout).await?;
@@ -430,7 +448,8 @@ impl AgentDevice {
         };
         // A single-host agent (no plug/port parameter, like fence_dummy) controls exactly the
         // node it is configured for: sending a plug would only earn a warning.
-        let name = match self.metadata().await {
+        let left = timeout.saturating_sub(started.elapsed());
+        let name = match self.metadata(metadata_budget(left)).await {
             Ok(md) => md.plug_parameter().map(str::to_owned),
             Err(e) => {
                 tracing::warn!(device = %self.id, error = %e, "no meta-data; sending plug= anyway");
@@ -529,6 +548,7 @@ pub async fn fetch_metadata(
         .map_err(|e| FenceError::Metadata {
             device: name.clone(),
             reason: format!("cannot run the agent: {e}"),
+            source: Some(Arc::new(e)),
         })?;
     if done.termination != Termination::Exited(0) {
         return Err(FenceError::Metadata {
@@ -538,12 +558,14 @@ pub async fn fetch_metadata(
                 done.termination,
                 String::from_utf8_lossy(&done.stderr).trim()
             ),
+            source: None,
         });
     }
     let xml = String::from_utf8_lossy(&done.stdout);
     metadata_xml::parse(&xml).map_err(|e| FenceError::Metadata {
         device: name,
         reason: e.to_string(),
+        source: Some(Arc::new(e)),
     })
 }
 
@@ -557,18 +579,28 @@ impl FenceDevice for AgentDevice {
         &self.targets
     }
 
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
-        self.metadata
-            .get_or_try_init(|| fetch_metadata(&self.program, METADATA_TIMEOUT))
-            .await
-            .cloned()
-            .map_err(|e| match e {
-                FenceError::Metadata { reason, .. } => FenceError::Metadata {
-                    device: format!("{} ({})", self.id, self.agent_name()),
-                    reason,
-                },
-                other => other,
-            })
+    /// Asks the agent once (within `timeout`, at most [`METADATA_TIMEOUT`]) and keeps the
+    /// answer; a failed attempt is not kept, so the next operation asks again.
+    async fn metadata(&self, timeout: Duration) -> Result<DeviceMetadata, FenceError> {
+        let fetch = self
+            .metadata
+            .get_or_try_init(|| fetch_metadata(&self.program, timeout.min(METADATA_TIMEOUT)));
+        // Another caller may be fetching with more time than ours: wait only our own.
+        match tokio::time::timeout(timeout, fetch).await {
+            Ok(Ok(md)) => Ok(md.clone()),
+            Ok(Err(FenceError::Metadata { reason, source, .. })) => Err(FenceError::Metadata {
+                device: self.id.to_string(),
+                reason: format!("its agent {}: {reason}", self.agent_name()),
+                source,
+            }),
+            Ok(Err(other)) => Err(other),
+            Err(_) => Err(FenceError::DeviceTimedOut {
+                device: self.id.clone(),
+                action: DeviceAction::Metadata,
+                target: None,
+                timeout_ms: ocf_core::millis::as_millis(timeout),
+            }),
+        }
     }
 
     async fn list_targets(&self, timeout: Duration) -> Result<Vec<NodeName>, FenceError> {

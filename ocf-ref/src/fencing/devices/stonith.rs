@@ -27,7 +27,7 @@ use ocf_fencing::{
 };
 use tokio::sync::OnceCell;
 
-use super::metadata_xml;
+use crate::fencing::metadata_xml;
 use crate::process::{self, Finished, ProcessSpec, Termination};
 
 /// Where the `stonith` command is installed by Debian's cluster-glue.
@@ -116,6 +116,7 @@ pub async fn plugin_metadata(
         let mut md = metadata_xml::parse(&xml).map_err(|e| FenceError::Metadata {
             device: plugin.to_owned(),
             reason: e.to_string(),
+            source: Some(std::sync::Arc::new(e)),
         })?;
         // The plugin's fence operations, named as fence-agents name them.
         for a in ["reboot", "off", "on", "list", "monitor", "metadata"] {
@@ -187,6 +188,7 @@ async fn run_raw(
             "cannot run {}: {e}; is cluster-glue installed?",
             stonith.display()
         ),
+        source: Some(std::sync::Arc::new(e)),
     })
 }
 
@@ -195,6 +197,7 @@ fn name_as_id(plugin: &str) -> Result<DeviceId, FenceError> {
     DeviceId::new(plugin).map_err(|e| FenceError::Config {
         device: plugin.to_owned(),
         reason: e.to_string(),
+        source: None,
     })
 }
 
@@ -222,6 +225,7 @@ fn check(
                 action,
                 target: target.cloned(),
                 reason: format!("stonith exit code {code}, {}{last}", describe_exit(code)),
+                source: None,
             })
         }
         Termination::Signaled(sig) => Err(FenceError::Device {
@@ -229,6 +233,7 @@ fn check(
             action,
             target: target.cloned(),
             reason: format!("stonith killed by signal {sig}"),
+            source: None,
         }),
     }
 }
@@ -239,7 +244,7 @@ fn check(
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::time::Duration;
 /// use ocf_fencing::{DeviceParams, FenceAction, FenceDevice, Targets};
-/// use ocf_ref::fencing::stonith::StonithDevice;
+/// use ocf_ref::fencing::devices::stonith::StonithDevice;
 /// let params: DeviceParams = [("hostlist", "n1 n2")].into_iter().collect();
 /// let dev = StonithDevice::new("null-1".parse().unwrap(), "null", params, Targets::Dynamic);
 /// let hosts = dev.list_targets(Duration::from_secs(10)).await.unwrap();
@@ -345,11 +350,13 @@ fn redact(e: FenceError, params: &DeviceParams) -> FenceError {
             action,
             target,
             reason,
+            source,
         } => FenceError::Device {
             device,
             action,
             target,
             reason: params.redact(&reason),
+            source,
         },
         other => other,
     }
@@ -365,13 +372,23 @@ impl FenceDevice for StonithDevice {
         &self.targets
     }
 
-    async fn metadata(&self) -> Result<DeviceMetadata, FenceError> {
-        self.metadata
-            .get_or_try_init(|| {
-                plugin_metadata(&self.stonith, &self.plugin, super::agent::METADATA_TIMEOUT)
-            })
-            .await
-            .cloned()
+    /// Asks the plugin once (within `timeout`, at most
+    /// [`METADATA_TIMEOUT`](super::agent::METADATA_TIMEOUT)) and keeps the answer.
+    async fn metadata(&self, timeout: Duration) -> Result<DeviceMetadata, FenceError> {
+        let limit = timeout.min(super::agent::METADATA_TIMEOUT);
+        let fetch = self
+            .metadata
+            .get_or_try_init(|| plugin_metadata(&self.stonith, &self.plugin, limit));
+        // Another caller may be fetching with more time than ours: wait only our own.
+        match tokio::time::timeout(timeout, fetch).await {
+            Ok(result) => result.cloned(),
+            Err(_) => Err(FenceError::DeviceTimedOut {
+                device: self.id.clone(),
+                action: DeviceAction::Metadata,
+                target: None,
+                timeout_ms: ocf_core::millis::as_millis(timeout),
+            }),
+        }
     }
 
     async fn list_targets(&self, timeout: Duration) -> Result<Vec<NodeName>, FenceError> {
