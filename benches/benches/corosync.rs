@@ -8,7 +8,7 @@
 //!
 //! at token 1000 ms and 300 ms. The difference is the overhead ocf adds; it must stay under
 //! 5 ms. Beside them, in the same run, the built-in protocol's kill-to-view at its defaults
-//! (heartbeat 200 ms, dead 1000 ms): 3 engines on loopback, node 3 stopped without a word,
+//! (default timing, detect_ms 500): 3 engines on loopback, node 3 stopped without a word,
 //! until node 1's subscriber gets the view without it (the `membership` bench measures the
 //! same with criterion, waiting for both survivors). Needs root (namespaces); otherwise it says
 //! so and exits successfully.
@@ -249,7 +249,7 @@ fn measure_builtin() -> Vec<Duration> {
         .map(|round| {
             let took = rt.block_on(builtin_round());
             println!(
-                "built-in (heartbeat 200 ms, dead 1000 ms)  round {round}: ocf API {:>8.1} ms",
+                "built-in (default timing, detect_ms 500)  round {round}: ocf API {:>8.1} ms",
                 took.as_secs_f64() * 1e3
             );
             took
@@ -301,7 +301,7 @@ fn main() {
         }
     }
     println!(
-        "  built-in protocol (heartbeat 200 ms, dead 1000 ms, loopback): ocf API {:>7.1} ms (min {:.1}, max {:.1})",
+        "  built-in protocol (default timing, detect_ms 500, loopback): ocf API {:>7.1} ms (min {:.1}, max {:.1})",
         median(&builtin).as_secs_f64() * 1e3,
         builtin.iter().min().unwrap().as_secs_f64() * 1e3,
         builtin.iter().max().unwrap().as_secs_f64() * 1e3,
