@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let summary = r.outcome().map_or_else(
             || format!("{:?}", r.result),
-            ocf_resources::Outcome::summary,
+            ocf_resources::AgentOutcome::summary,
         );
         println!(
             "#{:<3} {:<4} {:<8} {summary}",

@@ -433,7 +433,9 @@ async fn running_survivors(nodes: &[Node], victim: NodeId) -> Vec<NodeId> {
     for node in nodes.iter().filter(|n| n.id != victim) {
         let op = Operation::new(Action::Monitor, Duration::from_secs(20));
         if let Ok(r) = node.executor.execute(RESOURCE, op).await {
-            if r.outcome().and_then(ocf_resources::Outcome::exit_code) == Some(ExitCode::Success) {
+            if r.outcome().and_then(ocf_resources::AgentOutcome::exit_code)
+                == Some(ExitCode::Success)
+            {
                 running.push(node.id);
             }
         }

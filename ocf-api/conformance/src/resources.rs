@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use ocf_resources::metadata::Metadata;
 use ocf_resources::validate::validate;
-use ocf_resources::{Action, ActionRequest, ExitCode, Outcome, ResourceAgent, Status};
+use ocf_resources::{Action, ActionRequest, AgentOutcome, ExitCode, ResourceAgent, Status};
 use serde::Serialize;
 
 use crate::{Check, CheckOutcome, Clock, Report, timeout};
@@ -285,13 +285,17 @@ impl Run<'_> {
     }
 
     /// Runs `action` with the advertised timeout; the outcome, or why there is none.
-    async fn invoke(&mut self, action: Action) -> Result<Outcome, Miss> {
+    async fn invoke(&mut self, action: Action) -> Result<AgentOutcome, Miss> {
         self.invoke_every(action, Duration::ZERO).await
     }
 
     /// Runs `action` as one run of a recurring operation of `interval` (zero: a one-shot
     /// run, which for monitor is a probe).
-    async fn invoke_every(&mut self, action: Action, interval: Duration) -> Result<Outcome, Miss> {
+    async fn invoke_every(
+        &mut self,
+        action: Action,
+        interval: Duration,
+    ) -> Result<AgentOutcome, Miss> {
         let limit = self.timeout_for(action);
         // meta-data must work without any parameter, so it gets none.
         let params = if action == Action::MetaData {
@@ -881,7 +885,7 @@ const LIFECYCLE: [(&str, &str); 22] = [
 ];
 
 /// Pass when `o` exited with `expect`; otherwise the reason, with the agent's last stderr line.
-fn judge(o: &Outcome, expect: ExitCode) -> CheckOutcome {
+fn judge(o: &AgentOutcome, expect: ExitCode) -> CheckOutcome {
     match &o.status {
         Status::Exited { code } if *code == expect => CheckOutcome::Pass,
         _ => {
@@ -933,7 +937,7 @@ mod tests {
 
     #[test]
     fn judge_names_the_code_and_the_last_stderr_line() {
-        let o = Outcome::exited(ExitCode::ErrGeneric, Duration::ZERO)
+        let o = AgentOutcome::exited(ExitCode::ErrGeneric, Duration::ZERO)
             .with_output(String::new(), "first\nlast words\n\n".into());
         match judge(&o, ExitCode::NotRunning) {
             CheckOutcome::Fail(why) => {
@@ -944,7 +948,7 @@ mod tests {
         }
         assert_eq!(
             judge(
-                &Outcome::exited(ExitCode::NotRunning, Duration::ZERO),
+                &AgentOutcome::exited(ExitCode::NotRunning, Duration::ZERO),
                 ExitCode::NotRunning
             ),
             CheckOutcome::Pass

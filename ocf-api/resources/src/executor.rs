@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, AgentId, Outcome, ResourceError};
+use crate::{Action, AgentId, AgentOutcome, ResourceError};
 
 /// A named resource: an instance of an agent with its parameters.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +153,7 @@ pub enum OpResult {
     /// The agent ran; its outcome.
     Completed {
         /// The outcome.
-        outcome: Outcome,
+        outcome: AgentOutcome,
     },
     /// The run could not be attempted (invalid parameters, unreadable meta-data, ...).
     Error {
@@ -213,7 +213,7 @@ impl OperationResult {
     }
 
     /// The agent's outcome, when it ran.
-    pub fn outcome(&self) -> Option<&Outcome> {
+    pub fn outcome(&self) -> Option<&AgentOutcome> {
         match &self.result {
             OpResult::Completed { outcome } => Some(outcome),
             _ => None,

@@ -15,13 +15,17 @@ pub mod validate;
 pub use action::Action;
 pub use agent::{ActionRequest, ResourceAgent};
 pub use agent_id::AgentId;
+#[allow(deprecated)]
+pub use error::ErrorKind;
 pub use error::{
-    AgentIdError, EnvError, ErrorKind, ExitCodeError, MetadataError, ParseActionError,
-    ResourceError, ValidationError,
+    AgentIdError, Cause, EnvError, ExitCodeError, MetadataError, ParseActionError, ResourceError,
+    ResourceErrorKind, ValidationError,
 };
 pub use executor::{
     Executor, OpResult, Operation, OperationResult, RecurringId, ResourceSpec, ResultStream,
 };
 pub use exit_code::{ExitCode, ResourceState, Severity, Verdict};
 pub use metadata::Metadata;
-pub use outcome::{Outcome, Status};
+#[allow(deprecated)]
+pub use outcome::Outcome;
+pub use outcome::{AgentOutcome, Status};
