@@ -9,7 +9,7 @@ use std::time::Duration;
 use ocf_ref::resources::executor::{ExecutorConfig, LocalExecutor};
 use ocf_ref::resources::native::{NATIVE_PROVIDER, NativeDummy};
 use ocf_ref::resources::registry::AgentRegistry;
-use ocf_resources::{Action, AgentId, Executor, Operation, ResourceSpec};
+use ocf_resources::{Action, AgentId, Executor, ExecutorAdmin, Operation, ResourceSpec};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

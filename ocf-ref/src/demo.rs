@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ocf_core::{NodeId, NodeName};
 use ocf_fencing::{DeviceParams, FenceDevice, Fencer, FencerAdmin, HistoryFilter, Targets};
 use ocf_membership::Membership;
-use ocf_resources::{Action, AgentId, Executor, ExitCode, Operation, ResourceSpec};
+use ocf_resources::{Action, AgentId, Executor, ExecutorAdmin, ExitCode, Operation, ResourceSpec};
 use serde::Serialize;
 use tokio::sync::mpsc;
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 use ocf_resources::{
-    Action, ActionRequest, AgentId, AgentOutcome, Executor, ExitCode, Metadata, OpResult,
-    Operation, RecurringId, ResourceAgent, ResourceError, ResourceErrorKind, ResourceSpec,
+    Action, ActionRequest, AgentId, AgentOutcome, Executor, ExecutorAdmin, ExitCode, Metadata,
+    OpResult, Operation, RecurringId, ResourceAgent, ResourceError, ResourceErrorKind,
+    ResourceSpec,
 };
 
 const SYSTEM_ROOT: &str = "/usr/lib/ocf";
@@ -230,7 +231,7 @@ async fn unregister_stops_recurring_operations() {
         .unwrap();
     stream.next_result().await.unwrap().unwrap();
     exec.unregister("a").await.unwrap();
-    assert!(exec.resources().await.is_empty());
+    assert!(exec.resources().await.unwrap().is_empty());
     assert_eq!(
         exec.history("a").await.unwrap_err().kind(),
         ResourceErrorKind::UnknownResource

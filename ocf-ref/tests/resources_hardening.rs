@@ -21,8 +21,8 @@ use std::time::Duration;
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, ListError, LocalExecutor, ScriptAgent};
 use ocf_resources::executor::OpResult;
 use ocf_resources::{
-    Action, ActionRequest, EnvError, Executor, Operation, ResourceAgent, ResourceError,
-    ResourceErrorKind, ResourceSpec,
+    Action, ActionRequest, EnvError, Executor, ExecutorAdmin, Operation, ResourceAgent,
+    ResourceError, ResourceErrorKind, ResourceSpec,
 };
 
 const OCF: &str = env!("CARGO_BIN_EXE_ocf");

@@ -166,8 +166,7 @@ pub trait ResourceAgent: Send + Sync {
     async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError>;
 }
 
-#[async_trait]
-impl<T: ResourceAgent + ?Sized> ResourceAgent for std::sync::Arc<T> {
+crate::forward_pointers!(ResourceAgent for [&T, Box<T>, std::sync::Arc<T>] {
     fn id(&self) -> &AgentId {
         (**self).id()
     }
@@ -177,17 +176,4 @@ impl<T: ResourceAgent + ?Sized> ResourceAgent for std::sync::Arc<T> {
     async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
         (**self).execute(request).await
     }
-}
-
-#[async_trait]
-impl<T: ResourceAgent + ?Sized> ResourceAgent for Box<T> {
-    fn id(&self) -> &AgentId {
-        (**self).id()
-    }
-    async fn metadata(&self) -> Result<Metadata, ResourceError> {
-        (**self).metadata().await
-    }
-    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
-        (**self).execute(request).await
-    }
-}
+});
