@@ -1,5 +1,6 @@
 //! The resources suite: the OCF Resource Agent API's action rules, checked on any
-//! [`ResourceAgent`].
+//! [`ResourceAgent`]. The executor's promises (registration, results, recurring operations,
+//! and how a result stream ends and lags) are the [`executor`] suite's.
 //!
 //! The suite drives one instance through its whole life, the way a cluster manager would, and
 //! checks each answer against the specification (OCF RA API 1.0 and 1.1). Every action gets
@@ -42,6 +43,8 @@
 //! The suite leaves the resource stopped whenever it started it, even after a failure. When
 //! the first probe finds the resource running (or broken) it changes nothing and skips the
 //! lifecycle checks.
+
+pub mod executor;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
