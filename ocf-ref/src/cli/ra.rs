@@ -558,6 +558,17 @@ fn pass_through(args: &RunArgs, raw: &RawRun) {
     }
 }
 
+/// A check's outcome in a word, for the progress lines.
+pub fn outcome_word(outcome: &ocf_conformance::CheckOutcome) -> &'static str {
+    use ocf_conformance::CheckOutcome;
+    match outcome {
+        CheckOutcome::Pass => "pass",
+        CheckOutcome::Fail(_) => "FAIL",
+        CheckOutcome::Warn(_) => "warn",
+        _ => "skip",
+    }
+}
+
 async fn run_test(args: TestArgs) -> CliResult {
     // No meta-data cache: the test judges what the agent answers now.
     let agent = ScriptAgent::from_env(args.agent.clone());
@@ -570,7 +581,7 @@ async fn run_test(args: TestArgs) -> CliResult {
         |check| {
             // Progress on stderr; the report itself goes to stdout.
             if !args.json {
-                eprintln!("  ... {}: {:?}", check.name, check.status);
+                eprintln!("  ... {}: {}", check.name, outcome_word(&check.outcome));
             }
         },
     )
