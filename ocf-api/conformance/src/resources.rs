@@ -405,7 +405,23 @@ impl Run<'_> {
             }
         };
         self.meta = meta;
+        self.check_metadata_action().await;
+        self.check_metadata_contents();
+        self.check_capabilities();
+        let params = match validate(&self.meta, &self.options.params) {
+            Ok(()) => CheckOutcome::Pass,
+            Err(e) => CheckOutcome::Fail(e.to_string()),
+        };
+        self.record(
+            "resources.params_valid",
+            "the test parameters match the meta-data",
+            params,
+            None,
+        )
+    }
 
+    /// `resources.metadata_action`: the action prints the meta-data `metadata()` gave.
+    async fn check_metadata_action(&mut self) {
         let promise = "the meta-data action, run without parameters, returns 0 and prints meta-data that parses";
         match self.invoke(Action::MetaData).await {
             Err(Miss::Wrong(why) | Miss::Late(why)) => {
@@ -436,7 +452,10 @@ impl Run<'_> {
                 );
             }
         }
+    }
 
+    /// `resources.metadata_version` and `resources.metadata_actions`.
+    fn check_metadata_contents(&mut self) {
         let version = match self.meta.api_version() {
             Some((1, 0 | 1)) => CheckOutcome::Pass,
             _ => CheckOutcome::Fail(format!(
@@ -477,7 +496,10 @@ impl Run<'_> {
             },
             None,
         );
+    }
 
+    /// `resources.capabilities`: what is declared is what the meta-data advertises.
+    fn check_capabilities(&mut self) {
         let promise =
             "the meta-data advertises exactly the capabilities the implementation declares";
         let advertised = Capabilities::from_metadata(&self.meta);
@@ -501,17 +523,6 @@ impl Run<'_> {
                 );
             }
         }
-
-        let params = match validate(&self.meta, &self.options.params) {
-            Ok(()) => CheckOutcome::Pass,
-            Err(e) => CheckOutcome::Fail(e.to_string()),
-        };
-        self.record(
-            "resources.params_valid",
-            "the test parameters match the meta-data",
-            params,
-            None,
-        )
     }
 
     /// Why a capability's checks are skipped: not declared, or (with nothing declared) not
