@@ -323,3 +323,21 @@ fn ra_test_and_fence_test_print_one_json_shape() {
     assert_eq!(ra["suite"], "resources");
     assert_eq!(fence["suite"], "fence_device");
 }
+
+#[test]
+fn a_missing_agent_gets_the_cli_s_advice_and_the_library_s_reason() {
+    let root = fixtures();
+    let out = ocf_in(&root, &["ra", "meta", "ocf:broken:no-such-agent"]);
+    assert_eq!(out.status.code(), Some(70), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The library says what and where; the command line says what to run.
+    assert!(
+        stderr.contains("ocf:broken:no-such-agent not found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no-such-agent"), "{stderr}");
+    assert!(
+        stderr.contains("`ocf ra list` shows the installed agents"),
+        "{stderr}"
+    );
+}
