@@ -34,8 +34,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Two starts, then a few monitors of each.
     for _ in 0..8 {
-        let Some(r) = results.next_result().await? else {
-            break;
+        let r = match results.next_result().await {
+            Ok(Some(r)) => r,
+            // The executor has shut down: the stream is over.
+            Ok(None) => break,
+            // This reader fell behind: the stream goes on after the gap, and each
+            // resource's history holds what was missed.
+            Err(ocf_resources::ResourceError::Lagged { missed }) => {
+                println!("(missed {missed} results; see the history)");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         let summary = r.outcome().map_or_else(
             || format!("{:?}", r.result),
