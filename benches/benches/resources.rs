@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
-use ocf_resources::{Action, Executor, Operation, ResourceSpec};
+use ocf_resources::{Action, Executor, ExecutorAdmin, Operation, ResourceSpec};
 
 const ROOT: &str = "/usr/lib/ocf";
 const DUMMY: &str = "/usr/lib/ocf/resource.d/heartbeat/Dummy";

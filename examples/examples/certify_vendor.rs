@@ -22,7 +22,7 @@ use ocf_fencing::{
 };
 use ocf_resources::metadata::{ActionSpec, Content, ContentType, Metadata, Parameter, Role};
 use ocf_resources::{
-    Action, ActionRequest, AgentId, ExitCode, Outcome, ResourceAgent, ResourceError,
+    Action, ActionRequest, AgentId, AgentOutcome, ExitCode, ResourceAgent, ResourceError,
 };
 
 /// The suites wait on whatever runtime you use; here, tokio.
@@ -94,10 +94,10 @@ impl ResourceAgent for AcmeCache {
         Ok(Self::meta())
     }
 
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
+    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
         let started = Instant::now();
         if request.action == Action::MetaData {
-            return Ok(Outcome::exited(ExitCode::Success, started.elapsed())
+            return Ok(AgentOutcome::exited(ExitCode::Success, started.elapsed())
                 .with_output(Self::meta().to_xml(), String::new()));
         }
         let mut instances = self
@@ -130,7 +130,7 @@ impl ResourceAgent for AcmeCache {
             _ => (state, ExitCode::ErrUnimplemented),
         };
         instances.insert(request.instance, next);
-        Ok(Outcome::exited(code, started.elapsed()))
+        Ok(AgentOutcome::exited(code, started.elapsed()))
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ocf_ref::resources::executor::{ExecutorConfig, LocalExecutor};
 use ocf_ref::resources::native::{NATIVE_PROVIDER, NativeDummy};
 use ocf_ref::resources::registry::AgentRegistry;
-use ocf_resources::{Action, AgentId, Executor, Operation, ResourceSpec};
+use ocf_resources::{Action, AgentId, Executor, ExecutorAdmin, Operation, ResourceSpec};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,12 +34,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Two starts, then a few monitors of each.
     for _ in 0..8 {
-        let Some(r) = results.next_result().await? else {
-            break;
+        let r = match results.next_result().await {
+            Ok(Some(r)) => r,
+            // The executor has shut down: the stream is over.
+            Ok(None) => break,
+            // This reader fell behind: the stream goes on after the gap, and each
+            // resource's history holds what was missed.
+            Err(ocf_resources::ResourceError::Lagged { missed }) => {
+                println!("(missed {missed} results; see the history)");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         let summary = r.outcome().map_or_else(
             || format!("{:?}", r.result),
-            ocf_resources::Outcome::summary,
+            ocf_resources::AgentOutcome::summary,
         );
         println!(
             "#{:<3} {:<4} {:<8} {summary}",

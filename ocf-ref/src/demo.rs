@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ocf_core::{NodeId, NodeName};
 use ocf_fencing::{DeviceParams, FenceDevice, Fencer, FencerAdmin, HistoryFilter, Targets};
 use ocf_membership::Membership;
-use ocf_resources::{Action, AgentId, Executor, ExitCode, Operation, ResourceSpec};
+use ocf_resources::{Action, AgentId, Executor, ExecutorAdmin, ExitCode, Operation, ResourceSpec};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -142,9 +142,366 @@ pub enum DemoError {
 struct Node {
     id: NodeId,
     engine: Arc<BuiltinEngine>,
-    executor: Arc<LocalExecutor>,
+    executor: Arc<dyn Executor>,
     fencer: Arc<LocalFencer>,
     manager: tokio::task::JoinHandle<()>,
+}
+
+/// What the demo runs with: the agent and fence device it found installed.
+struct Setup {
+    use_script: bool,
+    use_fence_dummy: bool,
+    agent: &'static str,
+    fence_device: &'static str,
+}
+
+impl Setup {
+    fn of(options: &DemoOptions) -> Self {
+        let use_script = options
+            .ocf_root
+            .join("resource.d/heartbeat/Dummy")
+            .is_file();
+        let use_fence_dummy = options.fence_dummy.is_file();
+        Self {
+            use_script,
+            use_fence_dummy,
+            agent: if use_script {
+                "ocf:heartbeat:Dummy"
+            } else {
+                "ocf:native:Dummy"
+            },
+            fence_device: if use_fence_dummy {
+                "fence_dummy"
+            } else {
+                "null device"
+            },
+        }
+    }
+}
+
+/// The running cluster: every node's engine, executor, fencer and failover manager, and the
+/// merged stream of their failover events.
+///
+/// Dropping it stops every engine it started and aborts every manager, so an early return
+/// (a `?` in the middle of the setup or of the run) leaves no node running; [`Cluster::shutdown`]
+/// also stops the resource wherever it still runs. The scratch directory (state files, keys)
+/// goes last.
+struct Cluster {
+    /// Every engine started, including those of nodes not fully set up yet.
+    engines: Vec<Arc<BuiltinEngine>>,
+    nodes: Vec<Node>,
+    events: mpsc::UnboundedReceiver<(NodeId, FailoverEvent)>,
+    scratch: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            node.manager.abort();
+        }
+        for engine in &self.engines {
+            engine.stop();
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts `options.nodes` nodes on loopback; the resource prefers the last one, `victim`.
+    async fn start(
+        options: &DemoOptions,
+        setup: &Setup,
+        victim: NodeId,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Self, DemoError> {
+        let scratch = tempfile::Builder::new().prefix("ocf-demo-").tempdir()?;
+        let n = victim.get();
+        let configs =
+            loopback::configs("demo", n, scratch.path()).map_err(|e| setup_error(victim, &e))?;
+        progress(&format!(
+            "starting {n} nodes on 127.0.0.1 with {} and {} (scratch {})",
+            setup.agent,
+            setup.fence_device,
+            scratch.path().display()
+        ));
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut cluster = Cluster {
+            engines: Vec::new(),
+            nodes: Vec::new(),
+            events,
+            scratch,
+        };
+        let key = ClusterKey::random();
+        let mut peers = Vec::new();
+        for config in &configs {
+            let id = config.local_id();
+            let engine = BuiltinEngine::start(config, &key)
+                .await
+                .map_err(|e| setup_error(id, &e))?;
+            cluster.engines.push(Arc::new(engine));
+            let executor = cluster.executor(options, setup, id).await?;
+            peers.push(Peer {
+                id,
+                name: node_name(id)?,
+                executor,
+            });
+        }
+        let all_names: Vec<NodeName> = peers.iter().map(|p| p.name.clone()).collect();
+        for (engine, peer) in cluster.engines.clone().into_iter().zip(&peers) {
+            let fencer = cluster
+                .fencer(options, setup, &engine, peer.id, &all_names)
+                .await?;
+            let manager = Arc::new(FailoverManager::new(
+                peer.id,
+                engine.clone(),
+                fencer.clone(),
+                peers.clone(),
+                vec![ResourcePolicy {
+                    name: RESOURCE.to_owned(),
+                    prefer: vec![victim],
+                }],
+                FailoverConfig::default(),
+            ));
+            forward_events(peer.id, &manager, events_tx.clone());
+            let task = tokio::spawn(async move {
+                if let Err(e) = manager.run().await {
+                    tracing::warn!("{e}");
+                }
+            });
+            cluster.nodes.push(Node {
+                id: peer.id,
+                engine,
+                executor: peer.executor.clone(),
+                fencer,
+                manager: task,
+            });
+        }
+        Ok(cluster)
+    }
+
+    /// Node `id`'s executor, with the resource registered.
+    async fn executor(
+        &self,
+        options: &DemoOptions,
+        setup: &Setup,
+        id: NodeId,
+    ) -> Result<Arc<LocalExecutor>, DemoError> {
+        let registry = AgentRegistry::new(&options.ocf_root);
+        registry.add_native(Arc::new(NativeDummy::new()));
+        let executor = Arc::new(LocalExecutor::new(
+            Arc::new(registry),
+            ExecutorConfig::default(),
+        ));
+        executor
+            .register(resource_spec(setup.use_script, self.scratch.path(), id)?)
+            .await
+            .map_err(|e| setup_error(id, &e))?;
+        Ok(executor)
+    }
+
+    /// Node `id`'s fencer, asking its membership for quorum, with its fence device.
+    async fn fencer(
+        &self,
+        options: &DemoOptions,
+        setup: &Setup,
+        engine: &Arc<BuiltinEngine>,
+        id: NodeId,
+        hosts: &[NodeName],
+    ) -> Result<Arc<LocalFencer>, DemoError> {
+        let membership: Arc<dyn Membership> = engine.clone();
+        let fencer = Arc::new(LocalFencer::with(
+            FencerConfig::default(),
+            Arc::new(QuorumPolicy::new(membership)),
+        ));
+        let device = fence_device_for(
+            setup.use_fence_dummy,
+            options,
+            self.scratch.path(),
+            id,
+            hosts,
+        )?;
+        fencer
+            .register_device(device)
+            .await
+            .map_err(|e| setup_error(id, &e))?;
+        Ok(fencer)
+    }
+
+    /// The next failover event, or `None` once `deadline` passes.
+    async fn next_event(&mut self, deadline: Instant) -> Option<(NodeId, FailoverEvent)> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Crashes node `victim`: its manager and engine stop, as a dead machine's would.
+    fn crash(&self, victim: NodeId) {
+        if let Some(dead) = self.nodes.iter().find(|nd| nd.id == victim) {
+            dead.manager.abort();
+            dead.engine.stop();
+        }
+    }
+
+    /// Stops every node and the resource wherever it still runs, so nothing is left behind.
+    async fn shutdown(self) {
+        for node in &self.nodes {
+            node.manager.abort();
+            node.engine.stop();
+            let op = Operation::new(Action::Stop, Duration::from_secs(20));
+            let _ = node.executor.execute(RESOURCE, op).await;
+        }
+    }
+}
+
+/// Sends every event of `manager` to `tx`, tagged with the node it happened on.
+fn forward_events(
+    id: NodeId,
+    manager: &FailoverManager,
+    tx: mpsc::UnboundedSender<(NodeId, FailoverEvent)>,
+) {
+    let mut sub = manager.subscribe();
+    tokio::spawn(async move {
+        while let Ok(ev) = sub.recv().await {
+            if tx.send((id, ev)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The timeline: each step stamped with milliseconds since the demo started, and shown to
+/// `progress` as it is recorded.
+struct Timeline<'a> {
+    started: Instant,
+    progress: &'a (dyn Fn(&str) + Sync),
+    entries: Vec<TimelineEntry>,
+}
+
+impl<'a> Timeline<'a> {
+    fn new(started: Instant, progress: &'a (dyn Fn(&str) + Sync)) -> Self {
+        Self {
+            started,
+            progress,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Milliseconds since the demo started.
+    fn ms(&self) -> u64 {
+        ocf_core::millis::as_millis(self.started.elapsed())
+    }
+
+    /// Shows a line that is not a step.
+    fn say(&self, line: &str) {
+        (self.progress)(line);
+    }
+
+    fn record(&mut self, step: Step, detail: String) {
+        let at = self.ms();
+        (self.progress)(&format!("{at:>6} ms  {step:?}: {detail}"));
+        self.entries.push(TimelineEntry {
+            event: step,
+            ms: at,
+            detail,
+        });
+    }
+}
+
+/// Whether formation is over: `Ok(true)` once the resource started on `victim`, an error
+/// when it failed to start anywhere.
+fn formation_step(victim: NodeId, ev: &FailoverEvent) -> Result<bool, String> {
+    match ev {
+        FailoverEvent::Started { node, .. } => Ok(*node == victim),
+        FailoverEvent::StartFailed { node, reason, .. } => Err(format!(
+            "starting {RESOURCE} on node {node} failed: {reason}"
+        )),
+        _ => Ok(false),
+    }
+}
+
+/// The failover as the events tell it, after the crash of `victim`: a pure state machine
+/// that turns each event into the steps it completes (no time, no I/O; unit tests drive it).
+#[derive(Debug)]
+struct FailoverWatch {
+    victim: NodeId,
+    survivors: BTreeSet<NodeId>,
+    fence_device: &'static str,
+    installed: BTreeSet<NodeId>,
+    recovered_on: Option<NodeId>,
+    failure: Option<String>,
+}
+
+impl FailoverWatch {
+    fn new(victim: NodeId, survivors: BTreeSet<NodeId>, fence_device: &'static str) -> Self {
+        Self {
+            victim,
+            survivors,
+            fence_device,
+            installed: BTreeSet::new(),
+            recovered_on: None,
+            failure: None,
+        }
+    }
+
+    /// True once the resource runs again on a survivor.
+    fn done(&self) -> bool {
+        self.recovered_on.is_some()
+    }
+
+    /// The steps that event `ev`, seen on node `at_node`, completes (in order).
+    fn observe(&mut self, at_node: NodeId, ev: FailoverEvent) -> Vec<(Step, String)> {
+        let victim = self.victim;
+        let mut steps = Vec::new();
+        match ev {
+            FailoverEvent::ViewInstalled { view, members, .. }
+                if self.survivors.contains(&at_node) && !members.contains(&victim) =>
+            {
+                if self.installed.is_empty() {
+                    steps.push((
+                        Step::Detected,
+                        format!("node {at_node} installed view {view} without node {victim}"),
+                    ));
+                }
+                // Only the view that completes the set counts, once.
+                if self.installed.insert(at_node) && self.installed == self.survivors {
+                    steps.push((
+                        Step::ViewInstalled,
+                        format!(
+                            "all {} survivors installed view {view}",
+                            self.survivors.len()
+                        ),
+                    ));
+                }
+            }
+            FailoverEvent::Fenced { node, record } if node == victim => steps.push((
+                Step::Fenced,
+                format!(
+                    "node {at_node} fenced node {victim} with {} (record {record})",
+                    self.fence_device
+                ),
+            )),
+            FailoverEvent::FenceFailed { node, reason } => {
+                self.failure = Some(format!(
+                    "node {at_node} could not fence node {node}: {reason}"
+                ));
+            }
+            FailoverEvent::Started { resource, node } if node != victim => {
+                steps.push((
+                    Step::Restarted,
+                    format!("{resource} started on node {node}"),
+                ));
+                self.recovered_on = Some(node);
+            }
+            FailoverEvent::StartFailed { node, reason, .. } => {
+                self.failure = Some(format!(
+                    "starting {RESOURCE} on node {node} failed: {reason}"
+                ));
+            }
+            _ => {}
+        }
+        steps
+    }
 }
 
 /// Runs the demo, reporting progress through `progress` (one line per happening).
@@ -156,233 +513,67 @@ pub async fn run(
         return Err(DemoError::TooFewNodes(options.nodes));
     }
     let started = Instant::now();
-    let ms = move || ocf_core::millis::as_millis(started.elapsed());
-    let scratch = tempfile::Builder::new().prefix("ocf-demo-").tempdir()?;
     let n = u32::try_from(options.nodes).map_err(|_| DemoError::TooFewNodes(0))?;
-    let ids: Vec<NodeId> = (1..=n).map(NodeId::new).collect();
     let victim = NodeId::new(n);
-
-    let configs = loopback::configs("demo", n, scratch.path()).map_err(|e| setup(victim, &e))?;
-    let key = ClusterKey::random();
-    let use_script = options
-        .ocf_root
-        .join("resource.d/heartbeat/Dummy")
-        .is_file();
-    let use_fence_dummy = options.fence_dummy.is_file();
-    let agent = if use_script {
-        "ocf:heartbeat:Dummy"
-    } else {
-        "ocf:native:Dummy"
-    };
-    let fence_device = if use_fence_dummy {
-        "fence_dummy"
-    } else {
-        "null device"
-    };
-    progress(&format!(
-        "starting {n} nodes on 127.0.0.1 with {agent} and {fence_device} (scratch {})",
-        scratch.path().display()
-    ));
-
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut nodes = Vec::new();
-    let mut peers = Vec::new();
-    let mut engines = Vec::new();
-    for config in &configs {
-        let id = config.local_id();
-        let engine = BuiltinEngine::start(config, &key)
-            .await
-            .map_err(|e| setup(id, &e))?;
-        let engine = Arc::new(engine);
-        let registry = AgentRegistry::new(&options.ocf_root);
-        registry.add_native(Arc::new(NativeDummy::new()));
-        let executor = Arc::new(LocalExecutor::new(
-            Arc::new(registry),
-            ExecutorConfig::default(),
-        ));
-        executor
-            .register(resource_spec(use_script, scratch.path(), id)?)
-            .await
-            .map_err(|e| setup(id, &e))?;
-        let name = node_name(id)?;
-        peers.push(Peer {
-            id,
-            name,
-            executor: executor.clone(),
-        });
-        engines.push((id, engine, executor));
-    }
-    let all_names: Vec<NodeName> = peers.iter().map(|p| p.name.clone()).collect();
-    for (id, engine, executor) in engines {
-        let membership: Arc<dyn Membership> = engine.clone();
-        let fencer = Arc::new(LocalFencer::with(
-            FencerConfig::default(),
-            Arc::new(QuorumPolicy::new(membership.clone())),
-        ));
-        fencer
-            .register_device(fence_device_for(
-                use_fence_dummy,
-                options,
-                scratch.path(),
-                id,
-                &all_names,
-            )?)
-            .await
-            .map_err(|e| setup(id, &e))?;
-        let manager = Arc::new(FailoverManager::new(
-            id,
-            membership,
-            fencer.clone(),
-            peers.clone(),
-            vec![ResourcePolicy {
-                name: RESOURCE.to_owned(),
-                prefer: vec![victim],
-            }],
-            FailoverConfig::default(),
-        ));
-        let mut sub = manager.subscribe();
-        let tx = events_tx.clone();
-        tokio::spawn(async move {
-            while let Ok(ev) = sub.recv().await {
-                if tx.send((id, ev)).is_err() {
-                    break;
-                }
-            }
-        });
-        let task = tokio::spawn(async move {
-            if let Err(e) = manager.run().await {
-                tracing::warn!("{e}");
-            }
-        });
-        nodes.push(Node {
-            id,
-            engine,
-            executor,
-            fencer,
-            manager: task,
-        });
-    }
+    let setup = Setup::of(options);
+    let mut cluster = Cluster::start(options, &setup, victim, progress).await?;
+    let mut timeline = Timeline::new(started, progress);
+    let deadline = started + options.deadline;
 
     // Formation: every node in one view, and the resource started on the victim.
-    let deadline = started + options.deadline;
-    let mut running_on_victim = false;
-    while !running_on_victim {
-        let Some((_, ev)) = recv_until(&mut events, deadline).await else {
-            shutdown(&nodes).await;
+    loop {
+        let Some((_, ev)) = cluster.next_event(deadline).await else {
+            cluster.shutdown().await;
             return Err(DemoError::NotReady(
                 "the cluster did not form and start the resource in time".into(),
             ));
         };
-        match ev {
-            FailoverEvent::Started { node, .. } if node == victim => running_on_victim = true,
-            FailoverEvent::StartFailed { node, reason, .. } => {
-                shutdown(&nodes).await;
-                return Err(DemoError::NotReady(format!(
-                    "starting {RESOURCE} on node {node} failed: {reason}"
-                )));
+        match formation_step(victim, &ev) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(why) => {
+                cluster.shutdown().await;
+                return Err(DemoError::NotReady(why));
             }
-            _ => {}
         }
     }
-    let formed_ms = ms();
-    progress(&format!(
+    let formed_ms = timeline.ms();
+    timeline.say(&format!(
         "{formed_ms:>6} ms  cluster formed, {RESOURCE} running on node {victim}"
     ));
 
-    // The crash.
-    let mut timeline = Vec::new();
-    let record = |step: Step, detail: String, timeline: &mut Vec<TimelineEntry>| {
-        let at = ms();
-        progress(&format!("{at:>6} ms  {step:?}: {detail}"));
-        timeline.push(TimelineEntry {
-            event: step,
-            ms: at,
-            detail,
-        });
-    };
-    if let Some(dead) = nodes.iter().find(|nd| nd.id == victim) {
-        dead.manager.abort();
-        dead.engine.stop();
-    }
-    record(
-        Step::Killed,
-        format!("node {victim} crashed"),
-        &mut timeline,
-    );
-
-    let survivors: BTreeSet<NodeId> = ids.iter().copied().filter(|i| *i != victim).collect();
-    let mut installed: BTreeSet<NodeId> = BTreeSet::new();
-    let mut recovered_on = None;
-    let mut failure = None;
-    while recovered_on.is_none() {
-        let Some((at_node, ev)) = recv_until(&mut events, deadline).await else {
-            failure = Some("the failover did not finish before the deadline".to_owned());
+    // The crash, and the failover the events tell.
+    cluster.crash(victim);
+    timeline.record(Step::Killed, format!("node {victim} crashed"));
+    let survivors = (1..n).map(NodeId::new).collect();
+    let mut watch = FailoverWatch::new(victim, survivors, setup.fence_device);
+    while !watch.done() {
+        let Some((at_node, ev)) = cluster.next_event(deadline).await else {
+            watch.failure = Some("the failover did not finish before the deadline".to_owned());
             break;
         };
-        match ev {
-            FailoverEvent::ViewInstalled { view, members, .. }
-                if survivors.contains(&at_node) && !members.contains(&victim) =>
-            {
-                if installed.is_empty() {
-                    record(
-                        Step::Detected,
-                        format!("node {at_node} installed view {view} without node {victim}"),
-                        &mut timeline,
-                    );
-                }
-                installed.insert(at_node);
-                if installed == survivors {
-                    record(
-                        Step::ViewInstalled,
-                        format!("all {} survivors installed view {view}", survivors.len()),
-                        &mut timeline,
-                    );
-                }
-            }
-            FailoverEvent::Fenced { node, record: id } if node == victim => record(
-                Step::Fenced,
-                format!("node {at_node} fenced node {victim} with {fence_device} (record {id})"),
-                &mut timeline,
-            ),
-            FailoverEvent::FenceFailed { node, reason } => {
-                failure = Some(format!(
-                    "node {at_node} could not fence node {node}: {reason}"
-                ));
-            }
-            FailoverEvent::Started { resource, node } if node != victim => {
-                record(
-                    Step::Restarted,
-                    format!("{resource} started on node {node}"),
-                    &mut timeline,
-                );
-                recovered_on = Some(node);
-            }
-            FailoverEvent::StartFailed { node, reason, .. } => {
-                failure = Some(format!(
-                    "starting {RESOURCE} on node {node} failed: {reason}"
-                ));
-            }
-            _ => {}
+        for (step, detail) in watch.observe(at_node, ev) {
+            timeline.record(step, detail);
         }
     }
 
-    let fence_actions = count_fence_actions(&nodes, victim).await;
-    let running = running_survivors(&nodes, victim).await;
-    if failure.is_none() {
-        failure = verify(&timeline, fence_actions, &running);
-    }
-    shutdown(&nodes).await;
+    let fence_actions = count_fence_actions(&cluster.nodes, victim).await;
+    let running = running_survivors(&cluster.nodes, victim).await;
+    let failure = watch
+        .failure
+        .or_else(|| verify(&timeline.entries, fence_actions, &running));
+    cluster.shutdown().await;
     Ok(DemoReport {
         ok: failure.is_none(),
         failure,
         nodes: options.nodes,
-        agent: agent.to_owned(),
-        fence_device: fence_device.to_owned(),
+        agent: setup.agent.to_owned(),
+        fence_device: setup.fence_device.to_owned(),
         killed_node: victim.get(),
-        recovered_on: recovered_on.map(NodeId::get),
+        recovered_on: watch.recovered_on.map(NodeId::get),
         fence_actions,
         formed_ms,
-        timeline,
+        timeline: timeline.entries,
     })
 }
 
@@ -433,7 +624,9 @@ async fn running_survivors(nodes: &[Node], victim: NodeId) -> Vec<NodeId> {
     for node in nodes.iter().filter(|n| n.id != victim) {
         let op = Operation::new(Action::Monitor, Duration::from_secs(20));
         if let Ok(r) = node.executor.execute(RESOURCE, op).await {
-            if r.outcome().and_then(ocf_resources::Outcome::exit_code) == Some(ExitCode::Success) {
+            if r.outcome().and_then(ocf_resources::AgentOutcome::exit_code)
+                == Some(ExitCode::Success)
+            {
                 running.push(node.id);
             }
         }
@@ -441,22 +634,7 @@ async fn running_survivors(nodes: &[Node], victim: NodeId) -> Vec<NodeId> {
     running
 }
 
-/// Stops every node and the resource wherever it still runs, so nothing is left behind.
-async fn shutdown(nodes: &[Node]) {
-    for node in nodes {
-        node.manager.abort();
-        node.engine.stop();
-        let op = Operation::new(Action::Stop, Duration::from_secs(20));
-        let _ = node.executor.execute(RESOURCE, op).await;
-    }
-}
-
-async fn recv_until<T>(rx: &mut mpsc::UnboundedReceiver<T>, deadline: Instant) -> Option<T> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    tokio::time::timeout(left, rx.recv()).await.ok().flatten()
-}
-
-fn setup(node: NodeId, e: &dyn std::fmt::Display) -> DemoError {
+fn setup_error(node: NodeId, e: &dyn std::fmt::Display) -> DemoError {
     DemoError::Setup {
         node: node.get(),
         reason: e.to_string(),
@@ -464,11 +642,11 @@ fn setup(node: NodeId, e: &dyn std::fmt::Display) -> DemoError {
 }
 
 fn node_name(id: NodeId) -> Result<NodeName, DemoError> {
-    NodeName::new(format!("n{id}")).map_err(|e| setup(id, &e))
+    NodeName::new(format!("n{id}")).map_err(|e| setup_error(id, &e))
 }
 
 fn resource_spec(use_script: bool, scratch: &Path, id: NodeId) -> Result<ResourceSpec, DemoError> {
-    let bad = |e: &dyn std::fmt::Display| setup(id, e);
+    let bad = |e: &dyn std::fmt::Display| setup_error(id, e);
     if use_script {
         let agent = AgentId::new("heartbeat", "Dummy").map_err(|e| bad(&e))?;
         // Each simulated node keeps its own state file, as separate machines would.
@@ -488,7 +666,9 @@ fn fence_device_for(
     id: NodeId,
     hosts: &[NodeName],
 ) -> Result<Arc<dyn FenceDevice>, DemoError> {
-    let device_id = format!("fence-n{id}").parse().map_err(|e| setup(id, &e))?;
+    let device_id = format!("fence-n{id}")
+        .parse()
+        .map_err(|e| setup_error(id, &e))?;
     if use_fence_dummy {
         let mut params = DeviceParams::new();
         params.insert(
@@ -506,5 +686,160 @@ fn fence_device_for(
         )))
     } else {
         Ok(Arc::new(NullDevice::new(device_id, hosts.iter().cloned())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u32) -> NodeId {
+        NodeId::new(n)
+    }
+
+    fn view(at: u32, members: &[u32]) -> (NodeId, FailoverEvent) {
+        (
+            id(at),
+            FailoverEvent::ViewInstalled {
+                node: id(at),
+                view: "v2".into(),
+                members: members.iter().copied().map(id).collect(),
+                left: vec![id(3)],
+                quorate: true,
+                acting: at == 1,
+            },
+        )
+    }
+
+    fn watch() -> FailoverWatch {
+        FailoverWatch::new(id(3), [id(1), id(2)].into(), "null device")
+    }
+
+    fn steps(w: &mut FailoverWatch, events: Vec<(NodeId, FailoverEvent)>) -> Vec<Step> {
+        events
+            .into_iter()
+            .flat_map(|(at, ev)| w.observe(at, ev))
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_failover_completes_every_step_in_order() {
+        let mut w = watch();
+        let seen = steps(
+            &mut w,
+            vec![
+                view(1, &[1, 2]),
+                view(1, &[1, 2]), // the same node again: no step
+                view(2, &[1, 2]),
+                (
+                    id(1),
+                    FailoverEvent::Fenced {
+                        node: id(3),
+                        record: 7,
+                    },
+                ),
+                (
+                    id(1),
+                    FailoverEvent::Started {
+                        resource: RESOURCE.into(),
+                        node: id(2),
+                    },
+                ),
+            ],
+        );
+        assert_eq!(
+            seen,
+            [
+                Step::Detected,
+                Step::ViewInstalled,
+                Step::Fenced,
+                Step::Restarted
+            ]
+        );
+        assert!(w.done());
+        assert_eq!(w.recovered_on, Some(id(2)));
+        assert_eq!(w.failure, None);
+    }
+
+    #[test]
+    fn views_that_still_hold_the_victim_or_come_from_it_are_no_steps() {
+        let mut w = watch();
+        let seen = steps(&mut w, vec![view(1, &[1, 2, 3]), view(3, &[1, 2])]);
+        assert!(seen.is_empty(), "{seen:?}");
+        assert!(!w.done());
+    }
+
+    #[test]
+    fn a_failed_fence_or_start_is_the_failure_and_a_restart_on_the_victim_is_not_recovery() {
+        let mut w = watch();
+        let seen = steps(
+            &mut w,
+            vec![
+                (
+                    id(1),
+                    FailoverEvent::FenceFailed {
+                        node: id(3),
+                        reason: "device off".into(),
+                    },
+                ),
+                (
+                    id(3),
+                    FailoverEvent::Started {
+                        resource: RESOURCE.into(),
+                        node: id(3),
+                    },
+                ),
+            ],
+        );
+        assert!(seen.is_empty(), "{seen:?}");
+        assert!(!w.done());
+        assert!(
+            w.failure
+                .as_deref()
+                .is_some_and(|f| f.contains("device off")),
+            "{:?}",
+            w.failure
+        );
+    }
+
+    #[test]
+    fn formation_ends_when_the_resource_starts_on_the_victim() {
+        let started = |n| FailoverEvent::Started {
+            resource: RESOURCE.into(),
+            node: id(n),
+        };
+        assert_eq!(formation_step(id(3), &started(1)), Ok(false));
+        assert_eq!(formation_step(id(3), &started(3)), Ok(true));
+        assert_eq!(formation_step(id(3), &view(1, &[1, 2, 3]).1), Ok(false));
+        let failed = FailoverEvent::StartFailed {
+            resource: RESOURCE.into(),
+            node: id(3),
+            reason: "no agent".into(),
+        };
+        assert!(formation_step(id(3), &failed).is_err_and(|e| e.contains("no agent")));
+    }
+
+    #[test]
+    fn verify_wants_every_step_one_fence_and_one_copy() {
+        let entry = |event| TimelineEntry {
+            event,
+            ms: 0,
+            detail: String::new(),
+        };
+        let all: Vec<_> = [
+            Step::Killed,
+            Step::Detected,
+            Step::ViewInstalled,
+            Step::Fenced,
+            Step::Restarted,
+        ]
+        .into_iter()
+        .map(entry)
+        .collect();
+        assert_eq!(verify(&all, 1, &[id(1)]), None);
+        assert!(verify(&all, 2, &[id(1)]).is_some());
+        assert!(verify(&all, 1, &[id(1), id(2)]).is_some());
+        assert!(verify(&all[..4], 1, &[id(1)]).is_some());
     }
 }

@@ -170,3 +170,142 @@ async fn the_suite_fails_a_broken_agent_by_name() {
         other => panic!("{other:?}\n{report}"),
     }
 }
+
+#[tokio::test]
+async fn local_executor_with_the_native_dummy_conforms() {
+    use ocf_conformance::resources::executor::{self, ExecutorOptions};
+    let harness = ocf_ref::conformance::LocalExecutorHarness::native_dummy();
+    let report = executor::run(&harness, &ExecutorOptions::default()).await;
+    report.assert_passed();
+    // The stream checks ran, not skipped.
+    for name in ["executor.stream_end", "executor.lag", "executor.recurring"] {
+        assert_pass(&report, name);
+    }
+}
+
+#[tokio::test]
+async fn local_executor_with_the_heartbeat_dummy_script_conforms() {
+    use ocf_conformance::resources::executor::{self, ExecutorOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let harness = ocf_ref::conformance::LocalExecutorHarness::script(
+        SYSTEM_ROOT,
+        "ocf:heartbeat:Dummy".parse().unwrap(),
+        dir.path(),
+    );
+    let report = executor::run(&harness, &ExecutorOptions::default()).await;
+    report.assert_passed();
+    assert_pass(&report, "executor.lag");
+    assert!(
+        !dir.path().join("conf-exec").exists(),
+        "the suite left the resource started"
+    );
+}
+
+/// An executor whose result streams break both promises: they end with an error instead of
+/// `Ok(None)`, and end instead of going on after a lag.
+struct BrokenStreams(ocf_ref::resources::LocalExecutor);
+
+struct BrokenStream(Box<dyn ocf_resources::ResultStream>);
+
+#[async_trait::async_trait]
+impl ocf_resources::ResultStream for BrokenStream {
+    async fn next_result(
+        &mut self,
+    ) -> Result<Option<ocf_resources::OperationResult>, ocf_resources::ResourceError> {
+        match self.0.next_result().await {
+            Ok(None) => Err(ocf_resources::ResourceError::Closed {
+                what: "executor".into(),
+            }),
+            Err(ocf_resources::ResourceError::Lagged { .. }) => Ok(None),
+            other => other,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ocf_resources::Executor for BrokenStreams {
+    async fn execute(
+        &self,
+        resource: &str,
+        operation: ocf_resources::Operation,
+    ) -> Result<ocf_resources::OperationResult, ocf_resources::ResourceError> {
+        self.0.execute(resource, operation).await
+    }
+    async fn start_recurring(
+        &self,
+        resource: &str,
+        operation: ocf_resources::Operation,
+    ) -> Result<ocf_resources::RecurringId, ocf_resources::ResourceError> {
+        self.0.start_recurring(resource, operation).await
+    }
+    async fn cancel_recurring(
+        &self,
+        resource: &str,
+        id: ocf_resources::RecurringId,
+    ) -> Result<(), ocf_resources::ResourceError> {
+        self.0.cancel_recurring(resource, id).await
+    }
+    async fn history(
+        &self,
+        resource: &str,
+    ) -> Result<Vec<ocf_resources::OperationResult>, ocf_resources::ResourceError> {
+        self.0.history(resource).await
+    }
+    async fn subscribe(
+        &self,
+    ) -> Result<Box<dyn ocf_resources::ResultStream>, ocf_resources::ResourceError> {
+        Ok(Box::new(BrokenStream(self.0.subscribe().await?)))
+    }
+}
+
+#[async_trait::async_trait]
+impl ocf_resources::ExecutorAdmin for BrokenStreams {
+    async fn register(
+        &self,
+        resource: ocf_resources::ResourceSpec,
+    ) -> Result<(), ocf_resources::ResourceError> {
+        self.0.register(resource).await
+    }
+    async fn unregister(&self, name: &str) -> Result<(), ocf_resources::ResourceError> {
+        self.0.unregister(name).await
+    }
+    async fn resources(
+        &self,
+    ) -> Result<Vec<ocf_resources::ResourceSpec>, ocf_resources::ResourceError> {
+        self.0.resources().await
+    }
+}
+
+struct BrokenHarness;
+
+#[async_trait::async_trait]
+impl ocf_conformance::resources::executor::ExecutorHarness for BrokenHarness {
+    fn implementation(&self) -> String {
+        "an executor with broken streams".into()
+    }
+    fn clock(&self) -> std::sync::Arc<dyn ocf_conformance::Clock> {
+        std::sync::Arc::new(TokioClock::new())
+    }
+    async fn executor(&self) -> Result<std::sync::Arc<dyn ocf_resources::ExecutorAdmin>, String> {
+        let registry = ocf_ref::resources::AgentRegistry::new(SYSTEM_ROOT);
+        registry.add_native(std::sync::Arc::new(NativeDummy::new()));
+        let config = ocf_ref::resources::ExecutorConfig::default().subscriber_buffer(4);
+        Ok(std::sync::Arc::new(BrokenStreams(
+            ocf_ref::resources::LocalExecutor::new(std::sync::Arc::new(registry), config),
+        )))
+    }
+    fn resource(&self, name: &str) -> ocf_resources::ResourceSpec {
+        ocf_resources::ResourceSpec::new(name, "ocf:native:Dummy".parse().unwrap())
+    }
+    fn subscriber_buffer(&self) -> Option<usize> {
+        Some(4)
+    }
+}
+
+#[tokio::test]
+async fn the_executor_suite_fails_streams_that_end_with_an_error_or_stop_after_a_lag() {
+    use ocf_conformance::resources::executor::{self, ExecutorOptions};
+    let report = executor::run(&BrokenHarness, &ExecutorOptions::default()).await;
+    let failed: Vec<_> = report.failures().map(|c| c.name).collect();
+    assert_eq!(failed, ["executor.stream_end", "executor.lag"], "{report}");
+}

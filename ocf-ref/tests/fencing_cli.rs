@@ -232,6 +232,9 @@ fn test_passes_fence_dummy_with_its_round_trip() {
     let out = ocf(&["fence", "test", "fence_dummy", "-p", &sf, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["suite"], "fence_device");
+    assert_eq!(v["implementation"], "fence_dummy");
     assert_eq!(v["passed"], true);
     let checks = v["checks"].as_array().unwrap();
     for name in [
@@ -246,7 +249,7 @@ fn test_passes_fence_dummy_with_its_round_trip() {
         "agent.unknown_action",
     ] {
         let c = checks.iter().find(|c| c["name"] == name).unwrap();
-        assert_eq!(c["verdict"], "pass", "{c}");
+        assert_eq!(c["outcome"], "pass", "{c}");
     }
     let out = ocf(&["fence", "test", "fence_dummy", "-p", &sf]);
     assert!(text(&out.stdout).contains("fence_dummy: conformant"));
@@ -272,7 +275,7 @@ fn test_fails_an_agent_that_accepts_unknown_actions_and_skips_power_on_real_ones
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let checks = v["checks"].as_array().unwrap();
-    let get = |n: &str| checks.iter().find(|c| c["name"] == n).unwrap()["verdict"].clone();
+    let get = |n: &str| checks.iter().find(|c| c["name"] == n).unwrap()["outcome"].clone();
     assert_eq!(get("agent.unknown_action"), "fail");
     assert_eq!(get("agent.list"), "pass");
     assert_eq!(get("fence_device.status"), "pass");

@@ -444,8 +444,8 @@ fn the_cli_refuses_instead_of_dropping_or_trimming() {
         .iter()
         .find(|c| c["name"] == "agent.parameters")
         .unwrap();
-    assert_eq!(check["verdict"], "fail", "{check}");
-    let detail = check["detail"].as_str().unwrap();
+    assert_eq!(check["outcome"], "fail", "{check}");
+    let detail = check["reason"].as_str().unwrap();
     assert!(
         detail.contains("\"#type\" refused") && detail.contains("comment"),
         "{detail}"

@@ -11,7 +11,7 @@ use ocf_ref::resources::{NativeDummy, ScriptAgent, list};
 use ocf_resources::env::{Notify, NotifyType};
 use ocf_resources::validate::ParamProblem;
 use ocf_resources::{
-    Action, ActionRequest, ExitCode, Outcome, ResourceAgent, ResourceError, Status,
+    Action, ActionRequest, AgentOutcome, ExitCode, ResourceAgent, ResourceError, Status,
 };
 
 const SYSTEM_ROOT: &str = "/usr/lib/ocf";
@@ -52,7 +52,7 @@ fn read_pid(path: &Path) -> u32 {
 
 /// Runs `request` on a broken fixture agent, which writes its process group id to the
 /// `pidfile` parameter; returns the outcome and that group id.
-async fn run_broken(agent: &ScriptAgent, request: ActionRequest) -> (Outcome, u32) {
+async fn run_broken(agent: &ScriptAgent, request: ActionRequest) -> (AgentOutcome, u32) {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
     let out = agent
@@ -303,7 +303,7 @@ async fn broken_bad_meta_gives_a_typed_meta_data_error() {
         .execute(req(Action::Start).validate(true))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ocf_resources::ErrorKind::Metadata);
+    assert_eq!(err.kind(), ocf_resources::ResourceErrorKind::Metadata);
     let out = agent
         .execute(req(Action::Monitor).validate(true))
         .await
@@ -346,7 +346,10 @@ async fn broken_not_executable_and_missing_are_distinct() {
 #[tokio::test]
 async fn the_fixture_directory_lists_with_the_non_executable_marked() {
     let agents = list(&fixtures(), Some("broken")).unwrap();
-    let names: Vec<_> = agents.iter().map(|a| a.id.kind().to_owned()).collect();
+    let names: Vec<_> = agents
+        .iter()
+        .map(|a| a.id.agent_type().to_owned())
+        .collect();
     assert_eq!(
         names,
         [
@@ -363,7 +366,7 @@ async fn the_fixture_directory_lists_with_the_non_executable_marked() {
     assert!(
         agents
             .iter()
-            .all(|a| a.executable == (a.id.kind() != "not-executable"))
+            .all(|a| a.executable == (a.id.agent_type() != "not-executable"))
     );
     assert!(list(Path::new("/nonexistent"), None).is_err());
 }
@@ -410,7 +413,10 @@ async fn native_dummy_behaves_like_the_script_dummy() {
         .execute(req(Action::Start).param("delay", "soon").validate(true))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ocf_resources::ErrorKind::InvalidParameters);
+    assert_eq!(
+        err.kind(),
+        ocf_resources::ResourceErrorKind::InvalidParameters
+    );
     // Not strict, and never for a monitor: the agent answers.
     let out = agent
         .execute(req(Action::Monitor).param("delay", "soon").validate(true))

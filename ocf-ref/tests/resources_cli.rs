@@ -226,13 +226,14 @@ fn test_passes_dummy_and_stateful() {
         let out = ocf(&["ra", "test", agent, "-p", &state, "--json"]);
         assert_eq!(out.status.code(), Some(0), "{agent}: {}", text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["schema"], 1);
         assert_eq!(report["passed"], true);
         let checks = report["checks"].as_array().unwrap();
         let status_of = |name: &str| {
             checks
                 .iter()
                 .find(|c| c["name"] == name)
-                .map(|c| c["status"].as_str().unwrap().to_owned())
+                .map(|c| c["outcome"].as_str().unwrap().to_owned())
         };
         assert_eq!(
             status_of("resources.start_idempotent").as_deref(),
@@ -271,12 +272,72 @@ fn test_fails_broken_agents_with_reasons() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["status"] == "fail")
+        .filter(|c| c["outcome"] == "fail")
         .collect();
     assert!(
         failed
             .iter()
-            .any(|c| c["detail"].as_str().unwrap().contains("42")),
+            .any(|c| c["reason"].as_str().unwrap().contains("42")),
         "{failed:#?}"
+    );
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn ra_test_and_fence_test_print_one_json_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("state={}", dir.path().join("ra-state").display());
+    let ra = ocf(&["ra", "test", "ocf:heartbeat:Dummy", "-p", &state, "--json"]);
+    assert_eq!(ra.status.code(), Some(0), "{}", text(&ra));
+    let sf = format!("status_file={}", dir.path().join("fence-state").display());
+    let fence = ocf(&["fence", "test", "fence_dummy", "-p", &sf, "--json"]);
+    assert_eq!(fence.status.code(), Some(0), "{}", text(&fence));
+    let ra: serde_json::Value = serde_json::from_slice(&ra.stdout).unwrap();
+    let fence: serde_json::Value = serde_json::from_slice(&fence.stdout).unwrap();
+    let top = [
+        "checks",
+        "duration_ms",
+        "implementation",
+        "passed",
+        "schema",
+        "suite",
+    ];
+    for report in [&ra, &fence] {
+        assert_eq!(keys(report), top, "{report}");
+        assert_eq!(report["schema"], 1);
+        for c in report["checks"].as_array().unwrap() {
+            let mut k = keys(c);
+            k.retain(|k| k != "reason" && k != "duration_ms");
+            assert_eq!(k, ["name", "outcome", "promise"], "{c}");
+            let outcome = c["outcome"].as_str().unwrap();
+            assert!(["pass", "fail", "skip", "warn"].contains(&outcome), "{c}");
+            assert_eq!(c.get("reason").is_some(), outcome != "pass", "{c}");
+        }
+    }
+    assert_eq!(ra["suite"], "resources");
+    assert_eq!(fence["suite"], "fence_device");
+}
+
+#[test]
+fn a_missing_agent_gets_the_cli_s_advice_and_the_library_s_reason() {
+    let root = fixtures();
+    let out = ocf_in(&root, &["ra", "meta", "ocf:broken:no-such-agent"]);
+    assert_eq!(out.status.code(), Some(70), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The library says what and where; the command line says what to run.
+    assert!(
+        stderr.contains("ocf:broken:no-such-agent not found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no-such-agent"), "{stderr}");
+    assert!(
+        stderr.contains("`ocf ra list` shows the installed agents"),
+        "{stderr}"
     );
 }

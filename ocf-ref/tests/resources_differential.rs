@@ -91,7 +91,7 @@ fn every_installed_agent_answers_the_same_through_ocf_as_run_by_hand() {
     let mut jobs = String::new();
     for a in &agents {
         for action in ["meta-data", "validate-all", "monitor"] {
-            let _ = writeln!(jobs, "{} {} {action}", a.id.provider(), a.id.kind());
+            let _ = writeln!(jobs, "{} {} {action}", a.id.provider(), a.id.agent_type());
         }
     }
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 use ocf_resources::{
-    Action, ActionRequest, AgentId, ErrorKind, Executor, ExitCode, Metadata, OpResult, Operation,
-    Outcome, RecurringId, ResourceAgent, ResourceError, ResourceSpec,
+    Action, ActionRequest, AgentId, AgentOutcome, Executor, ExecutorAdmin, ExitCode, Metadata,
+    OpResult, Operation, RecurringId, ResourceAgent, ResourceError, ResourceErrorKind,
+    ResourceSpec,
 };
 
 const SYSTEM_ROOT: &str = "/usr/lib/ocf";
@@ -28,7 +29,7 @@ fn executor(config: ExecutorConfig) -> LocalExecutor {
 }
 
 fn code(r: &ocf_resources::OperationResult) -> Option<ExitCode> {
-    r.outcome().and_then(Outcome::exit_code)
+    r.outcome().and_then(AgentOutcome::exit_code)
 }
 
 #[tokio::test]
@@ -105,7 +106,7 @@ impl ResourceAgent for Counting {
     async fn metadata(&self) -> Result<Metadata, ResourceError> {
         Ok(Metadata::new("Counting"))
     }
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
+    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
         let mine = {
@@ -123,7 +124,7 @@ impl ResourceAgent for Counting {
             .get_mut(&request.instance)
             .unwrap() -= 1;
         self.running.fetch_sub(1, Ordering::SeqCst);
-        Ok(Outcome::exited(
+        Ok(AgentOutcome::exited(
             ExitCode::Success,
             Duration::from_millis(30),
         ))
@@ -215,7 +216,7 @@ async fn recurring_monitor_runs_until_cancelled() {
         "monitor ran after cancel"
     );
     let err = exec.cancel_recurring("web", id).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnknownOperation);
+    assert_eq!(err.kind(), ResourceErrorKind::UnknownOperation);
 }
 
 #[tokio::test]
@@ -230,10 +231,10 @@ async fn unregister_stops_recurring_operations() {
         .unwrap();
     stream.next_result().await.unwrap().unwrap();
     exec.unregister("a").await.unwrap();
-    assert!(exec.resources().await.is_empty());
+    assert!(exec.resources().await.unwrap().is_empty());
     assert_eq!(
         exec.history("a").await.unwrap_err().kind(),
-        ErrorKind::UnknownResource
+        ResourceErrorKind::UnknownResource
     );
     // The name can be reused at once.
     exec.register(ResourceSpec::new("a", "ocf:native:Dummy".parse().unwrap()))
@@ -289,7 +290,7 @@ async fn errors_are_typed() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AgentNotFound);
+    assert_eq!(err.kind(), ResourceErrorKind::AgentNotFound);
     exec.register(ResourceSpec::new("x", "ocf:native:Dummy".parse().unwrap()))
         .await
         .unwrap();
@@ -297,19 +298,19 @@ async fn errors_are_typed() {
         .register(ResourceSpec::new("x", "ocf:native:Dummy".parse().unwrap()))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AlreadyRegistered);
+    assert_eq!(err.kind(), ResourceErrorKind::AlreadyRegistered);
     let err = exec.execute("y", op(Action::Start)).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnknownResource);
+    assert_eq!(err.kind(), ResourceErrorKind::UnknownResource);
     let err = exec
         .start_recurring("x", op(Action::Monitor))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(err.kind(), ResourceErrorKind::InvalidRequest);
     let err = exec
         .cancel_recurring("x", RecurringId(999))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnknownOperation);
+    assert_eq!(err.kind(), ResourceErrorKind::UnknownOperation);
 
     // Invalid parameters in strict mode: recorded as an error result, the agent never ran.
     exec.register(ResourceSpec::new("bad", "ocf:native:Dummy".parse().unwrap()).param("nope", "1"))

@@ -21,8 +21,8 @@ use std::time::Duration;
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, ListError, LocalExecutor, ScriptAgent};
 use ocf_resources::executor::OpResult;
 use ocf_resources::{
-    Action, ActionRequest, EnvError, ErrorKind, Executor, Operation, ResourceAgent, ResourceError,
-    ResourceSpec,
+    Action, ActionRequest, EnvError, Executor, ExecutorAdmin, Operation, ResourceAgent,
+    ResourceError, ResourceErrorKind, ResourceSpec,
 };
 
 const OCF: &str = env!("CARGO_BIN_EXE_ocf");
@@ -385,7 +385,7 @@ async fn the_library_refuses_bad_names_before_running_the_agent() {
         matches!(&err, ResourceError::Env(EnvError::BadParamName { name }) if name == "my-param"),
         "{err:?}"
     );
-    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(err.kind(), ResourceErrorKind::InvalidRequest);
     let err = agent.execute(req("a\nb")).await.unwrap_err();
     assert!(
         matches!(&err, ResourceError::Env(EnvError::BadInstance { .. })),
@@ -404,7 +404,7 @@ async fn the_library_refuses_bad_names_before_running_the_agent() {
         ResourceSpec::new("ok", "ocf:test:envdump".parse().unwrap()).meta("$(id)", "1"),
     ] {
         let err = exec.register(spec).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+        assert_eq!(err.kind(), ResourceErrorKind::InvalidRequest, "{err}");
     }
 }
 

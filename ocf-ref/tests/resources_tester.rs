@@ -7,15 +7,22 @@ mod faulty_agent;
 
 use faulty_agent::Faulty;
 
+use ocf_conformance::{CheckOutcome, Report};
 use ocf_ref::resources::NativeDummy;
-use ocf_ref::resources::tester::{CheckStatus, Report, TestConfig, test_agent};
+use ocf_ref::resources::tester::{TestConfig, test_agent};
 
-fn status(report: &Report, name: &str) -> Option<CheckStatus> {
+/// How check `name` ended, in the JSON's word (`pass`, `fail`, `skip`, `warn`).
+fn status(report: &Report, name: &str) -> Option<&'static str> {
     report
         .checks
         .iter()
         .find(|c| c.name == name)
-        .map(|c| c.status)
+        .map(|c| match c.outcome {
+            CheckOutcome::Pass => "pass",
+            CheckOutcome::Fail(_) => "fail",
+            CheckOutcome::Warn(_) => "warn",
+            _ => "skip",
+        })
 }
 
 #[tokio::test]
@@ -24,22 +31,16 @@ async fn the_native_dummy_passes() {
     let report = test_agent(&NativeDummy::new(), &TestConfig::new("t"), |_| seen += 1).await;
     assert!(report.passed(), "{report}");
     assert_eq!(seen, report.checks.len(), "progress saw every check");
-    assert_eq!(
-        status(&report, "resources.monitor_migrated"),
-        Some(CheckStatus::Pass)
-    );
-    assert_eq!(
-        status(&report, "resources.reload_agent"),
-        Some(CheckStatus::Pass)
-    );
+    assert_eq!(status(&report, "resources.monitor_migrated"), Some("pass"));
+    assert_eq!(status(&report, "resources.reload_agent"), Some("pass"));
     // Not a script: the unknown-action probe is skipped, not failed.
-    assert_eq!(
-        status(&report, "lint.unknown_action"),
-        Some(CheckStatus::Skip)
-    );
+    assert_eq!(status(&report, "lint.unknown_action"), Some("skip"));
     let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["suite"], "resources");
     assert_eq!(json["passed"], true);
-    assert_eq!(json["agent"], "ocf:native:Dummy");
+    assert_eq!(json["implementation"], "ocf:native:Dummy");
+    assert!(json["duration_ms"].is_u64(), "{json}");
 }
 
 /// A native agent that gets things wrong on purpose.
@@ -47,14 +48,8 @@ async fn the_native_dummy_passes() {
 async fn a_correct_minimal_agent_passes_with_skips() {
     let report = test_agent(&Faulty::new(), &TestConfig::new("t"), |_| {}).await;
     assert!(report.passed(), "{report}");
-    assert_eq!(
-        status(&report, "resources.validate_all"),
-        Some(CheckStatus::Skip)
-    );
-    assert_eq!(
-        status(&report, "resources.promote"),
-        Some(CheckStatus::Skip)
-    );
+    assert_eq!(status(&report, "resources.validate_all"), Some("skip"));
+    assert_eq!(status(&report, "resources.promote"), Some("skip"));
 }
 
 #[tokio::test]
@@ -65,10 +60,7 @@ async fn a_non_idempotent_start_fails() {
     };
     let report = test_agent(&agent, &TestConfig::new("t"), |_| {}).await;
     assert!(!report.passed());
-    assert_eq!(
-        status(&report, "resources.start_idempotent"),
-        Some(CheckStatus::Fail)
-    );
+    assert_eq!(status(&report, "resources.start_idempotent"), Some("fail"));
     // The resource was still stopped at the end.
     assert!(!agent.is_running());
 }
@@ -81,12 +73,9 @@ async fn a_probe_that_errors_fails_and_the_lifecycle_is_not_run() {
     };
     let report = test_agent(&agent, &TestConfig::new("t"), |_| {}).await;
     assert!(!report.passed());
-    assert_eq!(
-        status(&report, "resources.probe_stopped"),
-        Some(CheckStatus::Fail)
-    );
+    assert_eq!(status(&report, "resources.probe_stopped"), Some("fail"));
     // Nothing was started: the lifecycle is skipped, not run.
-    assert_eq!(status(&report, "resources.start"), Some(CheckStatus::Skip));
+    assert_eq!(status(&report, "resources.start"), Some("skip"));
 }
 
 #[tokio::test]
@@ -102,16 +91,11 @@ async fn an_action_past_its_advertised_timeout_fails() {
         .iter()
         .find(|c| c.name == "resources.stop")
         .unwrap();
-    assert_eq!(stop.status, CheckStatus::Fail);
-    assert!(
-        stop.detail.contains("advertised timeout of 100 ms"),
-        "{}",
-        stop.detail
-    );
-    assert_eq!(
-        status(&report, "resources.within_timeouts"),
-        Some(CheckStatus::Fail)
-    );
+    let CheckOutcome::Fail(why) = &stop.outcome else {
+        panic!("stop did not fail: {report}");
+    };
+    assert!(why.contains("advertised timeout of 100 ms"), "{why}");
+    assert_eq!(status(&report, "resources.within_timeouts"), Some("fail"));
 }
 
 #[tokio::test]
@@ -119,10 +103,7 @@ async fn unknown_parameters_fail_before_anything_runs() {
     let config = TestConfig::new("t").params([("nope".to_owned(), "1".to_owned())].into());
     let report = test_agent(&NativeDummy::new(), &config, |_| {}).await;
     assert!(!report.passed());
-    assert_eq!(
-        status(&report, "resources.params_valid"),
-        Some(CheckStatus::Fail)
-    );
+    assert_eq!(status(&report, "resources.params_valid"), Some("fail"));
     assert_eq!(status(&report, "resources.start"), None);
 }
 
@@ -202,7 +183,7 @@ fn ocf_ra_test(root: &Path, agent: &str, params: &[&str]) -> (Option<i32>, serde
     (out.status.code(), report)
 }
 
-/// The status and detail of check `name` in a JSON report.
+/// The outcome and reason of check `name` in a JSON report.
 fn check_of(report: &serde_json::Value, name: &str) -> (String, String) {
     let Some(c) = report["checks"]
         .as_array()
@@ -213,8 +194,8 @@ fn check_of(report: &serde_json::Value, name: &str) -> (String, String) {
         panic!("no check {name}: {report}");
     };
     (
-        c["status"].as_str().unwrap().to_owned(),
-        c["detail"].as_str().unwrap_or_default().to_owned(),
+        c["outcome"].as_str().unwrap().to_owned(),
+        c["reason"].as_str().unwrap_or_default().to_owned(),
     )
 }
 

@@ -1,5 +1,6 @@
 //! The resources suite: the OCF Resource Agent API's action rules, checked on any
-//! [`ResourceAgent`].
+//! [`ResourceAgent`]. The executor's promises (registration, results, recurring operations,
+//! and how a result stream ends and lags) are the [`executor`] suite's.
 //!
 //! The suite drives one instance through its whole life, the way a cluster manager would, and
 //! checks each answer against the specification (OCF RA API 1.0 and 1.1). Every action gets
@@ -43,12 +44,14 @@
 //! the first probe finds the resource running (or broken) it changes nothing and skips the
 //! lifecycle checks.
 
+pub mod executor;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ocf_resources::metadata::Metadata;
 use ocf_resources::validate::validate;
-use ocf_resources::{Action, ActionRequest, ExitCode, Outcome, ResourceAgent, Status};
+use ocf_resources::{Action, ActionRequest, AgentOutcome, ExitCode, ResourceAgent, Status};
 use serde::Serialize;
 
 use crate::{Check, CheckOutcome, Clock, Report, timeout};
@@ -285,13 +288,17 @@ impl Run<'_> {
     }
 
     /// Runs `action` with the advertised timeout; the outcome, or why there is none.
-    async fn invoke(&mut self, action: Action) -> Result<Outcome, Miss> {
+    async fn invoke(&mut self, action: Action) -> Result<AgentOutcome, Miss> {
         self.invoke_every(action, Duration::ZERO).await
     }
 
     /// Runs `action` as one run of a recurring operation of `interval` (zero: a one-shot
     /// run, which for monitor is a probe).
-    async fn invoke_every(&mut self, action: Action, interval: Duration) -> Result<Outcome, Miss> {
+    async fn invoke_every(
+        &mut self,
+        action: Action,
+        interval: Duration,
+    ) -> Result<AgentOutcome, Miss> {
         let limit = self.timeout_for(action);
         // meta-data must work without any parameter, so it gets none.
         let params = if action == Action::MetaData {
@@ -398,7 +405,23 @@ impl Run<'_> {
             }
         };
         self.meta = meta;
+        self.check_metadata_action().await;
+        self.check_metadata_contents();
+        self.check_capabilities();
+        let params = match validate(&self.meta, &self.options.params) {
+            Ok(()) => CheckOutcome::Pass,
+            Err(e) => CheckOutcome::Fail(e.to_string()),
+        };
+        self.record(
+            "resources.params_valid",
+            "the test parameters match the meta-data",
+            params,
+            None,
+        )
+    }
 
+    /// `resources.metadata_action`: the action prints the meta-data `metadata()` gave.
+    async fn check_metadata_action(&mut self) {
         let promise = "the meta-data action, run without parameters, returns 0 and prints meta-data that parses";
         match self.invoke(Action::MetaData).await {
             Err(Miss::Wrong(why) | Miss::Late(why)) => {
@@ -429,7 +452,10 @@ impl Run<'_> {
                 );
             }
         }
+    }
 
+    /// `resources.metadata_version` and `resources.metadata_actions`.
+    fn check_metadata_contents(&mut self) {
         let version = match self.meta.api_version() {
             Some((1, 0 | 1)) => CheckOutcome::Pass,
             _ => CheckOutcome::Fail(format!(
@@ -470,7 +496,10 @@ impl Run<'_> {
             },
             None,
         );
+    }
 
+    /// `resources.capabilities`: what is declared is what the meta-data advertises.
+    fn check_capabilities(&mut self) {
         let promise =
             "the meta-data advertises exactly the capabilities the implementation declares";
         let advertised = Capabilities::from_metadata(&self.meta);
@@ -494,17 +523,6 @@ impl Run<'_> {
                 );
             }
         }
-
-        let params = match validate(&self.meta, &self.options.params) {
-            Ok(()) => CheckOutcome::Pass,
-            Err(e) => CheckOutcome::Fail(e.to_string()),
-        };
-        self.record(
-            "resources.params_valid",
-            "the test parameters match the meta-data",
-            params,
-            None,
-        )
     }
 
     /// Why a capability's checks are skipped: not declared, or (with nothing declared) not
@@ -881,7 +899,7 @@ const LIFECYCLE: [(&str, &str); 22] = [
 ];
 
 /// Pass when `o` exited with `expect`; otherwise the reason, with the agent's last stderr line.
-fn judge(o: &Outcome, expect: ExitCode) -> CheckOutcome {
+fn judge(o: &AgentOutcome, expect: ExitCode) -> CheckOutcome {
     match &o.status {
         Status::Exited { code } if *code == expect => CheckOutcome::Pass,
         _ => {
@@ -933,7 +951,7 @@ mod tests {
 
     #[test]
     fn judge_names_the_code_and_the_last_stderr_line() {
-        let o = Outcome::exited(ExitCode::ErrGeneric, Duration::ZERO)
+        let o = AgentOutcome::exited(ExitCode::ErrGeneric, Duration::ZERO)
             .with_output(String::new(), "first\nlast words\n\n".into());
         match judge(&o, ExitCode::NotRunning) {
             CheckOutcome::Fail(why) => {
@@ -944,7 +962,7 @@ mod tests {
         }
         assert_eq!(
             judge(
-                &Outcome::exited(ExitCode::NotRunning, Duration::ZERO),
+                &AgentOutcome::exited(ExitCode::NotRunning, Duration::ZERO),
                 ExitCode::NotRunning
             ),
             CheckOutcome::Pass

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Notify;
 use crate::metadata::Metadata;
-use crate::{Action, AgentId, Outcome, ResourceError};
+use crate::{Action, AgentId, AgentOutcome, ResourceError};
 
 /// One action to run: which, on which instance, with which parameters and limits.
 ///
@@ -148,7 +148,7 @@ impl ActionRequest {
 /// A resource agent: an external script or a native implementation.
 ///
 /// `execute` returns `Ok` for every run that happened, whatever its result (a failing exit
-/// code, a timeout, a signal, a missing executable are all [`Outcome`]s), and `Err` only when
+/// code, a timeout, a signal, a missing executable are all [`AgentOutcome`]s), and `Err` only when
 /// the run could not be attempted: names that cannot become the environment, invalid
 /// parameters in strict mode (never for stop or monitor), unreadable meta-data in strict
 /// mode, an I/O failure.
@@ -163,31 +163,17 @@ pub trait ResourceAgent: Send + Sync {
     async fn metadata(&self) -> Result<Metadata, ResourceError>;
 
     /// Runs one action.
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError>;
+    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError>;
 }
 
-#[async_trait]
-impl<T: ResourceAgent + ?Sized> ResourceAgent for std::sync::Arc<T> {
+crate::forward_pointers!(ResourceAgent for [&T, Box<T>, std::sync::Arc<T>] {
     fn id(&self) -> &AgentId {
         (**self).id()
     }
     async fn metadata(&self) -> Result<Metadata, ResourceError> {
         (**self).metadata().await
     }
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
+    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
         (**self).execute(request).await
     }
-}
-
-#[async_trait]
-impl<T: ResourceAgent + ?Sized> ResourceAgent for Box<T> {
-    fn id(&self) -> &AgentId {
-        (**self).id()
-    }
-    async fn metadata(&self) -> Result<Metadata, ResourceError> {
-        (**self).metadata().await
-    }
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
-        (**self).execute(request).await
-    }
-}
+});

@@ -19,7 +19,7 @@ use crate::error::AgentIdError;
 /// use ocf_resources::AgentId;
 /// let id: AgentId = "ocf:pacemaker:Stateful".parse()?;
 /// assert_eq!(id.provider(), "pacemaker");
-/// assert_eq!(id.kind(), "Stateful");
+/// assert_eq!(id.agent_type(), "Stateful");
 /// assert_eq!(id.to_string(), "ocf:pacemaker:Stateful");
 /// assert!("ocf:../etc:passwd".parse::<AgentId>().is_err());
 /// assert!("ocf:heartbeat:$(id)".parse::<AgentId>().is_err());
@@ -64,9 +64,16 @@ impl AgentId {
         &self.provider
     }
 
-    /// The agent type (`Dummy`, `IPaddr2`, ...): the executable's file name.
-    pub fn kind(&self) -> &str {
+    /// The agent type (`Dummy`, `IPaddr2`, ...): the executable's file name, and what OCF
+    /// calls `OCF_RESOURCE_TYPE`.
+    pub fn agent_type(&self) -> &str {
         &self.kind
+    }
+
+    /// The agent type under its 0.1 name (every error's `kind()` means a category instead).
+    #[deprecated(since = "0.2.0", note = "renamed `agent_type`")]
+    pub fn kind(&self) -> &str {
+        self.agent_type()
     }
 }
 

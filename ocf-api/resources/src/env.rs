@@ -431,7 +431,10 @@ impl EnvBuilder {
         env.insert(OCF_RA_VERSION_MAJOR.to_owned(), API_VERSION.0.to_string());
         env.insert(OCF_RA_VERSION_MINOR.to_owned(), API_VERSION.1.to_string());
         env.insert(OCF_RESOURCE_INSTANCE.to_owned(), self.instance);
-        env.insert(OCF_RESOURCE_TYPE.to_owned(), self.agent.kind().to_owned());
+        env.insert(
+            OCF_RESOURCE_TYPE.to_owned(),
+            self.agent.agent_type().to_owned(),
+        );
         env.insert(
             OCF_RESOURCE_PROVIDER.to_owned(),
             self.agent.provider().to_owned(),

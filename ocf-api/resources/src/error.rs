@@ -1,4 +1,13 @@
 //! Errors of the resource agent API.
+//!
+//! The convention is the fencing crate's: callers match on [`ResourceError::kind`], a
+//! `#[non_exhaustive]` [`ResourceErrorKind`]; variants carry the detail (which agent, which
+//! resource), and a variant with an underlying cause (an OS error) keeps it as its
+//! [`std::error::Error::source`], shared behind an `Arc` ([`Cause`]) so the error stays `Clone`.
+//! Messages say what went wrong and never name a command of a particular tool: advice such as
+//! "run `ocf ra list`" belongs to the command line that prints the error.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +160,7 @@ pub enum MetadataError {
 /// A parameter set that does not match the agent's meta-data: every problem found. Advice to
 /// show, unless the caller asked for strict mode (then a refusal of a start-like action).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[error("invalid parameters for agent {agent}: {}; see `ocf ra meta` for what it accepts, or leave strict mode (--strict) off to let the agent judge them", list(.problems))]
+#[error("invalid parameters for agent {agent}: {}; the agent's meta-data lists what it accepts", list(.problems))]
 #[non_exhaustive]
 pub struct ValidationError {
     /// The agent's name from its meta-data.
@@ -168,47 +177,63 @@ fn list(problems: &[ParamProblem]) -> String {
         .join("; ")
 }
 
-/// The category of a [`ResourceError`], for callers that match on kinds.
+/// The underlying cause of a [`ResourceError`], shared so that the error stays `Clone`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The category of a [`ResourceError`], for callers that match on what happened, not on
+/// details. Every variant of [`ResourceError`] has exactly one kind.
+///
+/// ```
+/// use ocf_resources::{ResourceError, ResourceErrorKind};
+/// let e = ResourceError::UnknownResource { name: "web".into() };
+/// assert_eq!(e.kind(), ResourceErrorKind::UnknownResource);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum ErrorKind {
-    /// No such agent.
+pub enum ResourceErrorKind {
+    /// [`ResourceError::AgentNotFound`]: no such agent.
     AgentNotFound,
-    /// Meta-data could not be obtained or read.
+    /// [`ResourceError::Metadata`] or [`ResourceError::MetadataRun`]: meta-data could not be
+    /// obtained or read.
     Metadata,
-    /// Parameters failed validation.
+    /// [`ResourceError::InvalidParameters`]: parameters failed validation (strict mode).
     InvalidParameters,
-    /// No such resource.
+    /// [`ResourceError::UnknownResource`]: no such resource.
     UnknownResource,
-    /// A resource with that name exists.
+    /// [`ResourceError::AlreadyRegistered`]: a resource with that name exists.
     AlreadyRegistered,
-    /// No such recurring operation.
+    /// [`ResourceError::UnknownOperation`]: no such recurring operation.
     UnknownOperation,
-    /// The request itself is wrong (zero interval, ...).
+    /// [`ResourceError::InvalidRequest`] or [`ResourceError::Env`]: the request itself is
+    /// wrong (zero interval, a name an agent cannot be given, ...); nothing ran.
     InvalidRequest,
-    /// The executor or stream has shut down.
+    /// [`ResourceError::Closed`]: the executor has shut down or cannot be reached.
     Closed,
-    /// A subscriber fell behind.
+    /// [`ResourceError::Lagged`]: a result subscriber missed results; its stream goes on.
     Lagged,
-    /// An operating system failure.
+    /// [`ResourceError::Io`]: an operating system failure running the agent.
     Io,
-    /// The implementation lacks the operation.
+    /// [`ResourceError::NotImplemented`]: the implementation lacks the operation.
     NotImplemented,
 }
 
+/// The name of [`ResourceErrorKind`] in 0.1.
+#[deprecated(since = "0.2.0", note = "renamed `ResourceErrorKind`")]
+pub type ErrorKind = ResourceErrorKind;
+
 /// What can go wrong using an agent or an executor (not an agent's own failing result, which
-/// is an [`Outcome`](crate::Outcome)).
+/// is an [`AgentOutcome`](crate::AgentOutcome)).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResourceError {
     /// The agent is not installed or registered.
-    #[error("agent {agent} not found ({detail}); `ocf ra list` shows the installed ones")]
+    #[error("agent {agent} not found: {looked_in}")]
     AgentNotFound {
         /// The agent.
         agent: AgentId,
-        /// Where it was looked for.
-        detail: String,
+        /// Where it was looked for (`no file /usr/lib/ocf/resource.d/heartbeat/Dummy`).
+        looked_in: String,
     },
     /// The agent's meta-data could not be read.
     #[error("meta-data of {agent} is unusable: {source}")]
@@ -258,25 +283,33 @@ pub enum ResourceError {
         /// Why.
         reason: String,
     },
-    /// The executor or stream has shut down.
+    /// The executor (or the part of it named) has shut down or cannot be reached.
     #[error("{what} has shut down")]
     Closed {
-        /// What closed.
+        /// What closed (`executor`, `agent registry`).
         what: String,
     },
-    /// A subscriber fell behind and missed results.
-    #[error("result stream lagged and missed {missed} results; read faster or resubscribe")]
+    /// A result subscriber fell behind and `missed` results were dropped for it. The stream
+    /// goes on with the results after the gap; each resource's history holds the results the
+    /// subscriber missed.
+    #[error(
+        "the result stream dropped {missed} results for a subscriber that fell behind; read the history to catch up"
+    )]
     Lagged {
-        /// How many were missed.
+        /// How many results were dropped.
         missed: u64,
     },
-    /// An operating system failure running the agent.
-    #[error("running {agent}: {reason}")]
+    /// An operating system failure running the agent (not the agent's own failure, which is
+    /// an [`AgentOutcome`](crate::AgentOutcome)).
+    #[error("running {agent}: {operation} failed")]
     Io {
         /// The agent.
         agent: AgentId,
-        /// What failed.
-        reason: String,
+        /// What was being done (`spawning the agent`).
+        operation: String,
+        /// The operating system's error.
+        #[source]
+        source: Cause,
     },
     /// The implementation does not offer this.
     #[error("{implementer} does not implement {operation}")]
@@ -289,24 +322,55 @@ pub enum ResourceError {
 }
 
 impl ResourceError {
-    /// The error's category.
-    pub fn kind(&self) -> ErrorKind {
+    /// An operating system failure while `operation` ran `agent`, keeping `source` as the
+    /// error's [`source`](std::error::Error::source).
+    pub fn io(
+        agent: AgentId,
+        operation: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Io {
+            agent,
+            operation: operation.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// The underlying cause itself (the `io::Error`), ready to downcast.
+    ///
+    /// ```
+    /// use std::io;
+    /// use ocf_resources::{AgentId, ResourceError};
+    /// let agent: AgentId = "ocf:heartbeat:Dummy".parse().unwrap();
+    /// let e = ResourceError::io(agent, "spawning the agent", io::Error::from(io::ErrorKind::OutOfMemory));
+    /// let os = e.cause().and_then(|c| c.downcast_ref::<io::Error>()).unwrap();
+    /// assert_eq!(os.kind(), io::ErrorKind::OutOfMemory);
+    /// ```
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         match self {
-            ResourceError::AgentNotFound { .. } => ErrorKind::AgentNotFound,
+            Self::Io { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The error's category.
+    pub fn kind(&self) -> ResourceErrorKind {
+        match self {
+            ResourceError::AgentNotFound { .. } => ResourceErrorKind::AgentNotFound,
             ResourceError::Metadata { .. } | ResourceError::MetadataRun { .. } => {
-                ErrorKind::Metadata
+                ResourceErrorKind::Metadata
             }
-            ResourceError::InvalidParameters(_) => ErrorKind::InvalidParameters,
-            ResourceError::UnknownResource { .. } => ErrorKind::UnknownResource,
-            ResourceError::AlreadyRegistered { .. } => ErrorKind::AlreadyRegistered,
-            ResourceError::UnknownOperation { .. } => ErrorKind::UnknownOperation,
+            ResourceError::InvalidParameters(_) => ResourceErrorKind::InvalidParameters,
+            ResourceError::UnknownResource { .. } => ResourceErrorKind::UnknownResource,
+            ResourceError::AlreadyRegistered { .. } => ResourceErrorKind::AlreadyRegistered,
+            ResourceError::UnknownOperation { .. } => ResourceErrorKind::UnknownOperation,
             ResourceError::InvalidRequest { .. } | ResourceError::Env(_) => {
-                ErrorKind::InvalidRequest
+                ResourceErrorKind::InvalidRequest
             }
-            ResourceError::Closed { .. } => ErrorKind::Closed,
-            ResourceError::Lagged { .. } => ErrorKind::Lagged,
-            ResourceError::Io { .. } => ErrorKind::Io,
-            ResourceError::NotImplemented { .. } => ErrorKind::NotImplemented,
+            ResourceError::Closed { .. } => ResourceErrorKind::Closed,
+            ResourceError::Lagged { .. } => ResourceErrorKind::Lagged,
+            ResourceError::Io { .. } => ResourceErrorKind::Io,
+            ResourceError::NotImplemented { .. } => ResourceErrorKind::NotImplemented,
         }
     }
 }

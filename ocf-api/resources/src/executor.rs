@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, AgentId, Outcome, ResourceError};
+use crate::{Action, AgentId, AgentOutcome, ResourceError};
 
 /// A named resource: an instance of an agent with its parameters.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +153,7 @@ pub enum OpResult {
     /// The agent ran; its outcome.
     Completed {
         /// The outcome.
-        outcome: Outcome,
+        outcome: AgentOutcome,
     },
     /// The run could not be attempted (invalid parameters, unreadable meta-data, ...).
     Error {
@@ -213,7 +213,7 @@ impl OperationResult {
     }
 
     /// The agent's outcome, when it ran.
-    pub fn outcome(&self) -> Option<&Outcome> {
+    pub fn outcome(&self) -> Option<&AgentOutcome> {
         match &self.result {
             OpResult::Completed { outcome } => Some(outcome),
             _ => None,
@@ -227,31 +227,38 @@ impl OperationResult {
 }
 
 /// One subscriber's stream of operation results, in completion order.
+///
+/// How it ends and what lagging means (the same as the fencing crate's event streams):
+/// - **End.** Once the executor has shut down (and the results it had sent are read), the
+///   stream answers `Ok(None)`, and `Ok(None)` again on every later call: never an error.
+/// - **Lag.** A reader that falls behind may have results dropped for it. It then gets
+///   [`ResourceError::Lagged`] `{ missed }` once, and the stream goes on with the results
+///   after the gap: the subscription stays valid, and each resource's
+///   [`Executor::history`] holds the results it missed.
 #[async_trait]
 pub trait ResultStream: Send {
-    /// The next result, waiting for it; `Ok(None)` once the executor has shut down.
-    /// [`ResourceError::Lagged`] says results were dropped because this reader fell behind;
-    /// the stream continues after the gap.
+    /// The next result, waiting for it; `Ok(None)` once the executor has shut down, for ever
+    /// after; [`ResourceError::Lagged`] once after a gap, then the results after it.
     async fn next_result(&mut self) -> Result<Option<OperationResult>, ResourceError>;
 }
 
-/// Runs operations on named resources, as Pacemaker's executor does.
+/// Runs operations on named resources, as Pacemaker's executor does: the side a client
+/// calls (a cluster manager, a remote client of a node daemon).
+///
+/// Registering resources is [`ExecutorAdmin`], a separate trait, so a client that forwards
+/// operations to a remote executor implements only what it serves.
 ///
 /// Promises: one operation at a time per resource, in submission order (others queue);
 /// different resources run in parallel (an implementation may bound how many); recurring
 /// operations run every interval until cancelled or the resource is unregistered; each
-/// resource keeps a bounded history; every subscriber sees every result (unless it lags).
+/// resource keeps a bounded history; every subscriber sees every result, unless it lags (see
+/// [`ResultStream`] for how a stream ends and what lagging means). Every method returns a
+/// `Result`: a remote implementation may always fail to reach its executor
+/// ([`ResourceError::Closed`]), and a partial one answers [`ResourceError::NotImplemented`].
+///
+/// Dyn-compatible: callers hold `Arc<dyn Executor>` without knowing which executor it is.
 #[async_trait]
 pub trait Executor: Send + Sync {
-    /// Adds a resource. Fails when the name is taken or the agent is unknown.
-    async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError>;
-
-    /// Removes a resource, cancelling its recurring operations; queued operations still run.
-    async fn unregister(&self, name: &str) -> Result<(), ResourceError>;
-
-    /// The registered resources, sorted by name.
-    async fn resources(&self) -> Vec<ResourceSpec>;
-
     /// Runs one operation on `resource` after those already queued, and returns its result.
     async fn execute(
         &self,
@@ -273,52 +280,69 @@ pub trait Executor: Send + Sync {
     /// The resource's recent results, oldest first.
     async fn history(&self, resource: &str) -> Result<Vec<OperationResult>, ResourceError>;
 
-    /// A new stream of every result from now on.
+    /// A new stream of every result that completes after the call returns. Earlier results
+    /// are in [`Executor::history`].
     async fn subscribe(&self) -> Result<Box<dyn ResultStream>, ResourceError>;
 }
 
-macro_rules! forward_executor {
-    ($($ptr:ident),*) => {$(
-        #[async_trait]
-        impl<T: Executor + ?Sized> Executor for $ptr<T> {
-            async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError> {
-                (**self).register(resource).await
-            }
-            async fn unregister(&self, name: &str) -> Result<(), ResourceError> {
-                (**self).unregister(name).await
-            }
-            async fn resources(&self) -> Vec<ResourceSpec> {
-                (**self).resources().await
-            }
-            async fn execute(
-                &self,
-                resource: &str,
-                operation: Operation,
-            ) -> Result<OperationResult, ResourceError> {
-                (**self).execute(resource, operation).await
-            }
-            async fn start_recurring(
-                &self,
-                resource: &str,
-                operation: Operation,
-            ) -> Result<RecurringId, ResourceError> {
-                (**self).start_recurring(resource, operation).await
-            }
-            async fn cancel_recurring(
-                &self,
-                resource: &str,
-                id: RecurringId,
-            ) -> Result<(), ResourceError> {
-                (**self).cancel_recurring(resource, id).await
-            }
-            async fn history(&self, resource: &str) -> Result<Vec<OperationResult>, ResourceError> {
-                (**self).history(resource).await
-            }
-            async fn subscribe(&self) -> Result<Box<dyn ResultStream>, ResourceError> {
-                (**self).subscribe().await
-            }
-        }
-    )*};
+/// The executor's configuration side: which resources it runs.
+///
+/// A subtrait of [`Executor`]: the resources it registers are the ones its operations name.
+/// An implementation that only forwards operations implements [`Executor`] alone.
+#[async_trait]
+pub trait ExecutorAdmin: Executor {
+    /// Adds a resource. Fails when the name is taken ([`ResourceError::AlreadyRegistered`])
+    /// or the agent is unknown ([`ResourceError::AgentNotFound`]).
+    async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError>;
+
+    /// Removes a resource, cancelling its recurring operations; queued operations still run.
+    async fn unregister(&self, name: &str) -> Result<(), ResourceError>;
+
+    /// The registered resources, sorted by name. May fail: a remote executor can be
+    /// unreachable.
+    async fn resources(&self) -> Result<Vec<ResourceSpec>, ResourceError>;
 }
 
-forward_executor!(Arc, Box);
+crate::forward_pointers!(ResultStream for [&mut T, Box<T>] {
+    async fn next_result(&mut self) -> Result<Option<OperationResult>, ResourceError> {
+        (**self).next_result().await
+    }
+});
+
+crate::forward_pointers!(Executor for [&T, Box<T>, Arc<T>] {
+    async fn execute(
+        &self,
+        resource: &str,
+        operation: Operation,
+    ) -> Result<OperationResult, ResourceError> {
+        (**self).execute(resource, operation).await
+    }
+    async fn start_recurring(
+        &self,
+        resource: &str,
+        operation: Operation,
+    ) -> Result<RecurringId, ResourceError> {
+        (**self).start_recurring(resource, operation).await
+    }
+    async fn cancel_recurring(&self, resource: &str, id: RecurringId) -> Result<(), ResourceError> {
+        (**self).cancel_recurring(resource, id).await
+    }
+    async fn history(&self, resource: &str) -> Result<Vec<OperationResult>, ResourceError> {
+        (**self).history(resource).await
+    }
+    async fn subscribe(&self) -> Result<Box<dyn ResultStream>, ResourceError> {
+        (**self).subscribe().await
+    }
+});
+
+crate::forward_pointers!(ExecutorAdmin for [&T, Box<T>, Arc<T>] {
+    async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError> {
+        (**self).register(resource).await
+    }
+    async fn unregister(&self, name: &str) -> Result<(), ResourceError> {
+        (**self).unregister(name).await
+    }
+    async fn resources(&self) -> Result<Vec<ResourceSpec>, ResourceError> {
+        (**self).resources().await
+    }
+});

@@ -247,7 +247,7 @@ impl ExitCode {
     ///
     /// Monitor (and status) report state: 0 running, 7 stopped, 8 promoted, 190/191 degraded
     /// are all successful answers; 9 is a promoted failure. For `stop`, 7 is accepted as
-    /// "stopped" (the specification asks for 0, `ocf ra test` flags it). Any other action
+    /// "stopped" (the specification asks for 0, the conformance suite flags it). Any other action
     /// succeeds only with 0; the states 7/8/9/190/191 from them are unexpected (soft failures).
     pub const fn verdict(self, action: Action) -> Verdict {
         use ResourceState as S;

@@ -53,8 +53,8 @@ pub enum Status {
 ///
 /// ```
 /// use std::time::Duration;
-/// use ocf_resources::{Action, ExitCode, Outcome, Status};
-/// let o = Outcome::new(Status::Exited { code: ExitCode::NotRunning }, Duration::from_millis(12));
+/// use ocf_resources::{Action, ExitCode, AgentOutcome, Status};
+/// let o = AgentOutcome::new(Status::Exited { code: ExitCode::NotRunning }, Duration::from_millis(12));
 /// assert!(o.succeeded(Action::Monitor));
 /// assert!(!o.succeeded(Action::Start));
 /// assert_eq!(o.exit_code(), Some(ExitCode::NotRunning));
@@ -64,7 +64,7 @@ pub enum Status {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct Outcome {
+pub struct AgentOutcome {
     /// How it ended.
     pub status: Status,
     /// Captured standard output (lossy UTF-8, bounded).
@@ -80,7 +80,11 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-impl Outcome {
+/// The name of [`AgentOutcome`] in 0.1 (renamed: the fencing crate has its own outcome).
+#[deprecated(since = "0.2.0", note = "renamed `AgentOutcome`")]
+pub type Outcome = AgentOutcome;
+
+impl AgentOutcome {
     /// An outcome with no captured output.
     pub fn new(status: Status, duration: Duration) -> Self {
         Self {

@@ -25,7 +25,7 @@ use super::output::print_json;
 use super::{CliResult, EXIT_FAILURE, Failure};
 use crate::fencing::devices::agent::{self, AgentDevice};
 use crate::fencing::devices::stonith;
-use crate::fencing::tester::{self, TestOptions, Verdict};
+use crate::fencing::tester::{self, TestOptions};
 
 /// `ocf fence` subcommands.
 #[derive(Debug, Subcommand)]
@@ -382,39 +382,9 @@ async fn test(args: TestArgs) -> CliResult {
     if args.common.json {
         print_json(&report)?;
     } else {
-        let mut text = String::new();
-        for c in &report.checks {
-            let v = match c.verdict {
-                Verdict::Pass => "PASS",
-                Verdict::Fail => "FAIL",
-                Verdict::Warn => "WARN",
-                Verdict::Skip => "SKIP",
-            };
-            let _ = writeln!(
-                text,
-                "{v} {:<33} {:>6} ms  {}",
-                c.name, c.elapsed_ms, c.detail
-            );
-        }
-        let failed = report
-            .checks
-            .iter()
-            .filter(|c| c.verdict == Verdict::Fail)
-            .count();
-        let _ = writeln!(
-            text,
-            "{}: {} ({} checks, {failed} failed)",
-            report.agent,
-            if report.passed {
-                "conformant"
-            } else {
-                "NOT conformant"
-            },
-            report.checks.len()
-        );
-        emit(&text)?;
+        emit(&report.to_string())?;
     }
-    Ok(if report.passed {
+    Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -14,7 +14,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use ocf_resources::metadata::parse_duration;
 use ocf_resources::{
-    Action, ActionRequest, AgentId, Metadata, Outcome, ResourceAgent, ResourceError, Status,
+    Action, ActionRequest, AgentId, AgentOutcome, Metadata, ResourceAgent, ResourceError,
+    ResourceErrorKind, Status,
 };
 use serde::Serialize;
 
@@ -178,11 +179,59 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// Runs an `ocf ra` subcommand.
 pub async fn run(command: RaCommand) -> CliResult {
-    match command {
+    let result = match command {
         RaCommand::List(a) => run_list(&a),
         RaCommand::Meta(a) => run_meta(a).await,
         RaCommand::Run(a) => run_action(a).await,
         RaCommand::Test(a) => run_test(a).await,
+    };
+    result.map_err(with_advice)
+}
+
+/// What to run next for an error of the resource API: the library's messages say what went
+/// wrong; the command line, which knows its own commands, says where to look.
+fn advice(e: &ResourceError) -> Option<&'static str> {
+    match e.kind() {
+        ResourceErrorKind::AgentNotFound => Some("`ocf ra list` shows the installed agents"),
+        ResourceErrorKind::InvalidParameters => Some(
+            "`ocf ra meta AGENT` shows what it accepts; without --strict the agent judges them itself",
+        ),
+        _ => None,
+    }
+}
+
+/// An error of the resource API with the command line's advice after it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}; {advice}")]
+struct Advised {
+    #[source]
+    error: ResourceError,
+    advice: &'static str,
+}
+
+/// Adds [`advice`] to a [`ResourceError`] (also one inside a [`Failure`]); other errors pass
+/// unchanged.
+fn with_advice(
+    e: Box<dyn std::error::Error + Send + Sync>,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    let e = match e.downcast::<Failure>() {
+        Ok(f) => {
+            return Box::new(Failure {
+                code: f.code,
+                source: with_advice(f.source),
+            });
+        }
+        Err(e) => e,
+    };
+    match e.downcast::<ResourceError>() {
+        Ok(error) => match advice(&error) {
+            Some(advice) => Box::new(Advised {
+                error: *error,
+                advice,
+            }),
+            None => error,
+        },
+        Err(e) => e,
     }
 }
 
@@ -295,7 +344,7 @@ struct RunReport<'a> {
     agent: &'a AgentId,
     action: Action,
     instance: &'a str,
-    outcome: &'a Outcome,
+    outcome: &'a AgentOutcome,
     /// The process exit code `ocf` uses for this outcome.
     exit_code: u8,
     /// True when either stream was cut at the capture bound.
@@ -314,7 +363,7 @@ struct RunReport<'a> {
 /// The exit code of `ocf ra run` for an outcome: the agent's own code; 5 for a missing
 /// agent and 4 for a non-executable one (as Pacemaker reports them); 124 for a timeout (as
 /// `timeout(1)`); 128+n for death by signal n.
-pub fn process_exit_code(outcome: &Outcome) -> u8 {
+pub fn process_exit_code(outcome: &AgentOutcome) -> u8 {
     match &outcome.status {
         Status::Exited { code } => code.code(),
         Status::UnknownExitCode { code } => (*code & 0xff) as u8,
@@ -408,8 +457,8 @@ async fn run_action(args: RunArgs) -> CliResult {
     if args.strict && ocf_resources::validate::may_refuse(args.action) {
         if let Some(e) = pre.problems {
             return Err(Failure::data(format!(
-                "--strict: not running {} {}: {e}",
-                args.agent, args.action
+                "--strict: not running {} {}: {e}; `ocf ra meta {}` shows what it accepts",
+                args.agent, args.action, args.agent
             ))
             .into());
         }
@@ -433,7 +482,7 @@ async fn run_action(args: RunArgs) -> CliResult {
     let instance = args
         .instance
         .clone()
-        .unwrap_or_else(|| args.agent.kind().to_owned());
+        .unwrap_or_else(|| args.agent.agent_type().to_owned());
     let mut request = ActionRequest::new(args.action, instance.clone(), timeout)
         .params(params)
         .interval(interval);
@@ -509,6 +558,17 @@ fn pass_through(args: &RunArgs, raw: &RawRun) {
     }
 }
 
+/// A check's outcome in a word, for the progress lines.
+pub fn outcome_word(outcome: &ocf_conformance::CheckOutcome) -> &'static str {
+    use ocf_conformance::CheckOutcome;
+    match outcome {
+        CheckOutcome::Pass => "pass",
+        CheckOutcome::Fail(_) => "FAIL",
+        CheckOutcome::Warn(_) => "warn",
+        _ => "skip",
+    }
+}
+
 async fn run_test(args: TestArgs) -> CliResult {
     // No meta-data cache: the test judges what the agent answers now.
     let agent = ScriptAgent::from_env(args.agent.clone());
@@ -521,7 +581,7 @@ async fn run_test(args: TestArgs) -> CliResult {
         |check| {
             // Progress on stderr; the report itself goes to stdout.
             if !args.json {
-                eprintln!("  ... {}: {:?}", check.name, check.status);
+                eprintln!("  ... {}: {}", check.name, outcome_word(&check.outcome));
             }
         },
     )

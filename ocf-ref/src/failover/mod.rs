@@ -324,7 +324,7 @@ impl FailoverManager {
                 node: target,
                 reason: result.outcome().map_or_else(
                     || format!("{:?}", result.result),
-                    ocf_resources::Outcome::summary,
+                    ocf_resources::AgentOutcome::summary,
                 ),
             },
             Err(e) => FailoverEvent::StartFailed {
@@ -345,7 +345,9 @@ impl FailoverManager {
             };
             let op = Operation::new(Action::Monitor, self.config.operation_timeout);
             if let Ok(result) = peer.executor.execute(resource, op).await {
-                let code = result.outcome().and_then(ocf_resources::Outcome::exit_code);
+                let code = result
+                    .outcome()
+                    .and_then(ocf_resources::AgentOutcome::exit_code);
                 if matches!(code, Some(ExitCode::Success | ExitCode::RunningPromoted)) {
                     running.push(node);
                 }

@@ -9,6 +9,9 @@
 //! meta-data, `validate-all`, `list` (multi-host agents), an unknown action (must fail), how it
 //! names itself and which actions it lists.
 //!
+//! The report is the suites' own [`Report`] (suite `fence_device`), so `ocf fence test --json`
+//! prints the same JSON shape (`"schema": 1`) as `ocf ra test --json`.
+//!
 //! The round trip cuts real power on real hardware, so it runs only when asked
 //! ([`TestOptions::power_cycle`]) or for agents known to simulate (`fence_dummy`); otherwise
 //! those checks are reported as skipped, with the way to run them.
@@ -16,13 +19,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ocf_conformance::CheckOutcome;
 use ocf_conformance::fencing::{DeviceOptions, run_device};
+use ocf_conformance::{CheckOutcome, Report};
 use ocf_core::NodeName;
 use ocf_fencing::{DeviceAction, DeviceMetadata, DeviceParams, Targets};
-use serde::Serialize;
 
-use super::devices::agent::{self, AgentDevice, AgentRun};
+use super::devices::agent::{self, AgentDevice};
 use crate::conformance::TokioClock;
 
 /// Agents that only pretend, whose power round trip is always safe.
@@ -57,87 +59,61 @@ impl TestOptions {
     }
 }
 
-/// How one check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// It met the expectation.
-    Pass,
-    /// It did not: the agent is not conformant (or not configured right).
-    Fail,
-    /// Worth a look, but Pacemaker copes.
-    Warn,
-    /// Not run (the reason says why and how to run it).
-    Skip,
-}
+/// The checks this module adds to the device suite's, with what each promises.
+const PARAMETERS: (&str, &str) = (
+    "agent.parameters",
+    "every parameter given is one the agent's meta-data lists, with a value of its type",
+);
+const VALIDATE_ALL: (&str, &str) = (
+    "agent.validate_all",
+    "validate-all accepts the parameters without touching the device",
+);
+const LIST: (&str, &str) = ("agent.list", "a multi-host agent lists its plugs");
+const UNKNOWN_ACTION: (&str, &str) = (
+    "agent.unknown_action",
+    "an unknown action fails by itself instead of acting",
+);
+const METADATA_NAME: (&str, &str) = (
+    "agent.metadata_name",
+    "the meta-data names the agent as it is installed",
+);
+const METADATA_ACTIONS: (&str, &str) = (
+    "agent.metadata_actions",
+    "the meta-data lists reboot, off, on, status and monitor",
+);
+const METADATA: (&str, &str) = (
+    "fence_device.metadata",
+    "the agent prints meta-data that parses",
+);
 
-/// One check's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// Its name (`metadata`, `monitor`, `off`, ...).
-    pub name: String,
-    /// How it ended.
-    pub verdict: Verdict,
-    /// What was seen (agent output redacted).
-    pub detail: String,
-    /// How long it took, in milliseconds.
-    pub elapsed_ms: u64,
-}
-
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
-pub struct TestReport {
-    /// The agent's name.
-    pub agent: String,
-    /// Its path.
-    pub path: PathBuf,
-    /// The checks, in the order they ran.
-    pub checks: Vec<Check>,
-    /// True when no check failed.
-    pub passed: bool,
-}
-
+/// Collects the checks into the suite's [`Report`].
 struct Recorder {
-    checks: Vec<Check>,
+    report: Report,
 }
 
 impl Recorder {
-    fn add(&mut self, name: &str, verdict: Verdict, detail: impl Into<String>, started: Instant) {
-        self.checks.push(Check {
-            name: name.to_owned(),
-            verdict,
-            detail: detail.into(),
-            elapsed_ms: ocf_core::millis::as_millis(started.elapsed()),
-        });
+    fn add(
+        &mut self,
+        check: (&'static str, &'static str),
+        outcome: CheckOutcome,
+        started: Instant,
+    ) {
+        self.report
+            .record_timed(check.0, check.1, outcome, Some(started.elapsed()));
     }
 
-    fn skip(&mut self, name: &str, why: &str) {
-        self.add(name, Verdict::Skip, why, Instant::now());
+    fn skip(&mut self, check: (&'static str, &'static str), why: &str) {
+        self.report
+            .record(check.0, check.1, CheckOutcome::Skip(why.to_owned()));
     }
 
     fn add_suite(&mut self, c: &ocf_conformance::Check, skip_why: Option<&str>) {
-        let (verdict, detail) = match (&c.outcome, skip_why) {
-            (_, Some(why)) => (Verdict::Skip, why.to_owned()),
-            (CheckOutcome::Pass, None) => (Verdict::Pass, c.promise.to_owned()),
-            (CheckOutcome::Fail(why), None) => (Verdict::Fail, why.clone()),
-            (CheckOutcome::Skip(why), None) => (Verdict::Skip, why.clone()),
-            // A future outcome kind: shown, but it does not fail the test.
-            (other, None) => (Verdict::Warn, format!("{other:?}")),
+        let outcome = match skip_why {
+            Some(why) => CheckOutcome::Skip(why.to_owned()),
+            None => c.outcome.clone(),
         };
-        self.checks.push(Check {
-            name: c.name.to_owned(),
-            verdict,
-            detail,
-            elapsed_ms: c.duration.map_or(0, ocf_core::millis::as_millis),
-        });
-    }
-}
-
-fn outcome_line(run: &AgentRun) -> String {
-    if run.success() {
-        format!("exit 0 in {} ms", run.elapsed_ms)
-    } else {
-        run.reason()
+        self.report
+            .record_timed(c.name, c.promise, outcome, c.duration);
     }
 }
 
@@ -165,29 +141,22 @@ const TARGET_CHECKS: [&str; 7] = [
 /// an [`AgentDevice`] over the agent; this adds the checks only a fence-agents script needs
 /// (`agent.*`: its parameters against its meta-data, `validate-all`, `list`, an unknown action,
 /// how it names itself and which actions it lists).
-pub async fn test_agent(opts: &TestOptions) -> TestReport {
+pub async fn test_agent(opts: &TestOptions) -> Report {
     let name = opts.agent.file_name().map_or_else(
         || opts.agent.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let mut rec = Recorder { checks: Vec::new() };
-    let report = |rec: Recorder| TestReport {
-        agent: name.clone(),
-        path: opts.agent.clone(),
-        passed: rec.checks.iter().all(|c| c.verdict != Verdict::Fail),
-        checks: rec.checks,
+    let test_started = Instant::now();
+    let mut rec = Recorder {
+        report: Report::new("fence_device", name.clone()),
     };
+    let report = |rec: Recorder| rec.report.with_duration(test_started.elapsed());
 
     let started = Instant::now();
     let md = match agent::fetch_metadata(&opts.agent, opts.timeout).await {
         Ok(md) => md,
         Err(e) => {
-            rec.add(
-                "fence_device.metadata",
-                Verdict::Fail,
-                e.to_string(),
-                started,
-            );
+            rec.add(METADATA, CheckOutcome::Fail(e.to_string()), started);
             return report(rec);
         }
     };
@@ -196,19 +165,9 @@ pub async fn test_agent(opts: &TestOptions) -> TestReport {
     let started = Instant::now();
     let problems = agent::check_params(&md, &opts.params, opts.target.is_some());
     if problems.is_empty() {
-        rec.add(
-            "agent.parameters",
-            Verdict::Pass,
-            "all given parameters are known and well-typed",
-            started,
-        );
+        rec.add(PARAMETERS, CheckOutcome::Pass, started);
     } else {
-        rec.add(
-            "agent.parameters",
-            Verdict::Fail,
-            problems.join("; "),
-            started,
-        );
+        rec.add(PARAMETERS, CheckOutcome::Fail(problems.join("; ")), started);
     }
 
     let (Ok(target), Ok(non_target), Ok(id)) = (
@@ -265,85 +224,52 @@ async fn check_validate_all(
 ) {
     let started = Instant::now();
     if md.supports(DeviceAction::ValidateAll) {
-        match dev.run(DeviceAction::ValidateAll, None, timeout).await {
-            Ok(run) if run.success() => {
-                rec.add(
-                    "agent.validate_all",
-                    Verdict::Pass,
-                    outcome_line(&run),
-                    started,
-                );
-            }
-            Ok(run) => rec.add(
-                "agent.validate_all",
-                Verdict::Fail,
-                outcome_line(&run),
-                started,
-            ),
-            Err(e) => rec.add("agent.validate_all", Verdict::Fail, e.to_string(), started),
-        }
+        let outcome = match dev.run(DeviceAction::ValidateAll, None, timeout).await {
+            Ok(run) if run.success() => CheckOutcome::Pass,
+            Ok(run) => CheckOutcome::Fail(run.reason()),
+            Err(e) => CheckOutcome::Fail(e.to_string()),
+        };
+        rec.add(VALIDATE_ALL, outcome, started);
     } else {
-        rec.skip("agent.validate_all", "the agent does not list this action");
+        rec.skip(VALIDATE_ALL, "the agent does not list this action");
     }
 }
 
 /// `agent.list`: a multi-host agent lists its plugs.
 async fn check_list(dev: &AgentDevice, timeout: Duration, rec: &mut Recorder) {
     let started = Instant::now();
-    match dev.list_plugs(timeout).await {
-        Ok(plugs) => rec.add(
-            "agent.list",
-            Verdict::Pass,
-            format!("{} plugs", plugs.len()),
-            started,
-        ),
-        Err(e) => rec.add("agent.list", Verdict::Warn, e.to_string(), started),
-    }
+    let outcome = match dev.list_plugs(timeout).await {
+        Ok(_) => CheckOutcome::Pass,
+        Err(e) => CheckOutcome::Warn(e.to_string()),
+    };
+    rec.add(LIST, outcome, started);
 }
 
 /// `agent.unknown_action`: an unknown action must fail, not power-cycle anything.
 async fn check_unknown_action(agent: &Path, timeout: Duration, rec: &mut Recorder) {
     let started = Instant::now();
-    match bogus_action_run(agent, timeout).await {
-        Ok(Some(0)) => rec.add(
-            "agent.unknown_action",
-            Verdict::Fail,
-            "action=bogus exited 0: the agent ignores unknown actions",
-            started,
+    let outcome = match bogus_action_run(agent, timeout).await {
+        Ok(Some(0)) => CheckOutcome::Fail(
+            "action=bogus exited 0: the agent ignores unknown actions".to_owned(),
         ),
-        Ok(Some(code)) => rec.add(
-            "agent.unknown_action",
-            Verdict::Pass,
-            format!("refused with exit {code}"),
-            started,
-        ),
-        Ok(None) => rec.add(
-            "agent.unknown_action",
-            Verdict::Fail,
-            "action=bogus did not exit by itself",
-            started,
-        ),
-        Err(e) => rec.add("agent.unknown_action", Verdict::Fail, e, started),
-    }
+        Ok(Some(_)) => CheckOutcome::Pass,
+        Ok(None) => CheckOutcome::Fail("action=bogus did not exit by itself".to_owned()),
+        Err(e) => CheckOutcome::Fail(e),
+    };
+    rec.add(UNKNOWN_ACTION, outcome, started);
 }
 
 fn check_metadata_shape(md: &DeviceMetadata, name: &str, rec: &mut Recorder) {
     let started = Instant::now();
-    if md.name == name {
-        rec.add(
-            "agent.metadata_name",
-            Verdict::Pass,
-            format!("names itself {name}"),
-            started,
-        );
+    let outcome = if md.name == name {
+        CheckOutcome::Pass
     } else {
-        rec.add(
-            "agent.metadata_name",
-            Verdict::Warn,
-            format!("names itself {:?} but is installed as {name}", md.name),
-            started,
-        );
-    }
+        CheckOutcome::Warn(format!(
+            "names itself {:?} but is installed as {name}",
+            md.name
+        ))
+    };
+    rec.add(METADATA_NAME, outcome, started);
     let missing: Vec<&str> = [
         DeviceAction::Reboot,
         DeviceAction::Off,
@@ -357,21 +283,12 @@ fn check_metadata_shape(md: &DeviceMetadata, name: &str, rec: &mut Recorder) {
     .collect();
     let started = Instant::now();
     // Lacking both off and reboot fails fence_device.metadata; the others are advice.
-    if missing.is_empty() {
-        rec.add(
-            "agent.metadata_actions",
-            Verdict::Pass,
-            "lists reboot, off, on, status, monitor",
-            started,
-        );
+    let outcome = if missing.is_empty() {
+        CheckOutcome::Pass
     } else {
-        rec.add(
-            "agent.metadata_actions",
-            Verdict::Warn,
-            format!("does not list: {}", missing.join(", ")),
-            started,
-        );
-    }
+        CheckOutcome::Warn(format!("does not list: {}", missing.join(", ")))
+    };
+    rec.add(METADATA_ACTIONS, outcome, started);
 }
 
 /// Runs `action=bogus` with no other options; the exit code, or `None` if it did not exit.

@@ -40,7 +40,9 @@ pub enum ListError {
 
 /// The agent file for `id` under `root`.
 pub fn agent_path(root: &Path, id: &AgentId) -> PathBuf {
-    root.join("resource.d").join(id.provider()).join(id.kind())
+    root.join("resource.d")
+        .join(id.provider())
+        .join(id.agent_type())
 }
 
 /// Lists the agents under `root/resource.d`, of one provider or all, sorted by id. Hidden

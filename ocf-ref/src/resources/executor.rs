@@ -13,7 +13,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ocf_resources::executor::{
-    Executor, OpResult, Operation, OperationResult, RecurringId, ResourceSpec, ResultStream,
+    Executor, ExecutorAdmin, OpResult, Operation, OperationResult, RecurringId, ResourceSpec,
+    ResultStream,
 };
 use ocf_resources::{ActionRequest, ResourceAgent, ResourceError};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
@@ -118,13 +119,18 @@ impl Drop for Inner {
     }
 }
 
-/// The reference [`Executor`] on tokio.
+/// The reference [`Executor`] and [`ExecutorAdmin`] on tokio.
+///
+/// Its result streams end (`Ok(None)`, for ever after) once the last handle is dropped and
+/// the operations already queued have finished; a subscriber more than
+/// [`ExecutorConfig::subscriber_buffer`] results behind gets one
+/// [`ResourceError::Lagged`] and then the results after the gap.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use ocf_resources::{Action, Executor, Operation, ResourceSpec};
+/// use ocf_resources::{Action, Executor, ExecutorAdmin, Operation, ResourceSpec};
 /// use ocf_ref::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 /// let registry = AgentRegistry::from_env();
 /// registry.add_native(Arc::new(NativeDummy::new()));
@@ -292,65 +298,6 @@ async fn recurring(
 
 #[async_trait]
 impl Executor for LocalExecutor {
-    async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError> {
-        // Names an agent could not see are refused here, before any operation is queued.
-        ocf_resources::env::check_instance(&resource.name)?;
-        for name in resource.params.keys() {
-            ocf_resources::env::check_param_name(name)?;
-        }
-        for name in resource.meta.keys() {
-            ocf_resources::env::check_meta_name(name)?;
-        }
-        let agent = self.inner.registry.resolve(&resource.agent)?;
-        let mut resources = self.lock()?;
-        if resources.contains_key(&resource.name) {
-            return Err(ResourceError::AlreadyRegistered {
-                name: resource.name,
-            });
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let history = Arc::new(Mutex::new(VecDeque::new()));
-        tokio::spawn(worker(
-            resource.clone(),
-            agent,
-            rx,
-            history.clone(),
-            self.inner.config.history_limit,
-            self.inner.slots.clone(),
-            self.inner.results.clone(),
-        ));
-        resources.insert(
-            resource.name.clone(),
-            Resource {
-                spec: resource,
-                queue: tx,
-                history,
-                recurring: HashMap::new(),
-            },
-        );
-        Ok(())
-    }
-
-    async fn unregister(&self, name: &str) -> Result<(), ResourceError> {
-        let removed = self
-            .lock()?
-            .remove(name)
-            .ok_or_else(|| ResourceError::UnknownResource {
-                name: name.to_owned(),
-            })?;
-        for rec in removed.recurring.values() {
-            rec.cancel();
-        }
-        // Dropping the queue's sender lets the worker finish what is queued, then end.
-        Ok(())
-    }
-
-    async fn resources(&self) -> Vec<ResourceSpec> {
-        self.lock()
-            .map(|r| r.values().map(|r| r.spec.clone()).collect())
-            .unwrap_or_default()
-    }
-
     async fn execute(
         &self,
         resource: &str,
@@ -434,6 +381,66 @@ impl Executor for LocalExecutor {
 
     async fn subscribe(&self) -> Result<Box<dyn ResultStream>, ResourceError> {
         Ok(Box::new(Subscription(self.inner.results.subscribe())))
+    }
+}
+
+#[async_trait]
+impl ExecutorAdmin for LocalExecutor {
+    async fn register(&self, resource: ResourceSpec) -> Result<(), ResourceError> {
+        // Names an agent could not see are refused here, before any operation is queued.
+        ocf_resources::env::check_instance(&resource.name)?;
+        for name in resource.params.keys() {
+            ocf_resources::env::check_param_name(name)?;
+        }
+        for name in resource.meta.keys() {
+            ocf_resources::env::check_meta_name(name)?;
+        }
+        let agent = self.inner.registry.resolve(&resource.agent)?;
+        let mut resources = self.lock()?;
+        if resources.contains_key(&resource.name) {
+            return Err(ResourceError::AlreadyRegistered {
+                name: resource.name,
+            });
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let history = Arc::new(Mutex::new(VecDeque::new()));
+        tokio::spawn(worker(
+            resource.clone(),
+            agent,
+            rx,
+            history.clone(),
+            self.inner.config.history_limit,
+            self.inner.slots.clone(),
+            self.inner.results.clone(),
+        ));
+        resources.insert(
+            resource.name.clone(),
+            Resource {
+                spec: resource,
+                queue: tx,
+                history,
+                recurring: HashMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn unregister(&self, name: &str) -> Result<(), ResourceError> {
+        let removed = self
+            .lock()?
+            .remove(name)
+            .ok_or_else(|| ResourceError::UnknownResource {
+                name: name.to_owned(),
+            })?;
+        for rec in removed.recurring.values() {
+            rec.cancel();
+        }
+        // Dropping the queue's sender lets the worker finish what is queued, then end.
+        Ok(())
+    }
+
+    async fn resources(&self) -> Result<Vec<ResourceSpec>, ResourceError> {
+        Ok(self.lock()?.values().map(|r| r.spec.clone()).collect())
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ocf_resources::metadata::{ActionSpec, Content, ContentType, Metadata, Parameter, Text};
 use ocf_resources::{
-    Action, ActionRequest, AgentId, ExitCode, Outcome, ResourceAgent, ResourceError, Status,
+    Action, ActionRequest, AgentId, AgentOutcome, ExitCode, ResourceAgent, ResourceError, Status,
 };
 
 /// The provider name of the agents in this module.
@@ -181,7 +181,7 @@ impl ResourceAgent for NativeDummy {
         Ok(self.metadata.clone())
     }
 
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
+    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
         // The same rule as script agents: strict mode refuses start-like actions only.
         if request.validate && ocf_resources::validate::may_refuse(request.action) {
             ocf_resources::validate::validate(&self.metadata, &request.params)?;
@@ -194,7 +194,7 @@ impl ResourceAgent for NativeDummy {
             .unwrap_or(Duration::ZERO);
         if delay > request.timeout {
             tokio::time::sleep(request.timeout).await;
-            return Ok(Outcome::new(
+            return Ok(AgentOutcome::new(
                 Status::TimedOut {
                     after: request.timeout,
                 },
@@ -205,6 +205,6 @@ impl ResourceAgent for NativeDummy {
             tokio::time::sleep(delay).await;
         }
         let (code, stdout, stderr) = self.act(&request);
-        Ok(Outcome::exited(code, started.elapsed()).with_output(stdout, stderr))
+        Ok(AgentOutcome::exited(code, started.elapsed()).with_output(stdout, stderr))
     }
 }

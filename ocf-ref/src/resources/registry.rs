@@ -87,7 +87,7 @@ impl AgentRegistry {
         if !path.exists() {
             return Err(ResourceError::AgentNotFound {
                 agent: id.clone(),
-                detail: format!("no native agent and no file {}", path.display()),
+                looked_in: format!("no native agent and no file {}", path.display()),
             });
         }
         let mut scripts = self.scripts.lock().map_err(|_| ResourceError::Closed {

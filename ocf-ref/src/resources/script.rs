@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use ocf_resources::env::EnvBuilder;
 use ocf_resources::validate::{may_refuse, validate};
 use ocf_resources::{
-    Action, ActionRequest, AgentId, ExitCode, Metadata, Outcome, ResourceAgent, ResourceError,
+    Action, ActionRequest, AgentId, AgentOutcome, ExitCode, Metadata, ResourceAgent, ResourceError,
     Status,
 };
 use tokio::sync::OnceCell;
@@ -66,7 +66,7 @@ pub struct ScriptAgent {
 #[non_exhaustive]
 pub struct RawRun {
     /// How it ended, with the output as (lossy) text and the truncation flags.
-    pub outcome: Outcome,
+    pub outcome: AgentOutcome,
     /// Standard output, byte for byte (up to the capture bound).
     pub stdout: Vec<u8>,
     /// Standard error, byte for byte (up to the capture bound).
@@ -79,7 +79,7 @@ pub struct RawRun {
 }
 
 impl RawRun {
-    fn without_output(outcome: Outcome) -> Self {
+    fn without_output(outcome: AgentOutcome) -> Self {
         Self {
             outcome,
             stdout: Vec::new(),
@@ -144,17 +144,17 @@ impl ScriptAgent {
     }
 
     /// Runs `meta-data` and returns its raw output, whatever it is (for showing bad meta-data).
-    pub async fn metadata_raw(&self) -> Result<Outcome, ResourceError> {
+    pub async fn metadata_raw(&self) -> Result<AgentOutcome, ResourceError> {
         self.run(&ActionRequest::new(
             Action::MetaData,
-            self.id.kind(),
+            self.id.agent_type(),
             METADATA_TIMEOUT,
         ))
         .await
     }
 
     /// Runs the action without validating parameters.
-    pub async fn run(&self, request: &ActionRequest) -> Result<Outcome, ResourceError> {
+    pub async fn run(&self, request: &ActionRequest) -> Result<AgentOutcome, ResourceError> {
         self.run_raw(request).await.map(|r| r.outcome)
     }
 
@@ -177,7 +177,7 @@ impl ScriptAgent {
         let env = env.build()?;
         let path_text = self.path.display().to_string();
         if !self.path.exists() {
-            return Ok(RawRun::without_output(Outcome::new(
+            return Ok(RawRun::without_output(AgentOutcome::new(
                 Status::NotInstalled { path: path_text },
                 Duration::ZERO,
             )));
@@ -203,7 +203,7 @@ impl ScriptAgent {
         let done = match process::run(&spec).await {
             Ok(done) => done,
             Err(SpawnError::NotFound { path }) => {
-                return Ok(RawRun::without_output(Outcome::new(
+                return Ok(RawRun::without_output(AgentOutcome::new(
                     Status::NotInstalled {
                         path: path.display().to_string(),
                     },
@@ -211,7 +211,7 @@ impl ScriptAgent {
                 )));
             }
             Err(SpawnError::NotExecutable { path, source }) => {
-                return Ok(RawRun::without_output(Outcome::new(
+                return Ok(RawRun::without_output(AgentOutcome::new(
                     Status::NotExecutable {
                         path: path.display().to_string(),
                         reason: source.to_string(),
@@ -220,10 +220,7 @@ impl ScriptAgent {
                 )));
             }
             Err(e) => {
-                return Err(ResourceError::Io {
-                    agent: self.id.clone(),
-                    reason: e.to_string(),
-                });
+                return Err(ResourceError::io(self.id.clone(), "starting the agent", e));
             }
         };
         let status = match done.termination {
@@ -236,7 +233,7 @@ impl ScriptAgent {
                 after: request.timeout,
             },
         };
-        let mut outcome = Outcome::new(status, done.elapsed).with_output(
+        let mut outcome = AgentOutcome::new(status, done.elapsed).with_output(
             String::from_utf8_lossy(&done.stdout).into_owned(),
             String::from_utf8_lossy(&done.stderr).into_owned(),
         );
@@ -273,7 +270,7 @@ impl ScriptAgent {
                 return Ok(meta);
             }
         }
-        let request = ActionRequest::new(Action::MetaData, self.id.kind(), METADATA_TIMEOUT);
+        let request = ActionRequest::new(Action::MetaData, self.id.agent_type(), METADATA_TIMEOUT);
         let raw = self
             .run_raw(&request)
             .await
@@ -298,7 +295,7 @@ impl ScriptAgent {
             }
             Status::NotInstalled { path } => ResourceError::AgentNotFound {
                 agent: self.id.clone(),
-                detail: format!("no file {path}"),
+                looked_in: format!("no file {path}"),
             },
             _ => ResourceError::MetadataRun {
                 agent: self.id.clone(),
@@ -319,7 +316,7 @@ impl ScriptAgent {
 /// Why meta-data could not be had, and the outcome when the agent cannot run at all.
 struct MetadataFailure {
     error: ResourceError,
-    unrunnable: Option<Outcome>,
+    unrunnable: Option<AgentOutcome>,
 }
 
 impl From<ResourceError> for MetadataFailure {
@@ -357,7 +354,7 @@ impl ResourceAgent for ScriptAgent {
             .map_err(|f| f.error)
     }
 
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
+    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
         // Strict mode only: without it the agent judges its own parameters, and nothing is
         // read first. A missing or non-executable agent (no execute bit, a missing
         // interpreter) gets its own typed outcome, not a meta-data error.

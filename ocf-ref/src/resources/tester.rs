@@ -7,20 +7,19 @@
 //! advertise, reload, migration, every action within its advertised timeout), the same a
 //! vendor runs on a native agent. Everything `ocf-tester` fails an agent for, these fail it
 //! for too (the tests run both on agents that break one rule each). This module adds what only a command-line checker of scripts gives: advisory `lint.*`
-//! checks (well-typed meta-data values, an unknown action returning 3), reported but never
-//! failing the run, and a report with the agent's id and wall time. The resource is stopped at
+//! checks (well-typed meta-data values, an unknown action returning 3), reported as warnings
+//! that never fail the run. The report is the suite's [`Report`] with the run's wall time: the
+//! one report type, whose JSON (`"schema": 1`) `ocf fence test` prints too. The resource is stopped at
 //! the end even when a check fails.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use ocf_conformance::CheckOutcome;
 use ocf_conformance::resources;
+use ocf_conformance::{Check, CheckOutcome, Report};
+use ocf_resources::ResourceAgent;
 use ocf_resources::metadata::{ContentType, Metadata};
 use ocf_resources::validate::{is_boolean, is_integer};
-use ocf_resources::{AgentId, ResourceAgent};
-use serde::Serialize;
 
 use crate::conformance::TokioClock;
 
@@ -84,98 +83,6 @@ impl TestConfig {
     }
 }
 
-/// The result of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    /// It passed.
-    Pass,
-    /// It failed.
-    Fail,
-    /// It did not apply or could not run (the detail says why).
-    Skip,
-}
-
-/// One check of the report.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct Check {
-    /// What was checked.
-    pub name: String,
-    /// A failure of a mandatory check fails the test; others are advice.
-    pub mandatory: bool,
-    /// The result.
-    pub status: CheckStatus,
-    /// Why it passed, failed or was skipped.
-    pub detail: String,
-    /// How long the action took, for checks that ran one.
-    #[serde(with = "ocf_core::millis::option", rename = "duration_ms")]
-    pub duration: Option<Duration>,
-}
-
-/// The report of a test.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct Report {
-    /// The agent tested.
-    pub agent: AgentId,
-    /// True when every mandatory check passed.
-    pub passed: bool,
-    /// The checks, in the order run.
-    pub checks: Vec<Check>,
-    /// Wall time of the whole test.
-    #[serde(with = "ocf_core::millis", rename = "duration_ms")]
-    pub duration: Duration,
-}
-
-impl Report {
-    /// True when every mandatory check passed.
-    pub fn passed(&self) -> bool {
-        self.passed
-    }
-
-    /// The failed checks.
-    pub fn failures(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| c.status == CheckStatus::Fail)
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Testing {}", self.agent)?;
-        for c in &self.checks {
-            let tag = match (c.status, c.mandatory) {
-                (CheckStatus::Pass, _) => "PASS",
-                (CheckStatus::Fail, true) => "FAIL",
-                (CheckStatus::Fail, false) => "WARN",
-                (CheckStatus::Skip, _) => "SKIP",
-            };
-            let took = c
-                .duration
-                .map(|d| format!(" [{} ms]", d.as_millis()))
-                .unwrap_or_default();
-            writeln!(f, "  {tag}  {}{took}: {}", c.name, c.detail)?;
-        }
-        let failed = self
-            .checks
-            .iter()
-            .filter(|c| c.mandatory && c.status == CheckStatus::Fail)
-            .count();
-        let warned = self
-            .checks
-            .iter()
-            .filter(|c| !c.mandatory && c.status == CheckStatus::Fail)
-            .count();
-        writeln!(
-            f,
-            "{}: {} checks, {failed} failed, {warned} warnings, {} ms",
-            if self.passed { "PASSED" } else { "FAILED" },
-            self.checks.len(),
-            self.duration.as_millis()
-        )
-    }
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -184,30 +91,17 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-impl From<&ocf_conformance::Check> for Check {
-    fn from(c: &ocf_conformance::Check) -> Self {
-        let (status, detail) = match &c.outcome {
-            CheckOutcome::Pass => (CheckStatus::Pass, c.promise.to_owned()),
-            CheckOutcome::Fail(why) => (CheckStatus::Fail, why.clone()),
-            CheckOutcome::Skip(why) => (CheckStatus::Skip, why.clone()),
-            // A future outcome kind: shown, but it does not fail the test.
-            other => (CheckStatus::Skip, format!("{other:?}")),
-        };
-        Self {
-            name: c.name.to_owned(),
-            mandatory: true,
-            status,
-            detail,
-            duration: c.duration,
-        }
-    }
-}
+const LINT_VALUES: &str =
+    "meta-data values are well typed: integer and boolean defaults, known types, timeouts, roles";
+const LINT_UNKNOWN: &str = "an action OCF does not define returns 3 (OCF_ERR_UNIMPLEMENTED)";
 
 /// Tests `agent` with `config`, calling `progress` after each check (for a live display).
 ///
 /// The OCF rules are [`ocf_conformance::resources`]' checks (`resources.*`), run as they are;
 /// this adds the advice only a command-line checker gives (`lint.*`: well-typed meta-data
-/// values, and for scripts, an unknown action returning 3), which never fails the test.
+/// values, and for scripts, an unknown action returning 3), reported as
+/// [`CheckOutcome::Warn`] when not met, so they never fail the test. The report is the
+/// suite's own [`Report`] (suite `resources`), with the run's wall time.
 pub async fn test_agent(
     agent: &dyn ResourceAgent,
     config: &TestConfig,
@@ -217,60 +111,31 @@ pub async fn test_agent(
     let options = resources::Options::new(config.instance.clone())
         .params(config.params.clone())
         .node(hostname());
-    let mut checks: Vec<Check> = Vec::new();
-    let suite = resources::run_with_progress(
-        agent,
-        &TokioClock::new(),
-        &options,
-        &mut |c: &ocf_conformance::Check| {
-            let check = Check::from(c);
-            progress(&check);
-            checks.push(check);
-        },
-    )
-    .await;
-    let mut advise = |name: &str, status: CheckStatus, detail: String, took: Option<Duration>| {
-        let check = Check {
-            name: name.to_owned(),
-            mandatory: false,
-            status,
-            detail,
-            duration: took,
-        };
-        progress(&check);
-        checks.push(check);
-    };
-    if suite.outcome("resources.metadata") == Some(&CheckOutcome::Pass) {
+    let mut report =
+        resources::run_with_progress(agent, &TokioClock::new(), &options, &mut |c: &Check| {
+            progress(c);
+        })
+        .await;
+    if report.outcome("resources.metadata") == Some(&CheckOutcome::Pass) {
         if let Ok(meta) = agent.metadata().await {
             let found = lint(&meta);
-            if found.is_empty() {
-                advise(
-                    "lint.metadata_values",
-                    CheckStatus::Pass,
-                    "types, defaults, timeouts, roles".to_owned(),
-                    None,
-                );
+            let outcome = if found.is_empty() {
+                CheckOutcome::Pass
             } else {
-                advise(
-                    "lint.metadata_values",
-                    CheckStatus::Fail,
-                    found.join("; "),
-                    None,
-                );
+                CheckOutcome::Warn(found.join("; "))
+            };
+            report.record("lint.metadata_values", LINT_VALUES, outcome);
+            if let Some(c) = report.checks.last() {
+                progress(c);
             }
         }
     }
-    let (status, detail, took) = check_unknown_action(config).await;
-    advise("lint.unknown_action", status, detail, took);
-    let passed = !checks
-        .iter()
-        .any(|c| c.mandatory && c.status == CheckStatus::Fail);
-    Report {
-        agent: agent.id().clone(),
-        passed,
-        checks,
-        duration: started.elapsed(),
+    let (outcome, took) = check_unknown_action(config).await;
+    report.record_timed("lint.unknown_action", LINT_UNKNOWN, outcome, took);
+    if let Some(c) = report.checks.last() {
+        progress(c);
     }
+    report.with_duration(started.elapsed())
 }
 
 /// Advisory findings about meta-data values (what real agents get wrong without harm).
@@ -312,11 +177,10 @@ fn lint(meta: &Metadata) -> Vec<String> {
 }
 
 /// Runs the script with an action OCF does not define: it must answer 3 (unimplemented).
-async fn check_unknown_action(config: &TestConfig) -> (CheckStatus, String, Option<Duration>) {
+async fn check_unknown_action(config: &TestConfig) -> (CheckOutcome, Option<Duration>) {
     let Some(script) = config.script.clone() else {
         return (
-            CheckStatus::Skip,
-            "only scripts take arbitrary actions".to_owned(),
+            CheckOutcome::Skip("only scripts take arbitrary actions".to_owned()),
             None,
         );
     };
@@ -331,17 +195,12 @@ async fn check_unknown_action(config: &TestConfig) -> (CheckStatus, String, Opti
     spec.reap_group_on_exit = true;
     match crate::process::run(&spec).await {
         Ok(done) => match done.termination {
-            crate::process::Termination::Exited(3) => (
-                CheckStatus::Pass,
-                "returned 3".to_owned(),
-                Some(done.elapsed),
-            ),
+            crate::process::Termination::Exited(3) => (CheckOutcome::Pass, Some(done.elapsed)),
             other => (
-                CheckStatus::Fail,
-                format!("expected 3, got {other:?}"),
+                CheckOutcome::Warn(format!("expected 3, got {other:?}")),
                 Some(done.elapsed),
             ),
         },
-        Err(e) => (CheckStatus::Fail, e.to_string(), None),
+        Err(e) => (CheckOutcome::Warn(e.to_string()), None),
     }
 }

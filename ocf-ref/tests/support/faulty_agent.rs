@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ocf_resources::metadata::{ActionSpec, Metadata};
 use ocf_resources::{
-    Action, ActionRequest, AgentId, ExitCode, Outcome, ResourceAgent, ResourceError, Status,
+    Action, ActionRequest, AgentId, AgentOutcome, ExitCode, ResourceAgent, ResourceError, Status,
 };
 
 /// The agent; set the faults with struct update syntax over [`Faulty::new`].
@@ -64,13 +64,13 @@ impl ResourceAgent for Faulty {
         Ok(m)
     }
 
-    async fn execute(&self, request: ActionRequest) -> Result<Outcome, ResourceError> {
+    async fn execute(&self, request: ActionRequest) -> Result<AgentOutcome, ResourceError> {
         let started = Instant::now();
         let running = self.is_running();
         let code = match request.action {
             Action::MetaData => {
                 let xml = self.metadata().await?.to_xml();
-                return Ok(Outcome::exited(ExitCode::Success, started.elapsed())
+                return Ok(AgentOutcome::exited(ExitCode::Success, started.elapsed())
                     .with_output(xml, String::new()));
             }
             Action::Start if running && self.strict_start => ExitCode::ErrGeneric,
@@ -78,7 +78,10 @@ impl ResourceAgent for Faulty {
             Action::Stop if self.slow_stop => {
                 tokio::time::sleep(request.timeout).await;
                 let after = request.timeout;
-                return Ok(Outcome::new(Status::TimedOut { after }, started.elapsed()));
+                return Ok(AgentOutcome::new(
+                    Status::TimedOut { after },
+                    started.elapsed(),
+                ));
             }
             Action::Start | Action::Stop => {
                 *self.running.lock().unwrap() = request.action == Action::Start;
@@ -92,12 +95,12 @@ impl ResourceAgent for Faulty {
                 };
                 if self.slow_monitor {
                     // Reports the duration it took, as a process runner would measure it.
-                    return Ok(Outcome::exited(code, Duration::from_secs(3)));
+                    return Ok(AgentOutcome::exited(code, Duration::from_secs(3)));
                 }
                 code
             }
             _ => ExitCode::ErrUnimplemented,
         };
-        Ok(Outcome::exited(code, started.elapsed()))
+        Ok(AgentOutcome::exited(code, started.elapsed()))
     }
 }
