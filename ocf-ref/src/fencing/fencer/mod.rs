@@ -148,7 +148,7 @@ impl Inner {
 /// let (a, b) = (a.unwrap(), b.unwrap());
 /// assert_eq!(a.id, b.id);
 /// assert_eq!(a.requesters.len(), 2);
-/// assert_eq!(device.fence_calls(), 1);
+/// assert_eq!(device.fence_calls(), 1, "{a:?}");
 /// # });
 /// ```
 #[derive(Clone)]
