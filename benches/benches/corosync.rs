@@ -219,7 +219,7 @@ async fn builtin_round() -> Duration {
         .unwrap();
     let mut sub = engines[0].subscribe().await.unwrap();
     let ids = |e: &MembershipEvent| e.view.member_ids().map(NodeId::get).collect::<Vec<_>>();
-    let formed = sub.initial_view().is_some_and(|v| v.members.len() == 3);
+    let formed = sub.initial_view().is_some_and(|v| v.members().len() == 3);
     if !formed {
         loop {
             let e = sub.next_event().await.unwrap().unwrap();

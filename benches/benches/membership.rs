@@ -57,7 +57,7 @@ async fn wait_all(engines: &[&BuiltinEngine], members: usize) -> Instant {
             ids.push(
                 view_of(e)
                     .await
-                    .filter(|v| v.members.len() == members)
+                    .filter(|v| v.members().len() == members)
                     .map(|v| v.id),
             );
         }

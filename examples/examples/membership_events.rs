@@ -57,7 +57,7 @@ async fn print_events(
             ev.view.member_ids().collect::<Vec<_>>(),
             ev.view.joined(),
             ev.view.left(),
-            ev.view.quorate
+            ev.view.is_quorate()
         );
     }
     Ok(())

@@ -75,16 +75,16 @@ async fn watch_events(mut events: Box<dyn Subscription>, json: bool) -> CliResul
 
 /// A view for people: a header line and one line per member.
 fn render_view(view: &View) -> String {
-    let q = &view.quorum;
+    let q = view.quorum();
     let mut text = format!(
         "view {}  quorate: {}  votes: {}/{} (quorum {})\n",
         view.id,
-        if view.quorate { "yes" } else { "no" },
+        if view.is_quorate() { "yes" } else { "no" },
         q.votes,
         q.expected_votes,
         q.threshold
     );
-    for m in &view.members {
+    for m in view.members() {
         let _ = writeln!(text, "  {:>10}  {:<20}  votes {}", m.id, m.name, m.votes);
     }
     text

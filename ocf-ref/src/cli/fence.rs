@@ -271,7 +271,7 @@ fn collect_params(
             .into());
         }
         for line in text.lines() {
-            let line = line.strip_suffix('\r').unwrap_or(&line);
+            let line = line.strip_suffix('\r').unwrap_or(line);
             // Blank lines and `#` comment lines are the stdin format's own; every other line
             // is taken whole, so trailing spaces are refused, not silently cut.
             if line.trim().is_empty() || line.starts_with('#') {

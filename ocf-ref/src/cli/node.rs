@@ -97,16 +97,20 @@ fn view_text(view: Option<&View>) -> String {
         return "no view installed yet".to_owned();
     };
     let members: Vec<String> = v
-        .members
+        .members()
         .iter()
         .map(|m| format!("{}({})", m.name, m.id))
         .collect();
     format!(
         "view {} {} votes {}/{}: {}",
         v.id,
-        if v.quorate { "quorate" } else { "NOT quorate" },
-        v.quorum.votes,
-        v.quorum.expected_votes,
+        if v.is_quorate() {
+            "quorate"
+        } else {
+            "NOT quorate"
+        },
+        v.quorum().votes,
+        v.quorum().expected_votes,
         members.join(" ")
     )
 }

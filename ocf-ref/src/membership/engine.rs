@@ -170,8 +170,8 @@ impl BuiltinEngine {
                                 seq = event.seq,
                                 kind = ?event.kind,
                                 view = %event.view.id,
-                                members = event.view.members.len(),
-                                quorate = event.view.quorate,
+                                members = event.view.members().len(),
+                                quorate = event.view.is_quorate(),
                                 "membership event"
                             );
                             publish_to.publish(event);

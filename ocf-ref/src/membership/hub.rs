@@ -58,7 +58,7 @@ impl EventHub {
         if event.kind == EventKind::Evicted {
             // Evicted means not primary, in the current view too.
             if let Some(v) = state.current.as_mut() {
-                not_quorate(v);
+                v.mark_not_quorate();
             }
         } else {
             state.current = Some(event.view.clone());
@@ -104,7 +104,7 @@ impl EventHub {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut view = state.current.clone()?;
         if state.primary_until.is_some_and(|t| Instant::now() >= t) {
-            not_quorate(&mut view);
+            view.mark_not_quorate();
         }
         Some(view)
     }
@@ -124,11 +124,6 @@ impl EventHub {
             rx,
         }
     }
-}
-
-fn not_quorate(view: &mut View) {
-    view.quorate = false;
-    view.quorum.quorate = false;
 }
 
 /// A subscriber's stream from an [`EventHub`].

@@ -176,7 +176,7 @@ impl CorosyncMembership {
     pub async fn connect_with(options: CorosyncOptions) -> Result<Self, MembershipError> {
         let conn = engine::open(&options)
             .await
-            .map_err(|e| error::membership_error(&e, options.try_again_bound))?;
+            .map_err(|e| error::membership_error(e, options.try_again_bound))?;
         let local = conn.local();
         let shared = Arc::new(Shared::new(options.event_capacity));
         let (_, mut first) = shared.subscribe();
@@ -193,6 +193,15 @@ impl CorosyncMembership {
             tracing::warn!(timeout = ?wait, "no view from corosync yet");
         }
         Ok(membership)
+    }
+}
+
+impl CorosyncMembership {
+    /// Stops following corosync (corosync itself keeps running): every subscription of every
+    /// clone ends (`Ok(None)`) after the events already published.
+    pub fn close(&self) {
+        self.inner.task.abort();
+        self.inner.shared.close();
     }
 }
 
