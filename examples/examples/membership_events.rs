@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_membership::{Membership, Subscription};
-use ocf_ref::membership::client::DaemonClient;
-use ocf_ref::membership::engine::BuiltinEngine;
-use ocf_ref::membership::key::ClusterKey;
-use ocf_ref::membership::loopback;
+use ocf_ref::membership::builtin::BuiltinEngine;
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::loopback;
+use ocf_ref::membership::daemon::DaemonClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -27,12 +27,12 @@ use ocf_membership::{
     ViewId,
 };
 use ocf_ref::conformance::TokioClock;
-use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::builtin::BuiltinEngine;
+use ocf_ref::membership::builtin::hub::{EventHub, HUB_CAPACITY};
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::loopback;
+use ocf_ref::membership::daemon::DaemonClient;
 use ocf_ref::membership::daemon::{self, Daemon};
-use ocf_ref::membership::engine::BuiltinEngine;
-use ocf_ref::membership::hub::{EventHub, HUB_CAPACITY};
-use ocf_ref::membership::key::ClusterKey;
-use ocf_ref::membership::loopback;
 
 /// The suite's checks, all of which must pass on every engine.
 const CHECKS: usize = 9;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use ocf_core::NodeId;
 use ocf_membership::Membership;
-use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::builtin::key::ClusterKey;
 use ocf_ref::membership::config::NodeConfig;
+use ocf_ref::membership::daemon::DaemonClient;
 use ocf_ref::membership::daemon::{self, DaemonError};
-use ocf_ref::membership::key::ClusterKey;
 
 fn config(dir: &std::path::Path) -> NodeConfig {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ocf_membership::{Membership, View};
-use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::daemon::DaemonClient;
 
 const OCF: &str = env!("CARGO_BIN_EXE_ocf");
 const NODES: u32 = 5;

@@ -8,8 +8,8 @@ use ocf_membership::{Membership, MembershipEvent, Subscription, View};
 
 use super::CliResult;
 use super::output::{print_json, print_json_line};
-use crate::membership::client::DEFAULT_TIMEOUT;
 use crate::membership::corosync::CorosyncMembership;
+use crate::membership::daemon::client::DEFAULT_TIMEOUT;
 
 /// Prints the local corosync's current view (`json`: the [`View`] as JSON), or with `watch`
 /// streams its events (`json`: one [`MembershipEvent`] per line) until interrupted or the

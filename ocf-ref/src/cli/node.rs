@@ -9,11 +9,11 @@ use ocf_membership::{Membership, MembershipEvent, View};
 
 use super::CliResult;
 use super::output::{print_json, print_json_line};
-use crate::membership::client::DaemonClient;
+use crate::membership::builtin::key::ClusterKey;
 use crate::membership::config::NodeConfig;
 use crate::membership::daemon;
-use crate::membership::key::ClusterKey;
-use crate::membership::local_api::DaemonStats;
+use crate::membership::daemon::DaemonClient;
+use crate::membership::daemon::local_api::DaemonStats;
 
 /// `ocf node` arguments.
 #[derive(Debug, Args)]

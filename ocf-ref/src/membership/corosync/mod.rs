@@ -15,7 +15,7 @@
 //!   [`Membership`].
 //! - `ocf node --config F` with `backend = "corosync"` (and no `[[nodes]]`) serves these views
 //!   on the node's local socket ([`daemon::start`](super::daemon::start)), so
-//!   `ocf members --config F` and [`DaemonClient`](super::client::DaemonClient) work unchanged.
+//!   `ocf members --config F` and [`DaemonClient`](crate::membership::daemon::DaemonClient) work unchanged.
 //! - Views come from Corosync alone: ocf adds no membership protocol and no timing of its own,
 //!   so the totem `token` timeout in corosync.conf decides how fast a dead node leaves the view.
 //!

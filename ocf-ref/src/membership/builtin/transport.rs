@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-use super::protocol::{Event, Node, Output};
-use super::wire::{Codec, MAX_PACKET, ReplayGuard, WireError};
+use crate::membership::builtin::wire::{Codec, MAX_PACKET, ReplayGuard, WireError};
+use crate::membership::protocol::{Event, Node, Output};
 
 /// Counters of the transport, readable while it runs.
 #[derive(Debug, Default)]
@@ -300,7 +300,11 @@ impl UdpTransport {
         }
     }
 
-    fn accept(&mut self, packet: &[u8], from: SocketAddr) -> Option<super::protocol::Envelope> {
+    fn accept(
+        &mut self,
+        packet: &[u8],
+        from: SocketAddr,
+    ) -> Option<crate::membership::protocol::Envelope> {
         match self.codec.decode(packet) {
             Ok((env, seq)) => {
                 if !self.peers.contains_key(&env.from) {
@@ -356,7 +360,7 @@ impl UdpTransport {
         }
     }
 
-    async fn send(&mut self, to: NodeId, msg: &super::protocol::Envelope) {
+    async fn send(&mut self, to: NodeId, msg: &crate::membership::protocol::Envelope) {
         let Some(&addr) = self.peers.get(&to) else {
             return;
         };

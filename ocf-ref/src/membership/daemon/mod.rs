@@ -1,5 +1,6 @@
-//! The node daemon: serves a membership source on the local Unix socket (see
-//! [`local_api`](super::local_api)), so every process on the node shares one membership.
+//! The node daemon: serves a membership source on the local Unix socket ([`local_api`], on a
+//! socket path claimed safely by [`local_socket`]), so every process on the node shares one
+//! membership; [`client`] is the other end, a [`Membership`] over that socket.
 //!
 //! [`serve_source`] serves any [`Membership`] (the built-in engine, Corosync, a test double);
 //! [`serve`] starts the built-in engine from a config and serves it; [`start`] starts whichever
@@ -22,15 +23,21 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::config::{BackendKind, NodeConfig};
-use super::engine::{BuiltinEngine, EngineError};
-use super::key::{ClusterKey, KeyError};
-use super::local_api::{
+pub mod client;
+pub mod local_api;
+pub mod local_socket;
+
+pub use client::DaemonClient;
+
+use crate::membership::builtin::engine::{BuiltinEngine, EngineError};
+use crate::membership::builtin::key::{ClusterKey, KeyError};
+use crate::membership::builtin::transport::TransportStats;
+use crate::membership::config::{BackendKind, NodeConfig};
+use local_api::{
     DEFAULT_MAX_CLIENTS, DaemonStats, MAX_REQUEST_LINE, REQUEST_IDLE_TIMEOUT, Reply, Request,
     WRITE_TIMEOUT,
 };
-use super::local_socket::{self, ClaimedSocket};
-use super::transport::TransportStats;
+use local_socket::ClaimedSocket;
 
 /// Why the daemon did not start.
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +217,7 @@ impl Drop for ServerHandle {
 }
 
 /// Serves `source` on the Unix socket `path` with default [`ServeOptions`]: claims the path
-/// (see [`local_socket`](super::local_socket): its lock, only a stale socket replaced, mode
+/// (see [`local_socket`]: its lock, only a stale socket replaced, mode
 /// 0660), then serves.
 pub async fn serve_source(
     source: Arc<dyn Membership>,
@@ -614,14 +621,14 @@ pub async fn start(config: &NodeConfig) -> Result<NodeDaemon, DaemonError> {
 #[cfg(feature = "corosync")]
 #[derive(Debug)]
 pub struct CorosyncDaemon {
-    membership: super::corosync::CorosyncMembership,
+    membership: crate::membership::corosync::CorosyncMembership,
     server: ServerHandle,
 }
 
 #[cfg(feature = "corosync")]
 impl CorosyncDaemon {
     /// The Corosync membership (for in-process users).
-    pub fn membership(&self) -> &super::corosync::CorosyncMembership {
+    pub fn membership(&self) -> &crate::membership::corosync::CorosyncMembership {
         &self.membership
     }
 
@@ -642,7 +649,7 @@ impl CorosyncDaemon {
 /// (`backend = "corosync"`).
 #[cfg(feature = "corosync")]
 pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, DaemonError> {
-    use super::corosync::{CorosyncMembership, CorosyncOptions};
+    use crate::membership::corosync::{CorosyncMembership, CorosyncOptions};
     if config.backend != BackendKind::Corosync {
         return Err(DaemonError::BackendNotBuilt {
             backend: config.backend,

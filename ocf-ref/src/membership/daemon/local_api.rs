@@ -32,7 +32,7 @@ use ocf_core::NodeId;
 use ocf_membership::{MembershipEvent, View};
 use serde::{Deserialize, Serialize};
 
-use super::transport::PacketCounts;
+use crate::membership::builtin::transport::PacketCounts;
 
 /// The longest reply line a client accepts, in bytes (a view of thousands of members fits).
 pub const MAX_LINE: usize = 4 << 20;

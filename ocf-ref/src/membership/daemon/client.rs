@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
-use super::local_api::{DaemonStats, MAX_LINE, Reply, Request};
+use crate::membership::daemon::local_api::{DaemonStats, MAX_LINE, Reply, Request};
 
 /// How long a call may take by default: connect, request and answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -19,8 +19,8 @@ use ocf_core::NodeId;
 use ocf_membership::ViewId;
 use sha2::Sha256;
 
-use super::key::ClusterKey;
-use super::protocol::message::{
+use crate::membership::builtin::key::ClusterKey;
+use crate::membership::protocol::message::{
     Body, CommittedView, Envelope, Proposal, ProposedMember, Update, ViewMember,
 };
 
