@@ -1,8 +1,11 @@
 //! The one ordered event log of a node: every subscriber, local or over the daemon's socket,
 //! sees the same events with the same `seq`, starting just after the view it was handed.
 //!
-//! Any engine (the built-in protocol, Corosync) publishes into a hub; the hub implements the
-//! subscription half of [`Membership`](ocf_membership::Membership).
+//! The built-in engine publishes into a hub (Corosync's backend keeps a log of its own with the
+//! same hand-over); the hub implements the subscription half of
+//! [`Membership`](ocf_membership::Membership), with its stream contract: `Ok(None)` once
+//! closed, for ever; `Lagged`, then the events after the gap, for a subscriber that fell more
+//! than [`HUB_CAPACITY`] events behind.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
