@@ -211,10 +211,10 @@ fn flood(hub: &EventHub, n: usize) -> u64 {
     n
 }
 
-/// Lag means the same everywhere: one `Lagged { missed }`, then the stream goes on, both on
+/// Lag means the same everywhere: `Lagged { missed }`, then the stream goes on, both on
 /// the engines' event hub and through a node daemon's socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lagging_subscriber_is_told_once_and_the_stream_goes_on() {
+async fn a_lagging_subscriber_is_told_and_the_stream_goes_on() {
     let clock = TokioClock::new();
     let hub = Arc::new(EventHub::new("lag test"));
     let source = HubSource(Arc::clone(&hub));

@@ -150,6 +150,53 @@ impl Node {
     /// The probe at index `k` was answered, directly or through a helper, perhaps after its
     /// period: the target was alive after the probe was sent, which refutes a suspicion raised
     /// by this probe or an earlier one (not one raised by a later probe).
+    /// An `Ack` from the node at `pos` to our direct probe `probe`.
+    pub(super) fn on_ack(&mut self, pos: usize, probe: u32, now: u64) {
+        if let Some(k) = self
+            .probes
+            .iter()
+            .position(|p| p.id == probe && p.target == pos)
+        {
+            self.acked(k, true, now);
+        }
+    }
+
+    /// A `RelayAck` from `from`: the target of a probe we relayed for `origin` answered; pass
+    /// it on as an `IndirectAck` (once).
+    pub(super) fn on_relay_ack(
+        &mut self,
+        from: NodeId,
+        probe: u32,
+        origin: NodeId,
+        out: &mut Vec<Output>,
+    ) {
+        let before = self.relays.len();
+        self.relays
+            .retain(|r| !(r.probe == probe && r.origin == origin && r.target == from));
+        if self.relays.len() < before {
+            self.send(
+                origin,
+                Body::IndirectAck {
+                    probe,
+                    target: from,
+                },
+                out,
+            );
+        }
+    }
+
+    /// An `IndirectAck`: `target` answered our probe `probe` through a relay.
+    pub(super) fn on_indirect_ack(&mut self, probe: u32, target: NodeId, now: u64) {
+        if let Some(t) = self.spec.position(target)
+            && let Some(k) = self
+                .probes
+                .iter()
+                .position(|p| p.id == probe && p.target == t)
+        {
+            self.acked(k, false, now);
+        }
+    }
+
     pub(super) fn acked(&mut self, k: usize, direct: bool, now: u64) {
         let p = self.probes.remove(k);
         self.suspects
