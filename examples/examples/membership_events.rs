@@ -46,8 +46,16 @@ async fn print_events(
         );
     }
     for _ in 0..limit {
-        let Some(ev) = events.next_event().await? else {
-            break;
+        let ev = match events.next_event().await {
+            Ok(Some(ev)) => ev,
+            // The end: the source shut down.
+            Ok(None) => break,
+            // Events were dropped for a slow reader; the stream goes on after the gap.
+            Err(ocf_membership::MembershipError::Lagged { missed }) => {
+                println!("missed {missed} events");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         println!(
             "#{} {} view {} members {:?} joined {:?} left {:?} quorate {}",

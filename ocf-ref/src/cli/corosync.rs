@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ocf_membership::{Membership, MembershipEvent, Subscription, View};
+use ocf_membership::{Membership, MembershipError, MembershipEvent, Subscription, View};
 
 use super::CliResult;
 use super::output::{print_json, print_json_line};
@@ -59,8 +59,16 @@ async fn watch_events(mut events: Box<dyn Subscription>, json: bool) -> CliResul
     }
     loop {
         let next = tokio::select! {
-            next = events.next_event() => next?,
+            next = events.next_event() => next,
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        };
+        let next = match next {
+            // Events were dropped for us; the stream goes on after the gap.
+            Err(MembershipError::Lagged { missed }) => {
+                eprintln!("fell behind: {missed} events were missed; watching on");
+                continue;
+            }
+            other => other?,
         };
         let Some(event) = next else {
             return Ok(ExitCode::SUCCESS);

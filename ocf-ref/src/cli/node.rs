@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use ocf_membership::{Membership, MembershipEvent, View};
+use ocf_membership::{Membership, MembershipError, MembershipEvent, View};
 
 use super::CliResult;
 use super::output::{print_json, print_json_line};
@@ -212,7 +212,18 @@ pub async fn run_members(args: MembersArgs) -> CliResult {
     } else {
         println!("{}", view_text(sub.initial_view()));
     }
-    while let Some(event) = sub.next_event().await? {
+    loop {
+        let event = match sub.next_event().await {
+            Ok(Some(event)) => event,
+            // The end: the daemon stopped serving.
+            Ok(None) => break,
+            // Events were dropped for us; the stream goes on after the gap.
+            Err(MembershipError::Lagged { missed }) => {
+                eprintln!("fell behind: {missed} events were missed; watching on");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if args.json {
             print_json_line(&event)?;
         } else {
