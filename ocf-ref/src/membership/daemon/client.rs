@@ -87,7 +87,7 @@ impl DaemonClient {
     }
 
     fn engine(&self) -> String {
-        format!("ocf node daemon at {}", self.path.display())
+        format!("node daemon at {}", self.path.display())
     }
 
     async fn open(&self, request: &Request) -> Result<Lines, MembershipError> {
