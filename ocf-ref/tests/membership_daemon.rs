@@ -103,7 +103,7 @@ async fn a_client_of_no_daemon_is_unavailable_with_the_os_error_as_cause() {
 
 /// A stand-in daemon: answers `subscribe` with `lines` (after the initial view line), then
 /// hangs up. Returns the socket's directory (removed on drop) and a client of it.
-async fn scripted_daemon(lines: Vec<String>) -> (tempfile::TempDir, DaemonClient) {
+fn scripted_daemon(lines: Vec<String>) -> (tempfile::TempDir, DaemonClient) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scripted.sock");
@@ -138,7 +138,7 @@ fn event_line(seq: u64) -> String {
 #[tokio::test]
 async fn a_gap_is_reported_as_lag_and_the_stream_goes_on_to_its_end() {
     let end = "{\"ok\":true,\"end\":true}".to_owned();
-    let (_dir, client) = scripted_daemon(vec![event_line(1), event_line(4), end]).await;
+    let (_dir, client) = scripted_daemon(vec![event_line(1), event_line(4), end]);
     let mut sub = client.subscribe().await.unwrap();
     assert_eq!(sub.next_event().await.unwrap().unwrap().seq, 1);
     let lag = sub.next_event().await.unwrap_err();
@@ -154,7 +154,7 @@ async fn a_gap_is_reported_as_lag_and_the_stream_goes_on_to_its_end() {
 /// A daemon that hangs up without `end` crashed: that is a failed stream, not its end.
 #[tokio::test]
 async fn a_hang_up_without_end_is_an_error_not_the_end() {
-    let (_dir, client) = scripted_daemon(vec![event_line(1)]).await;
+    let (_dir, client) = scripted_daemon(vec![event_line(1)]);
     let mut sub = client.subscribe().await.unwrap();
     assert_eq!(sub.next_event().await.unwrap().unwrap().seq, 1);
     let e = sub.next_event().await.unwrap_err();
