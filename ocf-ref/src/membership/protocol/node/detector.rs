@@ -250,6 +250,26 @@ mod tests {
 
     /// Node 1 of five, all known alive, none answering, ticked until node 2 is suspect;
     /// returns the node and the send time of the probe that raised the suspicion.
+    /// The node asks to be ticked a tenth of a heartbeat after its last tick, whatever
+    /// packets came between; before its first tick it asks for one at once.
+    #[test]
+    fn the_next_deadline_is_a_tenth_of_a_heartbeat_after_the_last_tick() {
+        let spec = Arc::new(ClusterSpec::uniform(
+            5,
+            QuorumOptions::default(),
+            Timing::new(100, 400),
+        ));
+        let mut node = Node::new_with_peers(spec, NodeId::new(1), INC, 7, 0, |_| INC).unwrap();
+        assert_eq!(node.next_deadline(), Some(0), "created at 0, never ticked");
+        let mut out = Vec::new();
+        node.tick(1_000, &mut out);
+        assert_eq!(node.next_deadline(), Some(1_010));
+        node.tick(1_004, &mut out);
+        assert_eq!(node.next_deadline(), Some(1_014));
+        // Not primary: no lease deadline comes sooner.
+        assert!(node.primary_deadline().is_none());
+    }
+
     fn node_suspecting_node_2() -> (Node, u64) {
         let spec = Arc::new(ClusterSpec::uniform(
             5,

@@ -551,6 +551,20 @@ impl Node {
         self.update_primacy(now, out);
     }
 
+    /// When this node next needs [`Node::tick`], in the driver's time (the `now` it passes);
+    /// before its first tick, at once (`None` only before any input). It is the node's tick cadence, a tenth
+    /// of a heartbeat after the last tick (what its starvation detector expects, and the
+    /// granularity its probe, round and lease timers are checked at), or, when that is sooner,
+    /// the end of its primacy lease. A driver may sleep until then (a packet may come first);
+    /// ticking earlier is harmless.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let last = self.last_input?;
+        let due = self.next_tick_due.map_or(last, |due| {
+            last.saturating_add(due.saturating_sub(self.clock))
+        });
+        Some(self.primary_deadline().map_or(due, |p| p.min(due)))
+    }
+
     // ---------------------------------------------------------------- messages
 
     /// A message arrived (already authenticated by the transport).
