@@ -29,12 +29,12 @@ use std::time::{Duration, Instant};
 use corosync_support::{Cluster, enter_netns, runtime, test_options};
 use ocf_core::NodeId;
 use ocf_membership::{EventKind, Membership, MembershipEvent, Subscription};
-use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::loopback;
 use ocf_ref::membership::config::NodeConfig;
 use ocf_ref::membership::corosync::CorosyncMembership;
 use ocf_ref::membership::daemon;
-use ocf_ref::membership::key::ClusterKey;
-use ocf_ref::membership::loopback;
+use ocf_ref::membership::daemon::DaemonClient;
 
 const ROUNDS: usize = 5;
 const LIMIT: Duration = Duration::from_secs(30);
@@ -219,7 +219,7 @@ async fn builtin_round() -> Duration {
         .unwrap();
     let mut sub = engines[0].subscribe().await.unwrap();
     let ids = |e: &MembershipEvent| e.view.member_ids().map(NodeId::get).collect::<Vec<_>>();
-    let formed = sub.initial_view().is_some_and(|v| v.members.len() == 3);
+    let formed = sub.initial_view().is_some_and(|v| v.members().len() == 3);
     if !formed {
         loop {
             let e = sub.next_event().await.unwrap().unwrap();

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use ocf_membership::{Membership, View};
+use ocf_ref::membership::builtin::BuiltinEngine;
+use ocf_ref::membership::builtin::key::ClusterKey;
 use ocf_ref::membership::config::NodeConfig;
-use ocf_ref::membership::engine::BuiltinEngine;
-use ocf_ref::membership::key::ClusterKey;
 use ocf_ref::membership::protocol::Timing;
 use ocf_ref::membership::sim::scenario::FailureRun;
 
@@ -57,7 +57,7 @@ async fn wait_all(engines: &[&BuiltinEngine], members: usize) -> Instant {
             ids.push(
                 view_of(e)
                     .await
-                    .filter(|v| v.members.len() == members)
+                    .filter(|v| v.members().len() == members)
                     .map(|v| v.id),
             );
         }

@@ -16,9 +16,9 @@ use ocf_membership::{EventKind, Membership};
 use ocf_ref::failover::QuorumPolicy;
 use ocf_ref::fencing::devices::native::NullDevice;
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
-use ocf_ref::membership::engine::BuiltinEngine;
-use ocf_ref::membership::key::ClusterKey;
-use ocf_ref::membership::loopback;
+use ocf_ref::membership::builtin::BuiltinEngine;
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::loopback;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_membership::{Membership, Subscription};
-use ocf_ref::membership::client::DaemonClient;
-use ocf_ref::membership::engine::BuiltinEngine;
-use ocf_ref::membership::key::ClusterKey;
-use ocf_ref::membership::loopback;
+use ocf_ref::membership::builtin::BuiltinEngine;
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::loopback;
+use ocf_ref::membership::daemon::DaemonClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,8 +46,16 @@ async fn print_events(
         );
     }
     for _ in 0..limit {
-        let Some(ev) = events.next_event().await? else {
-            break;
+        let ev = match events.next_event().await {
+            Ok(Some(ev)) => ev,
+            // The end: the source shut down.
+            Ok(None) => break,
+            // Events were dropped for a slow reader; the stream goes on after the gap.
+            Err(ocf_membership::MembershipError::Lagged { missed }) => {
+                println!("missed {missed} events");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         println!(
             "#{} {} view {} members {:?} joined {:?} left {:?} quorate {}",
@@ -57,7 +65,7 @@ async fn print_events(
             ev.view.member_ids().collect::<Vec<_>>(),
             ev.view.joined(),
             ev.view.left(),
-            ev.view.quorate
+            ev.view.is_quorate()
         );
     }
     Ok(())

@@ -29,9 +29,9 @@ use crate::failover::{
 use crate::fencing::devices::agent::AgentDevice;
 use crate::fencing::devices::native::NullDevice;
 use crate::fencing::fencer::{FencerConfig, LocalFencer};
-use crate::membership::engine::BuiltinEngine;
-use crate::membership::key::ClusterKey;
-use crate::membership::loopback;
+use crate::membership::builtin::BuiltinEngine;
+use crate::membership::builtin::key::ClusterKey;
+use crate::membership::builtin::loopback;
 use crate::resources::executor::{ExecutorConfig, LocalExecutor};
 use crate::resources::native::NativeDummy;
 use crate::resources::registry::AgentRegistry;

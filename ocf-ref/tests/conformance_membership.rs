@@ -21,16 +21,21 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use ocf_conformance::membership::{self, MembershipCluster, Options};
 use ocf_conformance::{CheckOutcome, Clock, Report};
-use ocf_membership::Membership;
+use ocf_core::NodeId;
+use ocf_membership::{
+    EventKind, Member, Membership, MembershipError, MembershipEvent, Quorum, Subscription, View,
+    ViewId,
+};
 use ocf_ref::conformance::TokioClock;
-use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::builtin::BuiltinEngine;
+use ocf_ref::membership::builtin::hub::{EventHub, HUB_CAPACITY};
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::loopback;
+use ocf_ref::membership::daemon::DaemonClient;
 use ocf_ref::membership::daemon::{self, Daemon};
-use ocf_ref::membership::engine::BuiltinEngine;
-use ocf_ref::membership::key::ClusterKey;
-use ocf_ref::membership::loopback;
 
 /// The suite's checks, all of which must pass on every engine.
-const CHECKS: usize = 8;
+const CHECKS: usize = 9;
 
 fn assert_all_passed(report: &Report) {
     report.assert_passed();
@@ -70,6 +75,11 @@ impl MembershipCluster for Loopback {
             .ok_or_else(|| format!("no node {index}"))?
             .stop();
         Ok(())
+    }
+
+    async fn shut_down(&self, index: usize) -> Result<(), String> {
+        // Stopping is also how an engine shuts down: its subscribers get Evicted, then the end.
+        self.kill(index).await
     }
 }
 
@@ -129,6 +139,11 @@ impl MembershipCluster for Daemons {
         daemon.shutdown().await;
         Ok(())
     }
+
+    async fn shut_down(&self, index: usize) -> Result<(), String> {
+        // In process, a kill is already the daemon's clean shutdown.
+        self.kill(index).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +174,71 @@ async fn builtin_engine_through_node_daemons_passes_the_membership_suite() {
         d.shutdown().await;
     }
     assert_all_passed(&report);
+}
+
+/// A source whose events the test publishes: an [`EventHub`] of node 1.
+struct HubSource(Arc<EventHub>);
+
+#[async_trait]
+impl Membership for HubSource {
+    async fn local_node(&self) -> Result<NodeId, MembershipError> {
+        Ok(NodeId::new(1))
+    }
+    async fn current_view(&self) -> Result<Option<View>, MembershipError> {
+        Ok(self.0.current())
+    }
+    async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
+        Ok(Box::new(self.0.subscribe()))
+    }
+}
+
+/// Publishes `n` events into `hub` at once; answers the last `seq`.
+fn flood(hub: &EventHub, n: usize) -> u64 {
+    let view = View::new(
+        ViewId::new(1, NodeId::new(1), 0),
+        vec![Member::new(NodeId::new(1), "n1".parse().unwrap())],
+        None,
+        Quorum::majority(1, 1),
+    );
+    let n = n as u64;
+    for seq in 1..=n {
+        hub.publish(MembershipEvent::new(
+            seq,
+            EventKind::NewMembership,
+            view.clone(),
+        ));
+    }
+    n
+}
+
+/// Lag means the same everywhere: `Lagged { missed }`, then the stream goes on, both on
+/// the engines' event hub and through a node daemon's socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_is_told_and_the_stream_goes_on() {
+    let clock = TokioClock::new();
+    let hub = Arc::new(EventHub::new("lag test"));
+    let source = HubSource(Arc::clone(&hub));
+    membership::check_lag(&clock, &source, HUB_CAPACITY, |n| {
+        std::future::ready(flood(&hub, n))
+    })
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Arc::new(EventHub::new("lag test over a socket"));
+    let server = daemon::serve_source(
+        Arc::new(HubSource(Arc::clone(&hub))),
+        &dir.path().join("lag.sock"),
+    )
+    .await
+    .unwrap();
+    let client = DaemonClient::new(dir.path().join("lag.sock"));
+    let result = membership::check_lag(&clock, &client, HUB_CAPACITY, |n| {
+        std::future::ready(flood(&hub, n))
+    })
+    .await;
+    server.shutdown().await;
+    result.unwrap();
 }
 
 #[cfg(all(feature = "corosync", feature = "cli"))]
@@ -214,6 +294,19 @@ mod over_corosync {
             let _ = self.child.wait();
         }
 
+        /// SIGTERM, as `systemctl stop` sends, and waits for the daemon to exit.
+        fn terminate(&mut self) -> Result<(), String> {
+            let status = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .map_err(|e| format!("cannot run kill: {e}"))?;
+            if !status.success() {
+                return Err(format!("kill -TERM failed: {status}"));
+            }
+            self.child.wait().map_err(|e| e.to_string())?;
+            Ok(())
+        }
+
         fn log(&self) -> String {
             std::fs::read_to_string(&self.log).unwrap_or_default()
         }
@@ -260,6 +353,15 @@ mod over_corosync {
                 .ok_or_else(|| format!("no node {index}"))?
                 .kill9();
             Ok(())
+        }
+
+        async fn shut_down(&self, index: usize) -> Result<(), String> {
+            self.nodes
+                .lock()
+                .unwrap()
+                .get_mut(index)
+                .ok_or_else(|| format!("no node {index}"))?
+                .terminate()
         }
     }
 

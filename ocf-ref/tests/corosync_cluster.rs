@@ -20,7 +20,7 @@ fn ids(view: &View) -> Vec<u32> {
 }
 
 fn named(view: &View) -> Vec<(u32, String)> {
-    view.members
+    view.members()
         .iter()
         .map(|m| (m.id.get(), m.name.to_string()))
         .collect()
@@ -32,7 +32,7 @@ fn wait_view(client: &mut Client, members: &[u32], quorate: bool) -> View {
         .wait_until(
             &format!("view {members:?} quorate={quorate}"),
             LIMIT,
-            |v, _| v.is_some_and(|v| ids(v) == members && v.quorate == quorate),
+            |v, _| v.is_some_and(|v| ids(v) == members && v.is_quorate() == quorate),
         )
         .unwrap()
 }
@@ -63,8 +63,8 @@ fn form(tag: &str) -> (Cluster, Vec<Client>) {
             named(v),
             vec![(1, "n1".into()), (2, "n2".into()), (3, "n3".into())]
         );
-        assert_eq!(v.quorum.expected_votes, 3);
-        assert_eq!(v.quorum.threshold, 2);
+        assert_eq!(v.quorum().expected_votes, 3);
+        assert_eq!(v.quorum().threshold, 2);
     }
     (cluster, clients)
 }
@@ -79,7 +79,7 @@ fn kill_one_corosync_survivors_agree_with_each_other_and_quorumtool() {
     let v1 = wait_view(&mut clients[0], &[1, 2], true);
     let v2 = wait_view(&mut clients[1], &[1, 2], true);
     assert_eq!(v1.id, v2.id);
-    assert_eq!(v1.members, v2.members);
+    assert_eq!(v1.members(), v2.members());
     assert_eq!(v1.left(), &[NodeId::new(3)]);
     assert_matches_quorumtool(&cluster, 1, &v1);
     assert_matches_quorumtool(&cluster, 2, &v2);

@@ -61,9 +61,9 @@ fn single_node_view_eviction_and_reconnect() {
         let view = client
             .wait_until("the first view", LIMIT, |v, _| v.is_some())
             .unwrap();
-        assert!(view.quorate, "{view:?}");
+        assert!(view.is_quorate(), "{view:?}");
         let ours: Vec<(u32, String)> = view
-            .members
+            .members()
             .iter()
             .map(|m| (m.id.get(), m.name.to_string()))
             .collect();
@@ -74,8 +74,8 @@ fn single_node_view_eviction_and_reconnect() {
             (view.id.coordinator, view.id.instance),
             (NodeId::new(rep), seq)
         );
-        assert_eq!(view.quorum.expected_votes, 1);
-        assert_eq!(view.quorum.threshold, 1);
+        assert_eq!(view.quorum().expected_votes, 1);
+        assert_eq!(view.quorum().threshold, 1);
 
         let local = runtime().block_on(async {
             let m = CorosyncMembership::connect().await.unwrap();
@@ -101,7 +101,7 @@ fn single_node_view_eviction_and_reconnect() {
         );
         let again = client
             .wait_until("a view after the restart", LIMIT, |v, _| {
-                v.is_some_and(|v| v.quorate)
+                v.is_some_and(ocf_membership::View::is_quorate)
             })
             .unwrap();
         assert_eq!(again.member_ids().collect::<Vec<_>>(), vec![NodeId::new(1)]);
@@ -219,10 +219,10 @@ fn without_a_quorum_provider_views_come_from_the_cpg_totem_ring() {
         assert_eq!(view.member_ids().collect::<Vec<_>>(), vec![NodeId::new(3)]);
         assert_eq!(view.id.coordinator, NodeId::new(3));
         assert!(
-            view.quorate,
+            view.is_quorate(),
             "without a provider corosync counts every ring as quorate"
         );
-        assert_eq!(view.members[0].name.as_str(), "solo");
+        assert_eq!(view.members()[0].name.as_str(), "solo");
     })
     .join()
     .unwrap();

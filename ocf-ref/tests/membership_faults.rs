@@ -143,83 +143,8 @@ fn check_and_report(r: &Recorded) -> Vec<Violation> {
     }
 
     eprintln!("\n== summary ==");
-    let mut per_node: BTreeMap<u32, (usize, u32)> = BTreeMap::new();
-    let (mut stamped, mut total) = (0, 0);
-    for h in &r.histories {
-        let e = per_node.entry(h.node).or_default();
-        e.0 += h.records.len();
-        e.1 += 1;
-        total += h.records.len();
-        stamped += h.records.iter().filter(|x| x.stamped).count();
-    }
-    for (node, (events, processes)) in &per_node {
-        eprintln!("  n{node}: {events} records over {processes} process(es)");
-    }
-    for h in r
-        .histories
-        .iter()
-        .filter(|h| h.generation > 1 || h.killed_us.is_some())
-    {
-        eprintln!(
-            "    {} started {}, {}",
-            h.name(),
-            t.rel(h.started_us),
-            h.killed_us
-                .map_or("ran to the end".into(), |k| format!("killed {}", t.rel(k)))
-        );
-    }
-    eprintln!(
-        "  event times: {stamped} of {total} records carry at_us; the rest use the recorder's receive time"
-    );
-    match split.first() {
-        Some(o) => eprintln!(
-            "  largest two-primary overlap (split brain): {:.1} ms at {} ({}): {}",
-            o.ms(),
-            t.rel(o.from_us),
-            t.blame(o.from_us),
-            o.describe()
-        ),
-        None => eprintln!("  largest two-primary overlap (split brain): 0 ms (none)"),
-    }
-    // One line per split-brain episode: overlaps that start within 1 s of each other.
-    let mut episodes: Vec<&check::Overlap> = split.clone();
-    episodes.sort_by_key(|o| o.from_us);
-    let mut last_start = 0;
-    for o in episodes {
-        if o.from_us > last_start + 1_000_000 {
-            eprintln!(
-                "    split brain at {} {}: {}",
-                t.rel(o.from_us),
-                t.blame(o.from_us),
-                o.describe()
-            );
-            last_start = o.from_us;
-        }
-    }
-    eprintln!("  largest split-brain overlap per fault:");
-    for (i, span) in t.spans.iter().enumerate() {
-        let worst = split
-            .iter()
-            .filter(|o| t.step_at(o.from_us) == Some(i))
-            .map(|o| o.ms())
-            .fold(0.0_f64, f64::max);
-        eprintln!("    {:>8.1} ms  {}", worst, span.label);
-    }
-    if let Some(o) = slack.first() {
-        eprintln!(
-            "  {} split-brain overlap(s) within the {} ms receive-time slack (not violations), largest: {}",
-            slack.len(),
-            check::RECEIVE_SLACK_US / 1000,
-            o.describe()
-        );
-    }
-    match handover.first() {
-        Some(o) => eprintln!(
-            "  largest hand-over (older view's holder is in the newer view; not a violation): {}",
-            o.describe()
-        ),
-        None => eprintln!("  largest hand-over: 0 ms"),
-    }
+    print_processes(r);
+    print_overlaps(t, &split, &slack, &handover);
     match &convergence {
         Ok(us) => eprintln!(
             "  convergence after the final heal: {} ms (bound {} ms)",
@@ -275,4 +200,96 @@ fn five_nodes_under_seeded_faults_keep_the_membership_invariant() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// The summary's lines about processes: records per node, restarts and kills, time stamps.
+fn print_processes(r: &Recorded) {
+    let t = &r.timeline;
+    let mut per_node: BTreeMap<u32, (usize, u32)> = BTreeMap::new();
+    let (mut stamped, mut total) = (0, 0);
+    for h in &r.histories {
+        let e = per_node.entry(h.node).or_default();
+        e.0 += h.records.len();
+        e.1 += 1;
+        total += h.records.len();
+        stamped += h.records.iter().filter(|x| x.stamped).count();
+    }
+    for (node, (events, processes)) in &per_node {
+        eprintln!("  n{node}: {events} records over {processes} process(es)");
+    }
+    for h in r
+        .histories
+        .iter()
+        .filter(|h| h.generation > 1 || h.killed_us.is_some())
+    {
+        eprintln!(
+            "    {} started {}, {}",
+            h.name(),
+            t.rel(h.started_us),
+            h.killed_us
+                .map_or("ran to the end".into(), |k| format!("killed {}", t.rel(k)))
+        );
+    }
+    eprintln!(
+        "  event times: {stamped} of {total} records carry at_us; the rest use the recorder's receive time"
+    );
+}
+
+/// The summary's lines about two-primary overlaps: split brains (per episode and per fault),
+/// those within the receive-time slack, and hand-overs.
+fn print_overlaps(
+    t: &Timeline,
+    split: &[&check::Overlap],
+    slack: &[&check::Overlap],
+    handover: &[&check::Overlap],
+) {
+    match split.first() {
+        Some(o) => eprintln!(
+            "  largest two-primary overlap (split brain): {:.1} ms at {} ({}): {}",
+            o.ms(),
+            t.rel(o.from_us),
+            t.blame(o.from_us),
+            o.describe()
+        ),
+        None => eprintln!("  largest two-primary overlap (split brain): 0 ms (none)"),
+    }
+    // One line per split-brain episode: overlaps that start within 1 s of each other.
+    let mut episodes: Vec<&check::Overlap> = split.to_vec();
+    episodes.sort_by_key(|o| o.from_us);
+    let mut last_start = 0;
+    for o in episodes {
+        if o.from_us > last_start + 1_000_000 {
+            eprintln!(
+                "    split brain at {} {}: {}",
+                t.rel(o.from_us),
+                t.blame(o.from_us),
+                o.describe()
+            );
+            last_start = o.from_us;
+        }
+    }
+    eprintln!("  largest split-brain overlap per fault:");
+    for (i, span) in t.spans.iter().enumerate() {
+        let worst = split
+            .iter()
+            .filter(|o| t.step_at(o.from_us) == Some(i))
+            .map(|o| o.ms())
+            .fold(0.0_f64, f64::max);
+        eprintln!("    {:>8.1} ms  {}", worst, span.label);
+    }
+    if let Some(o) = slack.first() {
+        eprintln!(
+            "  {} split-brain overlap(s) within the {} ms receive-time slack (not violations), largest: {}",
+            slack.len(),
+            check::RECEIVE_SLACK_US / 1000,
+            o.describe()
+        );
+    }
+    match handover.first() {
+        Some(o) => eprintln!(
+            "  largest hand-over (older view's holder is in the newer view; not a violation): {}",
+            o.describe()
+        ),
+        None => eprintln!("  largest hand-over: 0 ms"),
+    }
 }

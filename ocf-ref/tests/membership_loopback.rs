@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ocf_membership::{Membership, View};
-use ocf_ref::membership::client::DaemonClient;
+use ocf_ref::membership::daemon::DaemonClient;
 
 const OCF: &str = env!("CARGO_BIN_EXE_ocf");
 const NODES: u32 = 5;
@@ -228,7 +228,7 @@ async fn five_nodes_kill_restart_and_shared_event_order() {
     let formed = wait_for_view(dir.path(), &all, PATIENCE)
         .await
         .expect("5 nodes never formed one view");
-    assert!(formed.quorate);
+    assert!(formed.is_quorate());
 
     // Two client processes on node 1 subscribe before the kill.
     let mut watchers = [Watcher::start(&configs[0]), Watcher::start(&configs[0])];
@@ -261,7 +261,7 @@ async fn five_nodes_kill_restart_and_shared_event_order() {
         "survivors took {took:?} to drop node 5, more than dead_ms + 1 s"
     );
     assert!(without.id > formed.id);
-    assert!(without.quorate, "4 of 5 votes must be quorate");
+    assert!(without.is_quorate(), "4 of 5 votes must be quorate");
 
     // Restart node 5: it rejoins with a new incarnation and a new born_on.
     let (proc5, log5) = start_node(&configs[4]);

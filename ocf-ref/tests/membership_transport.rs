@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ocf_core::NodeId;
+use ocf_ref::membership::builtin::BuiltinEngine;
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::wire::Codec;
 use ocf_ref::membership::config::NodeConfig;
-use ocf_ref::membership::engine::BuiltinEngine;
-use ocf_ref::membership::key::ClusterKey;
 use ocf_ref::membership::protocol::{Body, Envelope};
-use ocf_ref::membership::wire::Codec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_packets_are_dropped_and_counted() {

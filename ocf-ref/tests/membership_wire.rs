@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use ocf_core::NodeId;
 use ocf_membership::ViewId;
-use ocf_ref::membership::key::ClusterKey;
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::wire::{Codec, MAX_PACKET, ReplayGuard, decode_signed};
 use ocf_ref::membership::protocol::{
     Body, CommittedView, Envelope, Proposal, ProposedMember, Update, ViewMember,
 };
-use ocf_ref::membership::wire::{Codec, MAX_PACKET, ReplayGuard, decode_signed};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 

@@ -9,11 +9,16 @@
 //! | `membership.local_ids` | every node reports its own, distinct id |
 //! | `membership.converges` | all nodes install one view with every node, and it is quorate |
 //! | `membership.agreement` | nodes that installed the same view id hold the same members |
-//! | `membership.quorum_flags` | `quorate` agrees with the quorum record |
+//! | `membership.quorum_flags` | a quorate view holds at least its quorum threshold of votes |
 //! | `membership.kill_detected` | after a kill, every survivor installs a view without it |
 //! | `membership.subscribers_agree` | two subscribers on one node see the same events |
 //! | `membership.events_ordered` | per subscriber: `seq` gapless, view ids strictly growing, `joined`/`left` match the previous view, event kinds match quorum changes |
 //! | `membership.quorum_kept` | a majority that lost one node stays primary |
+//! | `membership.stream_end` | once a node is shut down, its subscription answers `Ok(None)`, and again `Ok(None)` (after at most an `Evicted` and events in flight): the end is never an error |
+//!
+//! Lag (`Lagged { missed }`, then the stream goes on) cannot be provoked on a live cluster
+//! without thousands of view changes; [`check_lag`] checks it on a source whose events the
+//! harness can publish at will.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +44,13 @@ pub trait MembershipCluster: Send + Sync {
 
     /// Kills node `index` abruptly (as `kill -9` would); `Err` when the implementation cannot.
     async fn kill(&self, index: usize) -> Result<(), String>;
+
+    /// Shuts node `index` down cleanly, as an operator stopping its service would: its
+    /// subscriptions must then end (`Ok(None)`). `Err` when the implementation cannot (the
+    /// default): `membership.stream_end` is then skipped.
+    async fn shut_down(&self, index: usize) -> Result<(), String> {
+        Err(format!("the harness cannot shut node {index} down"))
+    }
 }
 
 /// How long the suite waits for things to happen.
@@ -70,6 +82,9 @@ impl Options {
     }
 }
 
+const STREAM_END: &str =
+    "once a node is shut down, its subscription answers Ok(None), and again Ok(None)";
+
 /// Runs the membership suite against `cluster`.
 pub async fn run(cluster: &dyn MembershipCluster, options: &Options) -> Report {
     let mut report = Report::new("membership", cluster.implementation());
@@ -82,30 +97,54 @@ pub async fn run(cluster: &dyn MembershipCluster, options: &Options) -> Report {
         );
         return report;
     }
+    let Some((ids, first)) = check_start(&mut report, cluster, &nodes, options).await else {
+        return report;
+    };
+    check_kill(&mut report, cluster, &nodes, &ids, first, options).await;
+    check_stream_end(&mut report, cluster, &nodes[0], options).await;
+    report
+}
 
-    let ids = local_ids(&nodes).await;
+/// `local_ids`, `converges` and `quorum_flags`: the nodes' ids and the views they settled
+/// on, if they did.
+async fn check_start(
+    report: &mut Report,
+    cluster: &dyn MembershipCluster,
+    nodes: &[Arc<dyn Membership>],
+    options: &Options,
+) -> Option<(Vec<NodeId>, Vec<View>)> {
+    let ids = local_ids(nodes).await;
     report.record_result(
         "membership.local_ids",
         "every node reports its own, distinct id",
         ids.as_ref().map(|_| ()).map_err(Clone::clone),
     );
-    let Ok(ids) = ids else { return report };
-
-    let all: Vec<NodeId> = ids.clone();
-    let settled = settle(cluster, &nodes, &all, options).await;
+    let ids = ids.ok()?;
+    let settled = settle(cluster, nodes, &ids, options).await;
     report.record_result(
         "membership.converges",
         "all nodes install one quorate view holding every node",
         settled.as_ref().map(|_| ()).map_err(Clone::clone),
     );
-    let Ok(first) = settled else { return report };
+    let first = settled.ok()?;
     report.record_result(
         "membership.quorum_flags",
-        "a view's quorate flag agrees with its quorum record",
+        "a quorate view holds at least its quorum threshold of votes",
         check_quorum_flags(&first),
     );
+    Some((ids, first))
+}
 
-    // Two subscribers on the node that survives, opened before the kill.
+/// `kill_detected`, `quorum_kept`, `subscribers_agree`, `events_ordered` and `agreement`:
+/// two subscribers on node 0 watch the last node being killed.
+async fn check_kill(
+    report: &mut Report,
+    cluster: &dyn MembershipCluster,
+    nodes: &[Arc<dyn Membership>],
+    ids: &[NodeId],
+    first: Vec<View>,
+    options: &Options,
+) {
     let watcher = &nodes[0];
     let (mut sub_a, mut sub_b) = match (watcher.subscribe().await, watcher.subscribe().await) {
         (Ok(a), Ok(b)) => (a, b),
@@ -115,10 +154,9 @@ pub async fn run(cluster: &dyn MembershipCluster, options: &Options) -> Report {
                 "two subscribers on one node see the same events",
                 Err(format!("subscribe failed: {e}")),
             );
-            return report;
+            return;
         }
     };
-
     let victim = nodes.len() - 1;
     if let Err(why) = cluster.kill(victim).await {
         report.record(
@@ -126,16 +164,16 @@ pub async fn run(cluster: &dyn MembershipCluster, options: &Options) -> Report {
             "after a kill, every survivor installs a view without it",
             crate::CheckOutcome::Skip(format!("the harness cannot kill a node: {why}")),
         );
-        return report;
+        return;
     }
-    let survivors: Vec<NodeId> = all[..victim].to_vec();
-    let after = settle(cluster, &nodes[..victim], &survivors, options).await;
+    let survivors = &ids[..victim];
+    let after = settle(cluster, &nodes[..victim], survivors, options).await;
     report.record_result(
         "membership.kill_detected",
         "after a kill, every survivor installs one view without it",
         after.as_ref().map(|_| ()).map_err(Clone::clone),
     );
-    let Ok(after) = after else { return report };
+    let Ok(after) = after else { return };
     report.record_result(
         "membership.quorum_kept",
         "a majority that lost one node stays primary",
@@ -145,16 +183,31 @@ pub async fn run(cluster: &dyn MembershipCluster, options: &Options) -> Report {
             Err(format!("view {} is not quorate", after[0].id))
         },
     );
-
     let target = after[0].id;
     let clock = cluster.clock();
     let events_a = collect_until(clock, sub_a.as_mut(), target, options.settle).await;
     let events_b = collect_until(clock, sub_b.as_mut(), target, options.settle).await;
-    let initial = sub_a.initial_view().cloned();
+    record_events(report, sub_a.initial_view(), &events_a, &events_b);
+    let mut views: Vec<View> = first;
+    views.extend(after);
+    if let Ok(evs) = &events_a {
+        views.extend(evs.iter().map(|e| e.view.clone()));
+    }
+    report.record_result(
+        "membership.agreement",
+        "nodes that installed the same view id hold the same members",
+        check_agreement(&views),
+    );
+}
+
+type Events = Result<Vec<MembershipEvent>, String>;
+
+/// `subscribers_agree` and `events_ordered`, from two subscribers' events.
+fn record_events(report: &mut Report, initial: Option<&View>, a: &Events, b: &Events) {
     report.record_result(
         "membership.subscribers_agree",
         "two subscribers on one node see the same events in the same order",
-        match (&events_a, &events_b) {
+        match (a, b) {
             (Ok(a), Ok(b)) if a == b => Ok(()),
             (Ok(a), Ok(b)) => Err(format!(
                 "subscriber A saw {:?}, B saw {:?}",
@@ -167,22 +220,149 @@ pub async fn run(cluster: &dyn MembershipCluster, options: &Options) -> Report {
     report.record_result(
         "membership.events_ordered",
         "seq is gapless, view ids grow, joined/left and kinds match the previous view",
-        events_a
-            .as_ref()
+        a.as_ref()
             .map_err(Clone::clone)
-            .and_then(|evs| check_event_order(initial.as_ref(), evs)),
+            .and_then(|evs| check_event_order(initial, evs)),
     );
-    let mut views: Vec<View> = first;
-    views.extend(after);
-    if let Ok(evs) = &events_a {
-        views.extend(evs.iter().map(|e| e.view.clone()));
+}
+
+/// `stream_end`: a subscription on `node` ends with `Ok(None)` twice once the harness shuts
+/// the node down.
+async fn check_stream_end(
+    report: &mut Report,
+    cluster: &dyn MembershipCluster,
+    node: &Arc<dyn Membership>,
+    options: &Options,
+) {
+    let mut sub = match node.subscribe().await {
+        Ok(sub) => sub,
+        Err(e) => {
+            report.record_result(
+                "membership.stream_end",
+                STREAM_END,
+                Err(format!("subscribe failed: {e}")),
+            );
+            return;
+        }
+    };
+    if let Err(why) = cluster.shut_down(0).await {
+        report.record(
+            "membership.stream_end",
+            STREAM_END,
+            crate::CheckOutcome::Skip(why),
+        );
+        return;
     }
-    report.record_result(
-        "membership.agreement",
-        "nodes that installed the same view id hold the same members",
-        check_agreement(&views),
-    );
-    report
+    let clock = cluster.clock();
+    let result = async {
+        let mut seen = Vec::new();
+        // Events in flight and the `Evicted` of a leaving node may come first; a few at most.
+        while seen.len() <= 8 {
+            match timeout(clock, options.settle, sub.next_event()).await {
+                None => {
+                    return Err(format!(
+                        "no end within {:?} of the shutdown; saw {:?}",
+                        options.settle,
+                        summary(&seen)
+                    ));
+                }
+                Some(Err(e)) => return Err(format!("the stream failed rather than ended: {e}")),
+                Some(Ok(Some(ev))) => seen.push(ev),
+                Some(Ok(None)) => break,
+            }
+        }
+        if seen.len() > 8 {
+            return Err(format!(
+                "events went on after the shutdown: {:?}",
+                summary(&seen)
+            ));
+        }
+        match timeout(clock, options.settle, sub.next_event()).await {
+            Some(Ok(None)) => Ok(()),
+            None => Err("the call after the end hung rather than answering Ok(None)".into()),
+            Some(Ok(Some(ev))) => Err(format!("an event after the end: #{} {:?}", ev.seq, ev.kind)),
+            Some(Err(e)) => Err(format!(
+                "the call after the end gave an error, not Ok(None): {e}"
+            )),
+        }
+    }
+    .await;
+    report.record_result("membership.stream_end", STREAM_END, result);
+}
+
+/// Checks that a subscriber that falls behind gets `Lagged { missed }` with `missed > 0` and
+/// then the events after the gap, in order, up to the last one published: the stream goes on.
+/// (A source that drains its subscriber's buffer while the events are still being published,
+/// as a daemon forwarding them does, may lag more than once; each gap is reported.)
+///
+/// `source` must be idle (no events of its own while this runs). `publish(n)` makes it
+/// publish `n` events at once and answers the `seq` of the last; `n` is `capacity * 4 + 8`,
+/// where `capacity` is the most events the source buffers per subscriber (more than that, and
+/// any socket buffers on the way, can hold).
+///
+/// # Errors
+///
+/// What was seen against what was promised.
+pub async fn check_lag<F, Fut>(
+    clock: &dyn Clock,
+    source: &dyn Membership,
+    capacity: usize,
+    publish: F,
+) -> Result<(), String>
+where
+    F: FnOnce(usize) -> Fut + Send,
+    Fut: std::future::Future<Output = u64> + Send,
+{
+    let mut sub = source
+        .subscribe()
+        .await
+        .map_err(|e| format!("subscribe failed: {e}"))?;
+    let count = capacity * 4 + 8;
+    let end = publish(count).await;
+    let limit = Duration::from_secs(30);
+    let mut lagged = false;
+    let mut last: Option<u64> = None;
+    let mut received = 0usize;
+    loop {
+        match timeout(clock, limit, sub.next_event()).await {
+            None => {
+                return Err(format!(
+                    "after {count} events unread: lagged {lagged}, then {received} events"
+                ));
+            }
+            Some(Err(ocf_membership::MembershipError::Lagged { missed })) if missed > 0 => {
+                lagged = true;
+                last = None;
+            }
+            Some(Err(e)) => return Err(format!("expected Lagged, then events; got {e}")),
+            Some(Ok(None)) => {
+                return Err("the stream ended instead of going on after the gap".into());
+            }
+            Some(Ok(Some(ev))) => {
+                // Within a stretch (from the start, or from a Lagged) seq has no gap.
+                if let Some(l) = last
+                    && ev.seq != l + 1
+                {
+                    return Err(format!(
+                        "seq jumped from {l} to {} with no Lagged between",
+                        ev.seq
+                    ));
+                }
+                last = Some(ev.seq);
+                received += 1;
+                if ev.seq >= end {
+                    return if lagged {
+                        Ok(())
+                    } else {
+                        Err(
+                            "every event arrived although the subscriber never read: no Lagged"
+                                .into(),
+                        )
+                    };
+                }
+            }
+        }
+    }
 }
 
 async fn local_ids(nodes: &[Arc<dyn Membership>]) -> Result<Vec<NodeId>, String> {
@@ -287,13 +467,18 @@ fn summary(events: &[MembershipEvent]) -> Vec<String> {
         .collect()
 }
 
-/// `quorate` mirrors the quorum record.
+/// A quorate view holds at least its quorum threshold of votes.
+///
+/// # Errors
+///
+/// The first view that does not.
 pub fn check_quorum_flags(views: &[View]) -> Result<(), String> {
     for v in views {
-        if v.quorate != v.quorum.quorate {
+        let q = v.quorum();
+        if q.quorate && q.votes < q.threshold {
             return Err(format!(
-                "view {}: quorate is {} but quorum.quorate is {}",
-                v.id, v.quorate, v.quorum.quorate
+                "view {} is quorate with {} votes, below its threshold of {}",
+                v.id, q.votes, q.threshold
             ));
         }
     }
@@ -338,11 +523,21 @@ pub fn check_event_order(initial: Option<&View>, events: &[MembershipEvent]) -> 
             if ev.view.id <= p.id {
                 return Err(format!("view {} followed view {}", ev.view.id, p.id));
             }
-            let expected = View::new(ev.view.id, ev.view.members.clone(), Some(p), ev.view.quorum);
-            if expected.joined != ev.view.joined || expected.left != ev.view.left {
+            let expected = View::new(
+                ev.view.id,
+                ev.view.members().to_vec(),
+                Some(p),
+                *ev.view.quorum(),
+            );
+            if expected.joined() != ev.view.joined() || expected.left() != ev.view.left() {
                 return Err(format!(
                     "view {}: joined {:?} left {:?}, but against view {} they are {:?} and {:?}",
-                    ev.view.id, ev.view.joined, ev.view.left, p.id, expected.joined, expected.left
+                    ev.view.id,
+                    ev.view.joined(),
+                    ev.view.left(),
+                    p.id,
+                    expected.joined(),
+                    expected.left()
                 ));
             }
         }

@@ -159,23 +159,115 @@ impl Quorum {
 /// An agreed membership view, as installed by one node.
 ///
 /// Its JSON shape is stable: `{"view_id": {...}, "members": [{"id", "name", "votes",
-/// "born_on"}], "joined": [ids], "left": [ids], "quorum": {...}, "quorate": bool}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
+/// "born_on"}], "joined": [ids], "left": [ids], "quorum": {...}, "quorate": bool}`, where the
+/// top-level `quorate` is written from `quorum.quorate` for scripts.
+///
+/// A view keeps its promises whichever way it was made: members sorted by id without
+/// duplicates (lookups binary-search them), `joined` a sorted subset of the members, `left`
+/// sorted and disjoint from them, and one quorate flag. [`View::new`] builds views that way;
+/// deserializing checks them and refuses a view that breaks one ([`InvalidView`]), so
+/// hand-written JSON cannot make lookups wrong silently.
+///
+/// ```
+/// use ocf_membership::View;
+/// let unsorted = r#"{"view_id":{"instance":1,"coordinator":1,"epoch":0},
+///   "members":[{"id":2,"name":"b","votes":1,"born_on":null},{"id":1,"name":"a","votes":1,"born_on":null}],
+///   "joined":[],"left":[],"quorum":{"quorate":true,"votes":2,"expected_votes":2,"threshold":2}}"#;
+/// let e = serde_json::from_str::<View>(unsorted).unwrap_err();
+/// assert!(e.to_string().contains("sorted"), "{e}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawView")]
 pub struct View {
     /// This view's id.
-    #[serde(rename = "view_id")]
     pub id: ViewId,
-    /// The members, sorted by id, without duplicates.
-    pub members: Vec<Member>,
-    /// Ids that are members now but were not in the previous view this node installed.
-    pub joined: Vec<NodeId>,
-    /// Ids that were in the previous view this node installed but are not members now.
-    pub left: Vec<NodeId>,
-    /// The quorum state.
-    pub quorum: Quorum,
-    /// Copy of `quorum.quorate`, at the top level for scripts.
-    pub quorate: bool,
+    members: Vec<Member>,
+    joined: Vec<NodeId>,
+    left: Vec<NodeId>,
+    quorum: Quorum,
+}
+
+/// Why a deserialized [`View`] was refused: it breaks one of the promises a view keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid view {view}: {reason}")]
+pub struct InvalidView {
+    /// The view's id.
+    pub view: ViewId,
+    /// Which promise it breaks.
+    pub reason: String,
+}
+
+/// A view as it is written, before it is checked.
+#[derive(Serialize, Deserialize)]
+struct RawView<M = Vec<Member>, N = Vec<NodeId>> {
+    view_id: ViewId,
+    members: M,
+    joined: N,
+    left: N,
+    quorum: Quorum,
+    /// Written from `quorum.quorate`; when read, it must agree with it.
+    #[serde(default)]
+    quorate: Option<bool>,
+}
+
+/// True when `ids` strictly increase (sorted, no duplicates).
+fn strictly_sorted(ids: impl IntoIterator<Item = NodeId>) -> bool {
+    let mut last = None;
+    ids.into_iter().all(|id| {
+        let ok = last.is_none_or(|l| l < id);
+        last = Some(id);
+        ok
+    })
+}
+
+impl TryFrom<RawView> for View {
+    type Error = InvalidView;
+
+    fn try_from(raw: RawView) -> Result<Self, InvalidView> {
+        let refuse = |reason: &str| InvalidView {
+            view: raw.view_id,
+            reason: reason.to_owned(),
+        };
+        if !strictly_sorted(raw.members.iter().map(|m| m.id)) {
+            return Err(refuse("members are not sorted by id without duplicates"));
+        }
+        if !strictly_sorted(raw.joined.iter().copied())
+            || !strictly_sorted(raw.left.iter().copied())
+        {
+            return Err(refuse("joined or left is not sorted without duplicates"));
+        }
+        let view = Self {
+            id: raw.view_id,
+            members: raw.members,
+            joined: raw.joined,
+            left: raw.left,
+            quorum: raw.quorum,
+        };
+        if !view.joined.iter().all(|&j| view.contains(j)) {
+            return Err(refuse("a node in joined is not a member"));
+        }
+        if view.left.iter().any(|&l| view.contains(l)) {
+            return Err(refuse("a node in left is still a member"));
+        }
+        if raw.quorate.is_some_and(|q| q != view.quorum.quorate) {
+            return Err(refuse("quorate disagrees with quorum.quorate"));
+        }
+        Ok(view)
+    }
+}
+
+impl Serialize for View {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        RawView {
+            view_id: self.id,
+            members: &self.members,
+            joined: &self.joined,
+            left: &self.left,
+            quorum: self.quorum,
+            quorate: Some(self.quorum.quorate),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl View {
@@ -196,9 +288,13 @@ impl View {
             joined: now.difference(&before).copied().collect(),
             left: before.difference(&now).copied().collect(),
             members,
-            quorate: quorum.quorate,
             quorum,
         }
+    }
+
+    /// The members, sorted by id, without duplicates.
+    pub fn members(&self) -> &[Member] {
+        &self.members
     }
 
     /// The member ids, sorted.
@@ -219,19 +315,32 @@ impl View {
             .map(|i| &self.members[i])
     }
 
-    /// The nodes that joined since the previous view.
+    /// The ids that are members now but were not in the previous view this node installed,
+    /// sorted.
     pub fn joined(&self) -> &[NodeId] {
         &self.joined
     }
 
-    /// The nodes that left since the previous view.
+    /// The ids that were in the previous view this node installed but are not members now,
+    /// sorted.
     pub fn left(&self) -> &[NodeId] {
         &self.left
     }
 
-    /// True when this partition holds quorum.
+    /// The quorum state.
+    pub fn quorum(&self) -> &Quorum {
+        &self.quorum
+    }
+
+    /// True when this partition holds quorum (`quorum().quorate`, the one source of it).
     pub fn is_quorate(&self) -> bool {
         self.quorum.quorate
+    }
+
+    /// Marks this view not quorate: the node stopped being primary in it (its primacy lease
+    /// ran out, or it was evicted) although the view itself did not change.
+    pub fn mark_not_quorate(&mut self) {
+        self.quorum.quorate = false;
     }
 }
 
@@ -261,6 +370,41 @@ mod tests {
         assert_eq!(json["members"][1]["name"], "n2");
         assert_eq!(json["quorate"], true);
         assert_eq!(json["joined"], serde_json::json!([1, 2]));
+        // A view without the top-level flag reads; one whose flags disagree does not.
+        let mut without = json.clone();
+        without.as_object_mut().unwrap().remove("quorate");
+        assert_eq!(serde_json::from_value::<View>(without).unwrap(), v);
+        let mut disagree = json.clone();
+        disagree["quorate"] = serde_json::json!(false);
+        let e = serde_json::from_value::<View>(disagree).unwrap_err();
+        assert!(e.to_string().contains("disagrees"), "{e}");
+    }
+
+    #[test]
+    fn deserializing_refuses_views_that_break_their_promises() {
+        let v = View::new(
+            ViewId::new(3, NodeId::new(1), 2),
+            vec![member(1), member(2)],
+            None,
+            Quorum::majority(2, 3),
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        let cases = [
+            (
+                "members",
+                serde_json::json!([json["members"][0], json["members"][0]]),
+                "sorted",
+            ),
+            ("joined", serde_json::json!([2, 1]), "sorted"),
+            ("joined", serde_json::json!([7]), "not a member"),
+            ("left", serde_json::json!([1]), "still a member"),
+        ];
+        for (field, value, says) in cases {
+            let mut bad = json.clone();
+            bad[field] = value;
+            let e = serde_json::from_value::<View>(bad).unwrap_err();
+            assert!(e.to_string().contains(says), "{field}: {e}");
+        }
     }
 
     proptest! {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ocf_ref::membership::key::ClusterKey;
-use ocf_ref::membership::wire::{Codec, decode_signed};
+use ocf_ref::membership::builtin::key::ClusterKey;
+use ocf_ref::membership::builtin::wire::{Codec, decode_signed};
 
 fuzz_target!(|data: &[u8]| {
     let codec = Codec::new("fuzz", &ClusterKey::from_bytes(vec![1u8; 32]));

@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ocf_membership::{Membership, MembershipEvent, Subscription, View};
+use ocf_membership::{Membership, MembershipError, MembershipEvent, Subscription, View};
 
 use super::CliResult;
 use super::output::{print_json, print_json_line};
-use crate::membership::client::DEFAULT_TIMEOUT;
 use crate::membership::corosync::CorosyncMembership;
+use crate::membership::daemon::client::DEFAULT_TIMEOUT;
 
 /// Prints the local corosync's current view (`json`: the [`View`] as JSON), or with `watch`
 /// streams its events (`json`: one [`MembershipEvent`] per line) until interrupted or the
@@ -59,8 +59,16 @@ async fn watch_events(mut events: Box<dyn Subscription>, json: bool) -> CliResul
     }
     loop {
         let next = tokio::select! {
-            next = events.next_event() => next?,
+            next = events.next_event() => next,
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        };
+        let next = match next {
+            // Events were dropped for us; the stream goes on after the gap.
+            Err(MembershipError::Lagged { missed }) => {
+                eprintln!("fell behind: {missed} events were missed; watching on");
+                continue;
+            }
+            other => other?,
         };
         let Some(event) = next else {
             return Ok(ExitCode::SUCCESS);
@@ -75,16 +83,16 @@ async fn watch_events(mut events: Box<dyn Subscription>, json: bool) -> CliResul
 
 /// A view for people: a header line and one line per member.
 fn render_view(view: &View) -> String {
-    let q = &view.quorum;
+    let q = view.quorum();
     let mut text = format!(
         "view {}  quorate: {}  votes: {}/{} (quorum {})\n",
         view.id,
-        if view.quorate { "yes" } else { "no" },
+        if view.is_quorate() { "yes" } else { "no" },
         q.votes,
         q.expected_votes,
         q.threshold
     );
-    for m in &view.members {
+    for m in view.members() {
         let _ = writeln!(text, "  {:>10}  {:<20}  votes {}", m.id, m.name, m.votes);
     }
     text

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use ocf_membership::{Membership, MembershipEvent, View};
+use ocf_membership::{Membership, MembershipError, MembershipEvent, View};
 
 use super::CliResult;
 use super::output::{print_json, print_json_line};
-use crate::membership::client::DaemonClient;
+use crate::membership::builtin::key::ClusterKey;
 use crate::membership::config::NodeConfig;
 use crate::membership::daemon;
-use crate::membership::key::ClusterKey;
-use crate::membership::local_api::DaemonStats;
+use crate::membership::daemon::DaemonClient;
+use crate::membership::daemon::local_api::DaemonStats;
 
 /// `ocf node` arguments.
 #[derive(Debug, Args)]
@@ -97,16 +97,20 @@ fn view_text(view: Option<&View>) -> String {
         return "no view installed yet".to_owned();
     };
     let members: Vec<String> = v
-        .members
+        .members()
         .iter()
         .map(|m| format!("{}({})", m.name, m.id))
         .collect();
     format!(
         "view {} {} votes {}/{}: {}",
         v.id,
-        if v.quorate { "quorate" } else { "NOT quorate" },
-        v.quorum.votes,
-        v.quorum.expected_votes,
+        if v.is_quorate() {
+            "quorate"
+        } else {
+            "NOT quorate"
+        },
+        v.quorum().votes,
+        v.quorum().expected_votes,
         members.join(" ")
     )
 }
@@ -208,7 +212,18 @@ pub async fn run_members(args: MembersArgs) -> CliResult {
     } else {
         println!("{}", view_text(sub.initial_view()));
     }
-    while let Some(event) = sub.next_event().await? {
+    loop {
+        let event = match sub.next_event().await {
+            Ok(Some(event)) => event,
+            // The end: the daemon stopped serving.
+            Ok(None) => break,
+            // Events were dropped for us; the stream goes on after the gap.
+            Err(MembershipError::Lagged { missed }) => {
+                eprintln!("fell behind: {missed} events were missed; watching on");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if args.json {
             print_json_line(&event)?;
         } else {

@@ -62,7 +62,10 @@ impl FencingPolicy for QuorumPolicy {
         if !view.is_quorate() {
             return refuse(format!(
                 "view {} has no quorum ({} of {} votes); only the quorate partition may fence {}",
-                view.id, view.quorum.votes, view.quorum.expected_votes, request.target
+                view.id,
+                view.quorum().votes,
+                view.quorum().expected_votes,
+                request.target
             ));
         }
         Ok(())

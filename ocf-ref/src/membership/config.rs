@@ -240,7 +240,7 @@ fn one() -> u32 {
 }
 
 fn default_max_clients() -> usize {
-    super::local_api::DEFAULT_MAX_CLIENTS
+    super::daemon::local_api::DEFAULT_MAX_CLIENTS
 }
 
 /// A validated node configuration.

@@ -1,31 +1,23 @@
-//! The built-in membership engine.
+//! Cluster membership: engines behind the `ocf_membership::Membership` trait, and the node
+//! daemon that serves one to every process on a node.
 //!
-//! - [`protocol`]: the sans-IO core (failure detection, view agreement, quorum);
-//! - [`wire`]: the authenticated packet format; [`key`]: the cluster key file;
-//! - [`config`]: the node's TOML configuration;
-//! - [`sim`]: the deterministic simulator that checks the invariants;
-//! - [`transport`]: the UDP driver; [`engine`]: the built-in engine behind the `Membership`
-//!   trait; [`hub`]: the one ordered event log every subscriber shares;
-//! - [`daemon`]: the node daemon's local socket API ([`local_api`]), on a socket path claimed
-//!   safely ([`local_socket`]); [`client`]: a
-//!   `Membership` over that socket; `corosync` (feature `corosync`): the same trait over Corosync.
+//! - [`protocol`]: the built-in protocol's sans-IO core (failure detection, view agreement,
+//!   quorum, primacy leases), stated in `protocol/ALGORITHM.md` (below);
+//! - [`sim`]: the deterministic simulator that checks the protocol's invariants;
+//! - [`builtin`]: the built-in engine, that core driven over authenticated UDP;
+//! - `corosync` (feature `corosync`): the same trait over Corosync;
+//! - [`daemon`]: the node daemon serving either engine on a local socket, and
+//!   [`DaemonClient`](daemon::DaemonClient), a `Membership` over that socket;
+//! - [`config`]: the node's TOML configuration, shared by all of them.
 //!
 //! The protocol and its invariants:
 //!
-#![doc = include_str!("ALGORITHM.md")]
+#![doc = include_str!("protocol/ALGORITHM.md")]
 
-pub mod client;
+pub mod builtin;
 pub mod config;
 #[cfg(feature = "corosync")]
 pub mod corosync;
 pub mod daemon;
-pub mod engine;
-pub mod hub;
-pub mod key;
-pub mod local_api;
-pub mod local_socket;
-pub mod loopback;
 pub mod protocol;
 pub mod sim;
-pub mod transport;
-pub mod wire;

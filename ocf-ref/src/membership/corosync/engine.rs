@@ -19,22 +19,32 @@ use super::mapping::{Observation, ViewTracker, fallback_name, node_name, nodelis
 /// What the task shares with handles and subscribers.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    events: broadcast::Sender<MembershipEvent>,
 }
 
-#[derive(Default)]
 struct State {
     current: Option<View>,
     seq: u64,
     local: Option<NodeId>,
+    /// `None` once closed: subscribers then see the end of their stream.
+    events: Option<broadcast::Sender<MembershipEvent>>,
 }
 
 impl Shared {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            state: Mutex::new(State::default()),
-            events: broadcast::channel(capacity.max(1)).0,
+            state: Mutex::new(State {
+                current: None,
+                seq: 0,
+                local: None,
+                events: Some(broadcast::channel(capacity.max(1)).0),
+            }),
         }
+    }
+
+    /// Ends every subscription (after the events already published); later subscriptions
+    /// end at once.
+    pub(crate) fn close(&self) {
+        self.lock().events = None;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -48,9 +58,10 @@ impl Shared {
         let mut state = self.lock();
         state.seq += 1;
         state.current = (kind != EventKind::Evicted).then(|| view.clone());
-        let _ = self
-            .events
-            .send(MembershipEvent::new(state.seq, kind, view));
+        if let Some(events) = &state.events {
+            // No receiver is fine: nobody subscribed yet.
+            let _ = events.send(MembershipEvent::new(state.seq, kind, view));
+        }
     }
 
     fn set_local(&self, local: NodeId) {
@@ -70,7 +81,12 @@ impl Shared {
     /// The view installed now and a receiver of every event after it.
     pub(crate) fn subscribe(&self) -> (Option<View>, broadcast::Receiver<MembershipEvent>) {
         let state = self.lock();
-        (state.current.clone(), self.events.subscribe())
+        let events = match &state.events {
+            Some(tx) => tx.subscribe(),
+            // Closed: a receiver whose sender is gone reports the end at once.
+            None => broadcast::channel(1).1,
+        };
+        (state.current.clone(), events)
     }
 }
 

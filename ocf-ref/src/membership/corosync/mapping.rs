@@ -94,14 +94,14 @@ impl ViewTracker {
             obs.quorum,
         );
         let repeated = self.last.as_ref().is_some_and(|last| {
-            last.id == view.id && last.members == view.members && last.quorum == view.quorum
+            last.id == view.id && last.members() == view.members() && last.quorum() == view.quorum()
         });
         if repeated && !fresh_start {
             return None;
         }
-        let kind = EventKind::for_transition(self.last_quorate, view.quorate);
+        let kind = EventKind::for_transition(self.last_quorate, view.is_quorate());
         self.last = Some(view.clone());
-        self.last_quorate = Some(view.quorate);
+        self.last_quorate = Some(view.is_quorate());
         Some((kind, view))
     }
 
@@ -153,7 +153,7 @@ mod tests {
             .unwrap();
         assert_eq!(k, EventKind::NewMembership);
         assert_eq!(v.id, ViewId::new(4, NodeId::new(1), 0));
-        assert!(v.members.iter().all(|m| m.born_on.is_none()));
+        assert!(v.members().iter().all(|m| m.born_on.is_none()));
         assert!(
             t.observe(&obs(4, 1, &[1, 2, 3], true), names, |_| 1)
                 .is_none()

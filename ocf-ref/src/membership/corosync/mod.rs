@@ -15,7 +15,7 @@
 //!   [`Membership`].
 //! - `ocf node --config F` with `backend = "corosync"` (and no `[[nodes]]`) serves these views
 //!   on the node's local socket ([`daemon::start`](super::daemon::start)), so
-//!   `ocf members --config F` and [`DaemonClient`](super::client::DaemonClient) work unchanged.
+//!   `ocf members --config F` and [`DaemonClient`](crate::membership::daemon::DaemonClient) work unchanged.
 //! - Views come from Corosync alone: ocf adds no membership protocol and no timing of its own,
 //!   so the totem `token` timeout in corosync.conf decides how fast a dead node leaves the view.
 //!
@@ -176,7 +176,7 @@ impl CorosyncMembership {
     pub async fn connect_with(options: CorosyncOptions) -> Result<Self, MembershipError> {
         let conn = engine::open(&options)
             .await
-            .map_err(|e| error::membership_error(&e, options.try_again_bound))?;
+            .map_err(|e| error::membership_error(e, options.try_again_bound))?;
         let local = conn.local();
         let shared = Arc::new(Shared::new(options.event_capacity));
         let (_, mut first) = shared.subscribe();
@@ -193,6 +193,15 @@ impl CorosyncMembership {
             tracing::warn!(timeout = ?wait, "no view from corosync yet");
         }
         Ok(membership)
+    }
+}
+
+impl CorosyncMembership {
+    /// Stops following corosync (corosync itself keeps running): every subscription of every
+    /// clone ends (`Ok(None)`) after the events already published.
+    pub fn close(&self) {
+        self.inner.task.abort();
+        self.inner.shared.close();
     }
 }
 

@@ -1,6 +1,6 @@
 //! The sans-IO protocol core: messages and ticks in, messages and events out.
 //!
-//! The same [`Node`] runs over UDP ([`super::transport`]) and in the deterministic simulator
+//! The same [`Node`] runs over UDP ([`super::builtin::transport`]) and in the deterministic simulator
 //! ([`super::sim`]). The protocol and its invariants are stated in `ALGORITHM.md` beside this
 //! module.
 

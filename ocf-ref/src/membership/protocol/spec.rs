@@ -51,8 +51,8 @@ pub const DEFAULT_DETECT_MS: u64 = 500;
 pub const DEFAULT_DRIFT_PPM: u32 = 10_000;
 
 /// Extra wait before excluding a node, beyond the drift-corrected lease and a quarter period
-/// (ms, at most a quarter period): covers the driver's timer granularity (10 ms) and
-/// scheduling delays in noticing a lapsed lease.
+/// (ms, at most a quarter period): covers the delay in noticing a lapsed lease (the driver
+/// wakes at the lease's end, which `Node::next_deadline` reports, plus scheduling delay).
 pub const LEASE_MARGIN_MS: u64 = 10;
 
 impl Timing {

@@ -296,6 +296,65 @@ impl Node {
     }
 
     /// Sends a held-back accept once the leases it waits for have run out.
+    /// A message from `from` named its installed view `v`: remember the highest seen, and ask
+    /// `from` for the view when we are behind it (at most once per heartbeat for a view).
+    pub(super) fn on_view_seen(
+        &mut self,
+        from: NodeId,
+        v: ViewId,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
+        self.max_instance = self.max_instance.max(v.instance);
+        self.max_view_seen = self.max_view_seen.max(Some(v));
+        let behind = self.installed.as_ref().is_none_or(|i| v > i.id);
+        let asked = self.last_view_req.is_some_and(|(id, at)| {
+            id >= v && now.saturating_sub(at) < self.spec.timing.heartbeat_ms
+        });
+        if behind && !asked {
+            self.last_view_req = Some((v, now));
+            self.send(from, Body::ViewReq { id: v }, out);
+        }
+    }
+
+    /// `from` (incarnation `inc`) accepted proposal `id`: record it in our round, if it is
+    /// that round's and `from` is in it as that incarnation; then carry the round on.
+    pub(super) fn on_accept(
+        &mut self,
+        from: NodeId,
+        inc: u64,
+        id: ViewId,
+        born_on: Option<ViewId>,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(r) = self.round.as_mut()
+            && r.proposal.id == id
+            && let Ok(i) = r.proposal.members.binary_search_by_key(&from, |m| m.id)
+            && r.proposal.members[i].inc == inc
+        {
+            r.answers[i] = Answer::Accepted(born_on);
+        }
+        self.coordinate(now, out);
+    }
+
+    /// Proposal `id` was rejected because its sender saw `highest`: our round (if it is that
+    /// one) is over, and a later one must go above `highest`.
+    pub(super) fn on_reject(&mut self, id: ViewId, highest: ViewId, now: u64) {
+        self.max_instance = self.max_instance.max(highest.instance);
+        if self.round.as_ref().is_some_and(|r| r.proposal.id == id) {
+            self.round = None;
+            self.changed_since = Some(now);
+        }
+    }
+
+    /// `from` asked for our installed view: send it, if we have one.
+    pub(super) fn on_view_req(&mut self, from: NodeId, out: &mut Vec<Output>) {
+        if let Some(v) = self.installed.clone() {
+            self.send(from, Body::Commit(v), out);
+        }
+    }
+
     pub(super) fn release_accept(&mut self, now: u64, out: &mut Vec<Output>) {
         let Some(a) = self.pending_accept else {
             return;

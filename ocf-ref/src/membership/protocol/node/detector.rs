@@ -150,6 +150,53 @@ impl Node {
     /// The probe at index `k` was answered, directly or through a helper, perhaps after its
     /// period: the target was alive after the probe was sent, which refutes a suspicion raised
     /// by this probe or an earlier one (not one raised by a later probe).
+    /// An `Ack` from the node at `pos` to our direct probe `probe`.
+    pub(super) fn on_ack(&mut self, pos: usize, probe: u32, now: u64) {
+        if let Some(k) = self
+            .probes
+            .iter()
+            .position(|p| p.id == probe && p.target == pos)
+        {
+            self.acked(k, true, now);
+        }
+    }
+
+    /// A `RelayAck` from `from`: the target of a probe we relayed for `origin` answered; pass
+    /// it on as an `IndirectAck` (once).
+    pub(super) fn on_relay_ack(
+        &mut self,
+        from: NodeId,
+        probe: u32,
+        origin: NodeId,
+        out: &mut Vec<Output>,
+    ) {
+        let before = self.relays.len();
+        self.relays
+            .retain(|r| !(r.probe == probe && r.origin == origin && r.target == from));
+        if self.relays.len() < before {
+            self.send(
+                origin,
+                Body::IndirectAck {
+                    probe,
+                    target: from,
+                },
+                out,
+            );
+        }
+    }
+
+    /// An `IndirectAck`: `target` answered our probe `probe` through a relay.
+    pub(super) fn on_indirect_ack(&mut self, probe: u32, target: NodeId, now: u64) {
+        if let Some(t) = self.spec.position(target)
+            && let Some(k) = self
+                .probes
+                .iter()
+                .position(|p| p.id == probe && p.target == t)
+        {
+            self.acked(k, false, now);
+        }
+    }
+
     pub(super) fn acked(&mut self, k: usize, direct: bool, now: u64) {
         let p = self.probes.remove(k);
         self.suspects
@@ -203,6 +250,26 @@ mod tests {
 
     /// Node 1 of five, all known alive, none answering, ticked until node 2 is suspect;
     /// returns the node and the send time of the probe that raised the suspicion.
+    /// The node asks to be ticked a tenth of a heartbeat after its last tick, whatever
+    /// packets came between; before its first tick it asks for one at once.
+    #[test]
+    fn the_next_deadline_is_a_tenth_of_a_heartbeat_after_the_last_tick() {
+        let spec = Arc::new(ClusterSpec::uniform(
+            5,
+            QuorumOptions::default(),
+            Timing::new(100, 400),
+        ));
+        let mut node = Node::new_with_peers(spec, NodeId::new(1), INC, 7, 0, |_| INC).unwrap();
+        assert_eq!(node.next_deadline(), Some(0), "created at 0, never ticked");
+        let mut out = Vec::new();
+        node.tick(1_000, &mut out);
+        assert_eq!(node.next_deadline(), Some(1_010));
+        node.tick(1_004, &mut out);
+        assert_eq!(node.next_deadline(), Some(1_014));
+        // Not primary: no lease deadline comes sooner.
+        assert!(node.primary_deadline().is_none());
+    }
+
     fn node_suspecting_node_2() -> (Node, u64) {
         let spec = Arc::new(ClusterSpec::uniform(
             5,

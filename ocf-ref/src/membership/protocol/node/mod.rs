@@ -551,6 +551,20 @@ impl Node {
         self.update_primacy(now, out);
     }
 
+    /// When this node next needs [`Node::tick`], in the driver's time (the `now` it passes);
+    /// before its first tick, at once (`None` only before any input). It is the node's tick cadence, a tenth
+    /// of a heartbeat after the last tick (what its starvation detector expects, and the
+    /// granularity its probe, round and lease timers are checked at), or, when that is sooner,
+    /// the end of its primacy lease. A driver may sleep until then (a packet may come first);
+    /// ticking earlier is harmless.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let last = self.last_input?;
+        let due = self.next_tick_due.map_or(last, |due| {
+            last.saturating_add(due.saturating_sub(self.clock))
+        });
+        Some(self.primary_deadline().map_or(due, |p| p.min(due)))
+    }
+
     // ---------------------------------------------------------------- messages
 
     /// A message arrived (already authenticated by the transport).
@@ -576,85 +590,28 @@ impl Node {
             self.apply_gossip(*u);
         }
         if let Some(v) = msg.view {
-            self.max_instance = self.max_instance.max(v.instance);
-            self.max_view_seen = self.max_view_seen.max(Some(v));
-            let behind = self.installed.as_ref().is_none_or(|i| v > i.id);
-            let asked = self.last_view_req.is_some_and(|(id, at)| {
-                id >= v && now.saturating_sub(at) < self.spec.timing.heartbeat_ms
-            });
-            if behind && !asked {
-                self.last_view_req = Some((v, now));
-                self.send(msg.from, Body::ViewReq { id: v }, out);
-            }
+            self.on_view_seen(msg.from, v, now, out);
         }
         match msg.body {
             Body::Ping { probe } => self.send(msg.from, Body::Ack { probe }, out),
-            Body::Ack { probe } => {
-                if let Some(k) = self
-                    .probes
-                    .iter()
-                    .position(|p| p.id == probe && p.target == pos)
-                {
-                    self.acked(k, true, now);
-                }
-            }
+            Body::Ack { probe } => self.on_ack(pos, probe, now),
             Body::PingReq { probe, target } => self.relay(probe, msg.from, target, now, out),
             Body::RelayPing { probe, origin } => {
                 self.send(msg.from, Body::RelayAck { probe, origin }, out);
             }
-            Body::RelayAck { probe, origin } => {
-                let before = self.relays.len();
-                self.relays
-                    .retain(|r| !(r.probe == probe && r.origin == origin && r.target == msg.from));
-                if self.relays.len() < before {
-                    self.send(
-                        origin,
-                        Body::IndirectAck {
-                            probe,
-                            target: msg.from,
-                        },
-                        out,
-                    );
-                }
-            }
+            Body::RelayAck { probe, origin } => self.on_relay_ack(msg.from, probe, origin, out),
+            Body::IndirectAck { probe, target } => self.on_indirect_ack(probe, target, now),
             Body::Nack { probe, target } => self.nacked(probe, target),
             Body::LeaseReq { seq } => self.on_lease_request(pos, msg.view, seq, out, now),
             Body::LeaseGrant { seq } => self.on_lease_grant(pos, msg.view, seq, now),
-            Body::IndirectAck { probe, target } => {
-                if let Some(t) = self.spec.position(target)
-                    && let Some(k) = self
-                        .probes
-                        .iter()
-                        .position(|p| p.id == probe && p.target == t)
-                {
-                    self.acked(k, false, now);
-                }
-            }
             Body::Notice => {}
             Body::Propose(p) => self.on_propose(msg.from, &p, now, out),
             Body::Accept { id, born_on } => {
-                if let Some(r) = self.round.as_mut()
-                    && r.proposal.id == id
-                    && let Ok(i) = r.proposal.members.binary_search_by_key(&msg.from, |m| m.id)
-                    && r.proposal.members[i].inc == msg.inc
-                {
-                    r.answers[i] = Answer::Accepted(born_on);
-                }
-                self.coordinate(now, out);
+                self.on_accept(msg.from, msg.inc, id, born_on, now, out);
             }
-            Body::Reject { id, highest } => {
-                self.max_instance = self.max_instance.max(highest.instance);
-                if self.round.as_ref().is_some_and(|r| r.proposal.id == id) {
-                    self.round = None;
-                    self.changed_since = Some(now);
-                }
-            }
+            Body::Reject { id, highest } => self.on_reject(id, highest, now),
             Body::Commit(v) => self.try_install(v, now, out),
-            Body::ViewReq { .. } => {
-                if let Some(v) = self.installed.clone() {
-                    self.send(msg.from, Body::Commit(v), out);
-                }
-            }
+            Body::ViewReq { .. } => self.on_view_req(msg.from, out),
         }
     }
 }

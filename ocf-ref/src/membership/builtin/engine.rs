@@ -13,12 +13,12 @@ use ocf_membership::{
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::config::NodeConfig;
-use super::hub::EventHub;
-use super::key::ClusterKey;
-use super::protocol::{Event, Node};
-use super::transport::{Primacy, Report, TransportStats, UdpTransport};
-use super::wire::Codec;
+use crate::membership::builtin::hub::EventHub;
+use crate::membership::builtin::key::ClusterKey;
+use crate::membership::builtin::transport::{Primacy, Report, TransportStats, UdpTransport};
+use crate::membership::builtin::wire::Codec;
+use crate::membership::config::NodeConfig;
+use crate::membership::protocol::{Event, Node};
 
 /// Why the built-in engine did not start.
 #[derive(Debug, thiserror::Error)]
@@ -170,8 +170,8 @@ impl BuiltinEngine {
                                 seq = event.seq,
                                 kind = ?event.kind,
                                 view = %event.view.id,
-                                members = event.view.members.len(),
-                                quorate = event.view.quorate,
+                                members = event.view.members().len(),
+                                quorate = event.view.is_quorate(),
                                 "membership event"
                             );
                             publish_to.publish(event);

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
-use super::local_api::{DaemonStats, MAX_LINE, Reply, Request};
+use crate::membership::daemon::local_api::{DaemonStats, MAX_LINE, Reply, Request};
 
 /// How long a call may take by default: connect, request and answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,26 +87,24 @@ impl DaemonClient {
     }
 
     fn engine(&self) -> String {
-        format!("ocf node daemon at {}", self.path.display())
+        format!("node daemon at {}", self.path.display())
     }
 
     async fn open(&self, request: &Request) -> Result<Lines, MembershipError> {
         let stream = self.connect().await.map_err(|e| {
-            let reason = format!("{e}; is `ocf node` running with this config?");
+            let reason =
+                format!("cannot connect ({e}); is the node daemon for this socket running?");
             if e.kind() == std::io::ErrorKind::PermissionDenied {
-                MembershipError::PermissionDenied {
-                    engine: self.engine(),
-                    reason,
-                }
+                MembershipError::permission_denied(self.engine(), reason).with_cause(e)
             } else {
-                MembershipError::Unavailable {
-                    engine: self.engine(),
-                    reason,
-                }
+                MembershipError::unavailable(self.engine(), reason).with_cause(e)
             }
         })?;
         let (r, mut w) = stream.into_split();
-        let mut line = serde_json::to_vec(request).map_err(|e| self.protocol(&e.to_string()))?;
+        let mut line = serde_json::to_vec(request).map_err(|e| {
+            MembershipError::protocol(self.engine(), format!("cannot encode the request: {e}"))
+                .with_cause(e)
+        })?;
         line.push(b'\n');
         let written = w.write_all(&line).await;
         // The write half stays open inside `Lines` so the daemon keeps the stream alive.
@@ -119,7 +117,11 @@ impl DaemonClient {
             // A daemon that refused this client (busy) said why before hanging up.
             return Err(match lines.next().await {
                 Err(said) => said,
-                Ok(_) => self.unavailable(&e),
+                Ok(_) => MembershipError::unavailable(
+                    self.engine(),
+                    format!("cannot send the request: {e}"),
+                )
+                .with_cause(e),
             });
         }
         Ok(lines)
@@ -141,17 +143,7 @@ impl DaemonClient {
     }
 
     fn protocol(&self, reason: &str) -> MembershipError {
-        MembershipError::Protocol {
-            engine: self.engine(),
-            reason: reason.to_owned(),
-        }
-    }
-
-    fn unavailable(&self, e: &std::io::Error) -> MembershipError {
-        MembershipError::Unavailable {
-            engine: self.engine(),
-            reason: e.to_string(),
-        }
+        MembershipError::protocol(self.engine(), reason)
     }
 }
 
@@ -177,40 +169,44 @@ impl Lines {
             .take(MAX_LINE as u64)
             .read_line(&mut line)
             .await
-            .map_err(|e| MembershipError::Unavailable {
-                engine: self.engine.clone(),
-                reason: e.to_string(),
+            .map_err(|e| {
+                MembershipError::unavailable(&self.engine, format!("connection broke: {e}"))
+                    .with_cause(e)
             })?;
         if n == 0 {
             return Ok(None);
         }
-        let reply: Reply =
-            serde_json::from_str(line.trim()).map_err(|e| MembershipError::Protocol {
-                engine: self.engine.clone(),
-                reason: format!("unreadable reply: {e}"),
-            })?;
+        let reply: Reply = serde_json::from_str(line.trim()).map_err(|e| {
+            MembershipError::protocol(&self.engine, format!("unreadable reply: {e}")).with_cause(e)
+        })?;
         if !reply.ok {
             if let Some(missed) = reply.missed {
                 return Err(MembershipError::Lagged { missed });
             }
             if reply.busy {
-                return Err(MembershipError::Unavailable {
-                    engine: self.engine.clone(),
-                    reason: reply.error.unwrap_or_else(|| "busy".into()),
-                });
+                return Err(MembershipError::unavailable(
+                    &self.engine,
+                    reply.error.unwrap_or_else(|| "busy".into()),
+                ));
             }
-            return Err(MembershipError::Protocol {
-                engine: self.engine.clone(),
-                reason: reply.error.unwrap_or_else(|| "unspecified error".into()),
-            });
+            return Err(MembershipError::protocol(
+                &self.engine,
+                reply.error.unwrap_or_else(|| "unspecified error".into()),
+            ));
         }
         Ok(Some(reply))
     }
 
     async fn one(&mut self) -> Result<Reply, MembershipError> {
-        self.next().await?.ok_or_else(|| MembershipError::Closed {
-            engine: self.engine.clone(),
-        })
+        self.next().await?.ok_or_else(|| self.hung_up())
+    }
+
+    /// The error for a connection the daemon closed without a word: it stopped or crashed.
+    fn hung_up(&self) -> MembershipError {
+        MembershipError::unavailable(
+            &self.engine,
+            "the daemon closed the connection without an answer (it stopped or crashed)",
+        )
     }
 }
 
@@ -239,16 +235,26 @@ impl Membership for DaemonClient {
             initial: first.view,
             lines,
             last_seq: None,
+            pending: None,
+            ended: false,
         }))
     }
 }
 
 /// A subscription over the daemon's socket.
+///
+/// It keeps the [`Subscription`] contract: the daemon's `end` line is `Ok(None)`, then
+/// `Ok(None)` for ever; a lag (the daemon's, or a gap in `seq` seen here) is one
+/// [`MembershipError::Lagged`] and the stream goes on; a connection closed without `end` (the
+/// daemon crashed) is [`MembershipError::Unavailable`], and the stream is over.
 #[derive(Debug)]
 pub struct ClientSubscription {
     initial: Option<View>,
     lines: Lines,
     last_seq: Option<u64>,
+    /// The event after a gap, held back while the gap is reported.
+    pending: Option<MembershipEvent>,
+    ended: bool,
 }
 
 #[async_trait]
@@ -258,25 +264,37 @@ impl Subscription for ClientSubscription {
     }
 
     async fn next_event(&mut self) -> Result<Option<MembershipEvent>, MembershipError> {
-        let Some(reply) = self.lines.next().await? else {
-            return Err(MembershipError::Closed {
-                engine: self.lines.engine.clone(),
-            });
-        };
-        if reply.end {
+        if self.ended {
             return Ok(None);
         }
-        let event = reply.event.ok_or_else(|| MembershipError::Protocol {
-            engine: self.lines.engine.clone(),
-            reason: "subscription line without event".into(),
+        if let Some(event) = self.pending.take() {
+            self.last_seq = Some(event.seq);
+            return Ok(Some(event));
+        }
+        let reply = match self.lines.next().await {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return Err(self.lines.hung_up()),
+            Err(MembershipError::Lagged { missed }) => {
+                // The daemon goes on after the gap; so do we, counting from the next event.
+                self.last_seq = None;
+                return Err(MembershipError::Lagged { missed });
+            }
+            Err(e) => return Err(e),
+        };
+        if reply.end {
+            self.ended = true;
+            return Ok(None);
+        }
+        let event = reply.event.ok_or_else(|| {
+            MembershipError::protocol(&self.lines.engine, "subscription line without event")
         })?;
         // The daemon promises gapless numbers; a gap means events were lost on the way.
         if let Some(last) = self.last_seq
             && event.seq != last + 1
         {
-            return Err(MembershipError::Lagged {
-                missed: event.seq.saturating_sub(last + 1),
-            });
+            let missed = event.seq.saturating_sub(last + 1);
+            self.pending = Some(event);
+            return Err(MembershipError::Lagged { missed });
         }
         self.last_seq = Some(event.seq);
         Ok(Some(event))

@@ -1,8 +1,11 @@
 //! The one ordered event log of a node: every subscriber, local or over the daemon's socket,
 //! sees the same events with the same `seq`, starting just after the view it was handed.
 //!
-//! Any engine (the built-in protocol, Corosync) publishes into a hub; the hub implements the
-//! subscription half of [`Membership`](ocf_membership::Membership).
+//! The built-in engine publishes into a hub (Corosync's backend keeps a log of its own with the
+//! same hand-over); the hub implements the subscription half of
+//! [`Membership`](ocf_membership::Membership), with its stream contract: `Ok(None)` once
+//! closed, for ever; `Lagged`, then the events after the gap, for a subscriber that fell more
+//! than [`HUB_CAPACITY`] events behind.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -58,7 +61,7 @@ impl EventHub {
         if event.kind == EventKind::Evicted {
             // Evicted means not primary, in the current view too.
             if let Some(v) = state.current.as_mut() {
-                not_quorate(v);
+                v.mark_not_quorate();
             }
         } else {
             state.current = Some(event.view.clone());
@@ -104,7 +107,7 @@ impl EventHub {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut view = state.current.clone()?;
         if state.primary_until.is_some_and(|t| Instant::now() >= t) {
-            not_quorate(&mut view);
+            view.mark_not_quorate();
         }
         Some(view)
     }
@@ -124,11 +127,6 @@ impl EventHub {
             rx,
         }
     }
-}
-
-fn not_quorate(view: &mut View) {
-    view.quorate = false;
-    view.quorum.quorate = false;
 }
 
 /// A subscriber's stream from an [`EventHub`].

@@ -19,8 +19,8 @@ use ocf_core::NodeId;
 use ocf_membership::ViewId;
 use sha2::Sha256;
 
-use super::key::ClusterKey;
-use super::protocol::message::{
+use crate::membership::builtin::key::ClusterKey;
+use crate::membership::protocol::message::{
     Body, CommittedView, Envelope, Proposal, ProposedMember, Update, ViewMember,
 };
 
@@ -117,6 +117,97 @@ impl Codec {
     }
 }
 
+/// The first byte of a message's body: which message it is. The numbers are the wire
+/// format: never renumber or reuse one.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// [`Body::Ping`].
+    Ping = 0,
+    /// [`Body::Ack`].
+    Ack = 1,
+    /// [`Body::PingReq`].
+    PingReq = 2,
+    /// [`Body::RelayPing`].
+    RelayPing = 3,
+    /// [`Body::RelayAck`].
+    RelayAck = 4,
+    /// [`Body::IndirectAck`].
+    IndirectAck = 5,
+    /// [`Body::Notice`].
+    Notice = 6,
+    /// [`Body::Propose`].
+    Propose = 7,
+    /// [`Body::Accept`].
+    Accept = 8,
+    /// [`Body::Reject`].
+    Reject = 9,
+    /// [`Body::Commit`].
+    Commit = 10,
+    /// [`Body::ViewReq`].
+    ViewReq = 11,
+    /// [`Body::Nack`].
+    Nack = 12,
+    /// [`Body::LeaseReq`].
+    LeaseReq = 13,
+    /// [`Body::LeaseGrant`].
+    LeaseGrant = 14,
+}
+
+impl Tag {
+    /// Every tag, in the order of its number.
+    const ALL: [Tag; 15] = [
+        Tag::Ping,
+        Tag::Ack,
+        Tag::PingReq,
+        Tag::RelayPing,
+        Tag::RelayAck,
+        Tag::IndirectAck,
+        Tag::Notice,
+        Tag::Propose,
+        Tag::Accept,
+        Tag::Reject,
+        Tag::Commit,
+        Tag::ViewReq,
+        Tag::Nack,
+        Tag::LeaseReq,
+        Tag::LeaseGrant,
+    ];
+
+    /// The tag of `body`.
+    pub fn of(body: &Body) -> Self {
+        match body {
+            Body::Ping { .. } => Self::Ping,
+            Body::Ack { .. } => Self::Ack,
+            Body::PingReq { .. } => Self::PingReq,
+            Body::RelayPing { .. } => Self::RelayPing,
+            Body::RelayAck { .. } => Self::RelayAck,
+            Body::IndirectAck { .. } => Self::IndirectAck,
+            Body::Notice => Self::Notice,
+            Body::Propose(_) => Self::Propose,
+            Body::Accept { .. } => Self::Accept,
+            Body::Reject { .. } => Self::Reject,
+            Body::Commit(_) => Self::Commit,
+            Body::ViewReq { .. } => Self::ViewReq,
+            Body::Nack { .. } => Self::Nack,
+            Body::LeaseReq { .. } => Self::LeaseReq,
+            Body::LeaseGrant { .. } => Self::LeaseGrant,
+        }
+    }
+}
+
+impl TryFrom<u8> for Tag {
+    type Error = WireError;
+
+    /// The tag numbered `byte`; [`WireError::Malformed`] for a number no message has.
+    fn try_from(byte: u8) -> Result<Self, WireError> {
+        Self::ALL
+            .get(usize::from(byte))
+            .copied()
+            .ok_or(WireError::Malformed)
+    }
+}
+
 /// Parses the signed part of a packet (header and payload). Public so the fuzz target can
 /// reach the parser without forging tags; it never panics on any input.
 pub fn decode_signed(signed: &[u8]) -> Result<(Envelope, u64), WireError> {
@@ -129,87 +220,8 @@ pub fn decode_signed(signed: &[u8]) -> Result<(Envelope, u64), WireError> {
     let seq = r.u64()?;
     let refute = r.u32()?;
     let view = r.opt_view_id()?;
-    let n = r.u8()? as usize;
-    if n > MAX_GOSSIP {
-        return Err(WireError::Malformed);
-    }
-    let mut gossip = Vec::with_capacity(n);
-    for _ in 0..n {
-        gossip.push(Update {
-            node: NodeId::new(r.u32()?),
-            inc: r.u64()?,
-            refute: r.u32()?,
-            dead: r.bool()?,
-        });
-    }
-    let body = match r.u8()? {
-        0 => Body::Ping { probe: r.u32()? },
-        1 => Body::Ack { probe: r.u32()? },
-        2 => Body::PingReq {
-            probe: r.u32()?,
-            target: NodeId::new(r.u32()?),
-        },
-        3 => Body::RelayPing {
-            probe: r.u32()?,
-            origin: NodeId::new(r.u32()?),
-        },
-        4 => Body::RelayAck {
-            probe: r.u32()?,
-            origin: NodeId::new(r.u32()?),
-        },
-        5 => Body::IndirectAck {
-            probe: r.u32()?,
-            target: NodeId::new(r.u32()?),
-        },
-        6 => Body::Notice,
-        7 => {
-            let id = r.view_id()?;
-            let n = r.count(12)?;
-            let mut members = Vec::with_capacity(n);
-            for _ in 0..n {
-                members.push(ProposedMember {
-                    id: NodeId::new(r.u32()?),
-                    inc: r.u64()?,
-                });
-            }
-            if !members.windows(2).all(|w| w[0].id < w[1].id) {
-                return Err(WireError::Malformed);
-            }
-            Body::Propose(Arc::new(Proposal { id, members }))
-        }
-        8 => Body::Accept {
-            id: r.view_id()?,
-            born_on: r.opt_view_id()?,
-        },
-        9 => Body::Reject {
-            id: r.view_id()?,
-            highest: r.view_id()?,
-        },
-        10 => {
-            let id = r.view_id()?;
-            let n = r.count(32)?;
-            let mut members = Vec::with_capacity(n);
-            for _ in 0..n {
-                members.push(ViewMember {
-                    id: NodeId::new(r.u32()?),
-                    inc: r.u64()?,
-                    born_on: r.view_id()?,
-                });
-            }
-            if !members.windows(2).all(|w| w[0].id < w[1].id) {
-                return Err(WireError::Malformed);
-            }
-            Body::Commit(Arc::new(CommittedView { id, members }))
-        }
-        11 => Body::ViewReq { id: r.view_id()? },
-        12 => Body::Nack {
-            probe: r.u32()?,
-            target: NodeId::new(r.u32()?),
-        },
-        13 => Body::LeaseReq { seq: r.u32()? },
-        14 => Body::LeaseGrant { seq: r.u32()? },
-        _ => return Err(WireError::Malformed),
-    };
+    let gossip = read_gossip(&mut r)?;
+    let body = read_body(&mut r)?;
     if !r.0.is_empty() {
         return Err(WireError::Malformed);
     }
@@ -224,6 +236,97 @@ pub fn decode_signed(signed: &[u8]) -> Result<(Envelope, u64), WireError> {
         },
         seq,
     ))
+}
+
+fn read_gossip(r: &mut Reader<'_>) -> Result<Vec<Update>, WireError> {
+    let n = r.u8()? as usize;
+    if n > MAX_GOSSIP {
+        return Err(WireError::Malformed);
+    }
+    let mut gossip = Vec::with_capacity(n);
+    for _ in 0..n {
+        gossip.push(Update {
+            node: NodeId::new(r.u32()?),
+            inc: r.u64()?,
+            refute: r.u32()?,
+            dead: r.bool()?,
+        });
+    }
+    Ok(gossip)
+}
+
+fn read_body(r: &mut Reader<'_>) -> Result<Body, WireError> {
+    Ok(match Tag::try_from(r.u8()?)? {
+        Tag::Ping => Body::Ping { probe: r.u32()? },
+        Tag::Ack => Body::Ack { probe: r.u32()? },
+        Tag::PingReq => Body::PingReq {
+            probe: r.u32()?,
+            target: NodeId::new(r.u32()?),
+        },
+        Tag::RelayPing => Body::RelayPing {
+            probe: r.u32()?,
+            origin: NodeId::new(r.u32()?),
+        },
+        Tag::RelayAck => Body::RelayAck {
+            probe: r.u32()?,
+            origin: NodeId::new(r.u32()?),
+        },
+        Tag::IndirectAck => Body::IndirectAck {
+            probe: r.u32()?,
+            target: NodeId::new(r.u32()?),
+        },
+        Tag::Notice => Body::Notice,
+        Tag::Propose => Body::Propose(Arc::new(read_proposal(r)?)),
+        Tag::Accept => Body::Accept {
+            id: r.view_id()?,
+            born_on: r.opt_view_id()?,
+        },
+        Tag::Reject => Body::Reject {
+            id: r.view_id()?,
+            highest: r.view_id()?,
+        },
+        Tag::Commit => Body::Commit(Arc::new(read_commit(r)?)),
+        Tag::ViewReq => Body::ViewReq { id: r.view_id()? },
+        Tag::Nack => Body::Nack {
+            probe: r.u32()?,
+            target: NodeId::new(r.u32()?),
+        },
+        Tag::LeaseReq => Body::LeaseReq { seq: r.u32()? },
+        Tag::LeaseGrant => Body::LeaseGrant { seq: r.u32()? },
+    })
+}
+
+fn read_proposal(r: &mut Reader<'_>) -> Result<Proposal, WireError> {
+    let id = r.view_id()?;
+    let n = r.count(12)?;
+    let mut members = Vec::with_capacity(n);
+    for _ in 0..n {
+        members.push(ProposedMember {
+            id: NodeId::new(r.u32()?),
+            inc: r.u64()?,
+        });
+    }
+    if !members.windows(2).all(|w| w[0].id < w[1].id) {
+        return Err(WireError::Malformed);
+    }
+    Ok(Proposal { id, members })
+}
+
+fn read_commit(r: &mut Reader<'_>) -> Result<CommittedView, WireError> {
+    let id = r.view_id()?;
+    let n = r.count(32)?;
+    let mut members = Vec::with_capacity(n);
+    for _ in 0..n {
+        members.push(ViewMember {
+            id: NodeId::new(r.u32()?),
+            inc: r.u64()?,
+            born_on: r.view_id()?,
+        });
+    }
+    if !members.windows(2).all(|w| w[0].id < w[1].id) {
+        return Err(WireError::Malformed);
+    }
+    Ok(CommittedView { id, members })
 }
 
 fn put_view_id(w: &mut Vec<u8>, id: ViewId) {
@@ -259,27 +362,21 @@ fn encode_payload(env: &Envelope, w: &mut Vec<u8>) -> Result<(), WireError> {
         w.extend_from_slice(&u.refute.to_be_bytes());
         w.push(u8::from(u.dead));
     }
-    let pair = |w: &mut Vec<u8>, tag: u8, a: u32, b: u32| {
-        w.push(tag);
+    let pair = |w: &mut Vec<u8>, a: u32, b: u32| {
         w.extend_from_slice(&a.to_be_bytes());
         w.extend_from_slice(&b.to_be_bytes());
     };
+    w.push(Tag::of(&env.body) as u8);
     match &env.body {
-        Body::Ping { probe } => {
-            w.push(0);
-            w.extend_from_slice(&probe.to_be_bytes());
+        Body::Ping { probe } | Body::Ack { probe } => w.extend_from_slice(&probe.to_be_bytes()),
+        Body::PingReq { probe, target }
+        | Body::IndirectAck { probe, target }
+        | Body::Nack { probe, target } => pair(w, *probe, target.get()),
+        Body::RelayPing { probe, origin } | Body::RelayAck { probe, origin } => {
+            pair(w, *probe, origin.get());
         }
-        Body::Ack { probe } => {
-            w.push(1);
-            w.extend_from_slice(&probe.to_be_bytes());
-        }
-        Body::PingReq { probe, target } => pair(w, 2, *probe, target.get()),
-        Body::RelayPing { probe, origin } => pair(w, 3, *probe, origin.get()),
-        Body::RelayAck { probe, origin } => pair(w, 4, *probe, origin.get()),
-        Body::IndirectAck { probe, target } => pair(w, 5, *probe, target.get()),
-        Body::Notice => w.push(6),
+        Body::Notice => {}
         Body::Propose(p) => {
-            w.push(7);
             put_view_id(w, p.id);
             put_count(w, p.members.len())?;
             for m in &p.members {
@@ -288,17 +385,14 @@ fn encode_payload(env: &Envelope, w: &mut Vec<u8>) -> Result<(), WireError> {
             }
         }
         Body::Accept { id, born_on } => {
-            w.push(8);
             put_view_id(w, *id);
             put_opt_view_id(w, *born_on);
         }
         Body::Reject { id, highest } => {
-            w.push(9);
             put_view_id(w, *id);
             put_view_id(w, *highest);
         }
         Body::Commit(v) => {
-            w.push(10);
             put_view_id(w, v.id);
             put_count(w, v.members.len())?;
             for m in &v.members {
@@ -307,17 +401,8 @@ fn encode_payload(env: &Envelope, w: &mut Vec<u8>) -> Result<(), WireError> {
                 put_view_id(w, m.born_on);
             }
         }
-        Body::ViewReq { id } => {
-            w.push(11);
-            put_view_id(w, *id);
-        }
-        Body::Nack { probe, target } => pair(w, 12, *probe, target.get()),
-        Body::LeaseReq { seq } => {
-            w.push(13);
-            w.extend_from_slice(&seq.to_be_bytes());
-        }
-        Body::LeaseGrant { seq } => {
-            w.push(14);
+        Body::ViewReq { id } => put_view_id(w, *id),
+        Body::LeaseReq { seq } | Body::LeaseGrant { seq } => {
             w.extend_from_slice(&seq.to_be_bytes());
         }
     }
@@ -516,6 +601,22 @@ mod tests {
                 body,
             })
             .collect()
+    }
+
+    #[test]
+    fn every_tag_reads_back_as_its_number() {
+        for (i, tag) in Tag::ALL.iter().enumerate() {
+            assert_eq!(*tag as usize, i);
+            assert_eq!(Tag::try_from(*tag as u8), Ok(*tag));
+        }
+        assert_eq!(Tag::try_from(15), Err(WireError::Malformed));
+        // Every sample encodes its body's tag right after the gossip.
+        for env in samples() {
+            assert_eq!(
+                Tag::try_from(Tag::of(&env.body) as u8),
+                Ok(Tag::of(&env.body))
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The node daemon: serves a membership source on the local Unix socket (see
-//! [`local_api`](super::local_api)), so every process on the node shares one membership.
+//! The node daemon: serves a membership source on the local Unix socket ([`local_api`], on a
+//! socket path claimed safely by [`local_socket`]), so every process on the node shares one
+//! membership; [`client`] is the other end, a [`Membership`] over that socket.
 //!
 //! [`serve_source`] serves any [`Membership`] (the built-in engine, Corosync, a test double);
 //! [`serve`] starts the built-in engine from a config and serves it; [`start`] starts whichever
@@ -22,15 +23,21 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::config::{BackendKind, NodeConfig};
-use super::engine::{BuiltinEngine, EngineError};
-use super::key::{ClusterKey, KeyError};
-use super::local_api::{
+pub mod client;
+pub mod local_api;
+pub mod local_socket;
+
+pub use client::DaemonClient;
+
+use crate::membership::builtin::engine::{BuiltinEngine, EngineError};
+use crate::membership::builtin::key::{ClusterKey, KeyError};
+use crate::membership::builtin::transport::TransportStats;
+use crate::membership::config::{BackendKind, NodeConfig};
+use local_api::{
     DEFAULT_MAX_CLIENTS, DaemonStats, MAX_REQUEST_LINE, REQUEST_IDLE_TIMEOUT, Reply, Request,
     WRITE_TIMEOUT,
 };
-use super::local_socket::{self, ClaimedSocket};
-use super::transport::TransportStats;
+use local_socket::ClaimedSocket;
 
 /// Why the daemon did not start.
 #[derive(Debug, thiserror::Error)]
@@ -178,13 +185,28 @@ impl ServeOptions {
 #[derive(Debug)]
 pub struct ServerHandle {
     task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     claim: ClaimedSocket,
 }
+
+/// How long [`ServerHandle::shutdown`] lets open connections finish (a subscriber whose source
+/// ended takes its last lines) before it drops them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 impl ServerHandle {
     /// The socket's path.
     pub fn path(&self) -> &Path {
         self.claim.path()
+    }
+
+    /// Stops accepting, lets open connections finish for up to [`SHUTDOWN_GRACE`] (stop the
+    /// source first: its subscribers then get their `end` line rather than a hang-up), then
+    /// drops the rest and the socket.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, &mut self.task).await;
     }
 }
 
@@ -195,7 +217,7 @@ impl Drop for ServerHandle {
 }
 
 /// Serves `source` on the Unix socket `path` with default [`ServeOptions`]: claims the path
-/// (see [`local_socket`](super::local_socket): its lock, only a stale socket replaced, mode
+/// (see [`local_socket`]: its lock, only a stale socket replaced, mode
 /// 0660), then serves.
 pub async fn serve_source(
     source: Arc<dyn Membership>,
@@ -240,6 +262,7 @@ pub fn serve_claimed(
         packets: options.packets,
     });
     let listener = claim.take_listener();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let Some(listener) = listener else {
             return;
@@ -248,6 +271,7 @@ pub fn serve_claimed(
         let mut clients = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
+                _ = &mut stopped => break,
                 // Reap finished clients as they end, not only at the next accept.
                 Some(_) = clients.join_next(), if !clients.is_empty() => {}
                 accepted = listener.accept() => match accepted {
@@ -272,8 +296,17 @@ pub fn serve_claimed(
                 },
             }
         }
+        // Open connections may finish (a subscription writes its `end`); the rest are dropped.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while clients.join_next().await.is_some() {}
+        })
+        .await;
     });
-    ServerHandle { task, claim }
+    ServerHandle {
+        task,
+        stop: Some(stop),
+        claim,
+    }
 }
 
 /// Answers one "busy" line without waiting (a fresh socket's buffer takes it) and closes.
@@ -395,7 +428,8 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
     }
 }
 
-/// Streams events until the source ends, the client lags, or the client hangs up; a hang-up
+/// Streams events until the source ends or fails, or the client hangs up (a lag is reported
+/// and streaming goes on); a hang-up
 /// is noticed at once (end of file on the read side), not at the next event.
 async fn serve_subscription(
     source: &Arc<dyn Membership>,
@@ -443,6 +477,8 @@ async fn serve_subscription(
                 )
                 .await;
             }
+            // A lag is reported and the stream goes on after the gap.
+            Err(e @ MembershipError::Lagged { .. }) => error_reply(&e),
             Err(e) => return write_reply(&mut w, &error_reply(&e)).await,
         };
         write_reply(&mut w, &reply).await?;
@@ -470,8 +506,7 @@ impl Daemon {
     /// Stops the engine, then the socket (subscribers see the end of their stream first).
     pub async fn shutdown(self) {
         self.engine.stop();
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        drop(self.server);
+        self.server.shutdown().await;
         match Arc::try_unwrap(self.engine) {
             Ok(engine) => engine.shutdown().await,
             Err(engine) => engine.stop(),
@@ -558,7 +593,7 @@ impl NodeDaemon {
         match self {
             Self::Builtin(d) => d.shutdown().await,
             #[cfg(feature = "corosync")]
-            Self::Corosync(d) => d.shutdown(),
+            Self::Corosync(d) => d.shutdown().await,
         }
     }
 }
@@ -586,14 +621,14 @@ pub async fn start(config: &NodeConfig) -> Result<NodeDaemon, DaemonError> {
 #[cfg(feature = "corosync")]
 #[derive(Debug)]
 pub struct CorosyncDaemon {
-    membership: super::corosync::CorosyncMembership,
+    membership: crate::membership::corosync::CorosyncMembership,
     server: ServerHandle,
 }
 
 #[cfg(feature = "corosync")]
 impl CorosyncDaemon {
     /// The Corosync membership (for in-process users).
-    pub fn membership(&self) -> &super::corosync::CorosyncMembership {
+    pub fn membership(&self) -> &crate::membership::corosync::CorosyncMembership {
         &self.membership
     }
 
@@ -602,10 +637,11 @@ impl CorosyncDaemon {
         self.server.path()
     }
 
-    /// Stops serving and closes the connection to corosync (corosync itself keeps running).
-    pub fn shutdown(self) {
-        drop(self.server);
-        drop(self.membership);
+    /// Closes the connection to corosync (corosync itself keeps running), so that every
+    /// subscriber's stream ends, then stops serving.
+    pub async fn shutdown(self) {
+        self.membership.close();
+        self.server.shutdown().await;
     }
 }
 
@@ -613,7 +649,7 @@ impl CorosyncDaemon {
 /// (`backend = "corosync"`).
 #[cfg(feature = "corosync")]
 pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, DaemonError> {
-    use super::corosync::{CorosyncMembership, CorosyncOptions};
+    use crate::membership::corosync::{CorosyncMembership, CorosyncOptions};
     if config.backend != BackendKind::Corosync {
         return Err(DaemonError::BackendNotBuilt {
             backend: config.backend,

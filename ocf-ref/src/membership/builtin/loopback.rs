@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::config::{ConfigError, NodeConfig};
-use super::engine::{BuiltinEngine, EngineError};
-use super::key::ClusterKey;
+use crate::membership::builtin::engine::{BuiltinEngine, EngineError};
+use crate::membership::builtin::key::ClusterKey;
+use crate::membership::config::{ConfigError, NodeConfig};
 
 /// Why a loopback cluster could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum LoopbackError {
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
-/// let configs = ocf_ref::membership::loopback::configs("c1", 3, dir.path()).unwrap();
+/// let configs = ocf_ref::membership::builtin::loopback::configs("c1", 3, dir.path()).unwrap();
 /// assert_eq!(configs.len(), 3);
 /// assert_eq!(configs[2].local_id().get(), 3);
 /// ```

@@ -12,11 +12,14 @@
 //!                            "packets":{"sent":..,"received":..,"too_large":0,
 //!                              "rejected":{"malformed":0,"forged":0,"replayed":0,
 //!                                          "unknown_sender":0}}}}
-//! errors               ->  {"ok":false,"error":"...","missed":N}
+//! errors               ->  {"ok":false,"error":"..."}
 //! ```
 //!
 //! Events carry the source's own `seq`, so every subscriber of one daemon sees the same
-//! numbers in the same order.
+//! numbers in the same order. A subscription keeps the `Subscription` contract: its last line
+//! is `{"ok":true,"end":true}` when the source shut down (a connection closed without it is a
+//! crash); a subscriber that fell behind gets `{"ok":false,"error":"...","missed":N}` and then
+//! the events after the gap, on the same connection; any other error line ends it.
 //!
 //! The daemon protects itself from its clients: a request line longer than
 //! [`MAX_REQUEST_LINE`] is answered with an error and the connection closed; a connection that
@@ -32,7 +35,7 @@ use ocf_core::NodeId;
 use ocf_membership::{MembershipEvent, View};
 use serde::{Deserialize, Serialize};
 
-use super::transport::PacketCounts;
+use crate::membership::builtin::transport::PacketCounts;
 
 /// The longest reply line a client accepts, in bytes (a view of thousands of members fits).
 pub const MAX_LINE: usize = 4 << 20;
@@ -82,7 +85,7 @@ pub struct Reply {
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// With a lag error: how many events the subscriber missed.
+    /// With a lag error: how many events the subscriber missed (the stream goes on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<u64>,
     /// The daemon's counters (answer to `stats`).

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-use super::protocol::{Event, Node, Output};
-use super::wire::{Codec, MAX_PACKET, ReplayGuard, WireError};
+use crate::membership::builtin::wire::{Codec, MAX_PACKET, ReplayGuard, WireError};
+use crate::membership::protocol::{Event, Node, Output};
 
 /// Counters of the transport, readable while it runs.
 #[derive(Debug, Default)]
@@ -248,16 +248,20 @@ impl UdpTransport {
             .unwrap_or(now);
         let start_wall_us = wall_now_us - into_ms;
         let wall_us = |node_ms: u64| start_wall_us + node_ms * 1000;
-        let tick = Duration::from_millis(10);
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = vec![0u8; MAX_PACKET + 1];
         let mut out = Vec::new();
         let mut deadline = Primacy::Not;
         loop {
+            // Sleep until the node next needs time (its tick cadence or its lease's end), at
+            // most MAX_SLEEP; a packet wakes it sooner.
+            let wake_ms = node
+                .next_deadline()
+                .unwrap_or(0)
+                .min(now_ms(start).saturating_add(MAX_SLEEP_MS));
+            let wake = start + Duration::from_millis(wake_ms);
             tokio::select! {
                 _ = &mut stop => return,
-                _ = interval.tick() => {
+                () = tokio::time::sleep_until(wake.into()) => {
                     node.tick(now_ms(start), &mut out);
                 }
                 r = self.socket.recv_from(&mut buf) => {
@@ -300,7 +304,11 @@ impl UdpTransport {
         }
     }
 
-    fn accept(&mut self, packet: &[u8], from: SocketAddr) -> Option<super::protocol::Envelope> {
+    fn accept(
+        &mut self,
+        packet: &[u8],
+        from: SocketAddr,
+    ) -> Option<crate::membership::protocol::Envelope> {
         match self.codec.decode(packet) {
             Ok((env, seq)) => {
                 if !self.peers.contains_key(&env.from) {
@@ -356,7 +364,7 @@ impl UdpTransport {
         }
     }
 
-    async fn send(&mut self, to: NodeId, msg: &super::protocol::Envelope) {
+    async fn send(&mut self, to: NodeId, msg: &crate::membership::protocol::Envelope) {
         let Some(&addr) = self.peers.get(&to) else {
             return;
         };
@@ -376,6 +384,9 @@ impl UdpTransport {
         }
     }
 }
+
+/// The longest the driver sleeps between two ticks, whatever the node's next deadline.
+const MAX_SLEEP_MS: u64 = 50;
 
 fn now_ms(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64

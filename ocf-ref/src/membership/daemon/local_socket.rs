@@ -32,7 +32,7 @@ use nix::fcntl::{Flock, FlockArg, RenameFlags, renameat2};
 use nix::unistd::{Gid, Group};
 use tokio::net::UnixListener;
 
-use super::daemon::DaemonError;
+use crate::membership::daemon::DaemonError;
 
 /// The socket's permission bits: owner (root) and group may connect, nobody else.
 pub const SOCKET_MODE: u32 = 0o660;
