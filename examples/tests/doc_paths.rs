@@ -1,5 +1,5 @@
 //! Docs name only files that exist: every repository path (`ocf-ref/src/…`, `docs/src/…`, …)
-//! and every `NAME.md` mentioned in a markdown file or a Rust comment of the workspace must be
+//! and every capitalised markdown note mentioned in a markdown file or a Rust comment of the workspace must be
 //! there. A doc that cites a design note nobody can open is a doc that lies.
 
 use std::collections::BTreeSet;
@@ -42,15 +42,15 @@ const PREFIXES: [&str; 7] = [
     ".ci/",
 ];
 
-/// Candidate file references in `text`: repository paths, and bare `UPPER.md` names.
+/// Candidate file references in `text`: repository paths, and bare capitalised note names
+/// (a README, an ALGORITHM or a DESIGN note).
 fn references(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for raw in text.split(|c: char| {
-        c.is_whitespace() || "`\"'()[]{}<>,;|*".contains(c)
-    }) {
+    for raw in text.split(|c: char| c.is_whitespace() || "`\"'()[]{}<>,;|".contains(c)) {
         let token = raw.trim_end_matches(['.', ':', '!', '?']);
         let token = token.split([':', '#']).next().unwrap_or_default();
-        if token.contains("..") || token.contains('$') || token.contains('…') {
+        if token.contains("..") || token.contains('$') || token.contains('…') || token.contains('*')
+        {
             continue;
         }
         let is_path = PREFIXES.iter().any(|p| token.starts_with(p))
@@ -59,7 +59,9 @@ fn references(text: &str) -> Vec<String> {
         let stem = token.strip_suffix(".md").unwrap_or_default();
         let is_note = !stem.is_empty()
             && !token.contains('/')
-            && stem.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '-');
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c == '-');
         if is_path || is_note {
             out.push(token.to_owned());
         }
@@ -84,7 +86,12 @@ fn every_file_a_doc_names_exists() {
     let root = root();
     let mut all = Vec::new();
     files(&root, &mut all);
-    assert!(all.len() > 50, "found only {} files under {}", all.len(), root.display());
+    assert!(
+        all.len() > 50,
+        "found only {} files under {}",
+        all.len(),
+        root.display()
+    );
     let names: BTreeSet<String> = all
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -122,6 +129,10 @@ fn the_reference_finder_sees_paths_and_notes() {
     );
     assert_eq!(
         found,
-        vec!["ocf-ref/src/membership/ALGORITHM.md", "DESIGN.md", "docs/src/cli.md"]
+        vec![
+            "ocf-ref/src/membership/ALGORITHM.md",
+            "DESIGN.md",
+            "docs/src/cli.md"
+        ]
     );
 }

@@ -2,7 +2,7 @@
 //! through a seeded schedule of faults (2|3 partitions, one-way cuts, a mute and a deaf node,
 //! a flapping link, bursty loss, per-packet loss and delay, a 3 s SIGSTOP, a kill -9 and restart), with a recorder
 //! (`ocf members --watch --json`) beside each node. The recorded histories are then checked
-//! for DESIGN.md's membership invariant: agreement on every view id, monotonic views per
+//! for the membership invariant of docs/src/concepts.md: agreement on every view id, monotonic views per
 //! process, never two primary partitions at once, and convergence after the final heal.
 //!
 //! `OCF_FAULT_SEED=<seed>` replays a schedule; `OCF_FAULT_REPORT_ONLY=1` prints the violations

@@ -1,5 +1,5 @@
 //! The checkers: each takes the recorded histories and names every violation of one promise
-//! of DESIGN.md's membership invariant (and ALGORITHM.md's checkers of the same names).
+//! of the membership invariant of docs/src/concepts.md (and ALGORITHM.md's checkers of the same names).
 //!
 //! - [`agreement`]: every node that installs view id V installs the same member list.
 //! - [`monotonic_views`]: within one process, installed view ids strictly increase, `seq` has

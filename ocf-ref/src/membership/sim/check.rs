@@ -31,7 +31,7 @@ fn violation(invariant: &'static str, detail: String) -> Violation {
     Violation { invariant, detail }
 }
 
-/// `agreement` (the OCF membership promise, DESIGN.md): every node that installs view id V
+/// `agreement` (the OCF membership promise, docs/src/concepts.md): every node that installs view id V
 /// installs the same member list (ids and incarnations).
 pub fn agreement(log: &[Record]) -> Result<(), Violation> {
     let mut seen: HashMap<ViewId, (NodeId, Vec<(NodeId, u64)>)> = HashMap::new();
@@ -91,7 +91,7 @@ pub fn gapless_seq(log: &[Record]) -> Result<(), Violation> {
     Ok(())
 }
 
-/// `quorate_views_intersect` (DESIGN.md: at most one partition is primary): the member sets
+/// `quorate_views_intersect` (docs/src/concepts.md: at most one partition is primary): the member sets
 /// of any two views installed as quorate share a node. Not promised with `two_node`.
 pub fn quorate_views_intersect(log: &[Record]) -> Result<(), Violation> {
     let mut views: HashMap<ViewId, BTreeSet<NodeId>> = HashMap::new();
@@ -138,7 +138,7 @@ pub fn no_eviction_of_healthy_nodes(log: &[Record], since: u64, n: usize) -> Res
     Ok(())
 }
 
-/// `at_most_one_primary_view` (issue "never two primaries at any instant"; DESIGN.md: at
+/// `at_most_one_primary_view` (docs/src/concepts.md: at
 /// most one partition is primary at a time): whenever a node became primary, every other
 /// node primary at that same instant, each judged on its own drifting clock, was primary in
 /// the same view. Every overlap of two primary views begins when one of them becomes
