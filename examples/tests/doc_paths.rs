@@ -25,7 +25,10 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
         if path.is_dir() {
             files(&path, out);
-        } else if name.ends_with(".md") || name.ends_with(".rs") {
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("rs"))
+        {
             out.push(path);
         }
     }

@@ -117,7 +117,7 @@ pub fn quorate_views_intersect(log: &[Record]) -> Result<(), Violation> {
     Ok(())
 }
 
-/// `no_eviction_of_healthy_nodes` (issue 5): after `since`, no running, connected node is
+/// `no_eviction_of_healthy_nodes` (ALGORITHM.md: loss alone never evicts a healthy node): after `since`, no running, connected node is
 /// left out of a view or evicted.
 pub fn no_eviction_of_healthy_nodes(log: &[Record], since: u64, n: usize) -> Result<(), Violation> {
     for r in log.iter().filter(|r| r.time >= since) {

@@ -64,7 +64,9 @@ pub fn convergence_bound(spec: &ClusterSpec) -> u64 {
 
 /// The command that replays `seed`.
 pub fn replay_command(seed: u64) -> String {
-    format!("OCF_SIM_SEED={seed} cargo test -p ocf-ref --test membership_sim replay -- --nocapture")
+    format!(
+        "OCF_SIM_SEED={seed} cargo test -p ocf-ref --test membership_sim replay -- --ignored --nocapture"
+    )
 }
 
 /// Picks the kind from the seed (one run in four is lossy) and runs it.
