@@ -67,7 +67,7 @@ pub struct RunArgs {
     pub agent: AgentId,
     /// The action: start, stop, monitor, promote, demote, meta-data, validate-all, ...
     pub action: Action,
-    /// A parameter `name=value` (repeat for more); the name must match [A-Za-z_][A-Za-z0-9_]*.
+    /// A parameter `name=value` (repeat for more); the name must match `[A-Za-z_][A-Za-z0-9_]*`.
     #[arg(short = 'p', long = "param", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
     /// A meta attribute `name=value` (`OCF_RESKEY_CRM_meta_<name>`, `-` as `_`; repeat for

@@ -35,7 +35,7 @@ const DEFAULT_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// a bound. The agent judges its own parameters: its meta-data is read (once, then cached in
 /// memory, and on disk with [`ScriptAgent::with_metadata_cache`]) only in strict mode
 /// ([`ActionRequest::validate`]) or when asked, and strict mode refuses only start-like
-/// actions ([`may_refuse`](ocf_resources::validate::may_refuse)); stop and monitor always run.
+/// actions ([`may_refuse`]); stop and monitor always run.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

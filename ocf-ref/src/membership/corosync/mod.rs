@@ -56,7 +56,7 @@
 //!
 //! let membership = CorosyncMembership::connect().await?;
 //! if let Some(view) = membership.current_view().await? {
-//!     println!("view {} quorate={}", view.id, view.quorate);
+//!     println!("view {} quorate={}", view.id, view.is_quorate());
 //! }
 //! let mut events = membership.subscribe().await?;
 //! while let Some(event) = events.next_event().await? {
