@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use ocf_core::{NodeId, NodeName};
 use ocf_fencing::{FenceAction, FenceRequest, Fencer, IncidentId, RequesterId};
-use ocf_membership::{EventKind, Membership, MembershipError, View};
+use ocf_membership::{EventKind, Membership, MembershipError, MembershipErrorKind, View};
 use ocf_resources::{Action, Executor, ExitCode, Operation};
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast};
@@ -206,17 +206,39 @@ impl FailoverManager {
             source,
         };
         let mut sub = self.membership.subscribe().await.map_err(wrap)?;
-        if let Some(view) = sub.initial_view().cloned() {
-            self.on_view(&view).await;
+        let mut last: Option<View> = sub.initial_view().cloned();
+        if let Some(view) = &last {
+            self.on_view(view).await;
         }
-        while let Some(event) = sub.next_event().await.map_err(wrap)? {
+        loop {
+            let event = match sub.next_event().await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(()),
+                // Missed events: the stream goes on; act on the view as it is now, since the
+                // missed ones may have held a departure.
+                Err(e) if e.kind() == MembershipErrorKind::Lagged => {
+                    tracing::warn!(node = %self.local, error = %e, "membership events missed; re-reading the view");
+                    if let Some(view) = self.membership.current_view().await.map_err(wrap)? {
+                        // A departure may have been in the missed events: every member of
+                        // the last view acted on that is not in this one left.
+                        if let Some(prev) = &last {
+                            let mut unclean = self.unclean.lock().await;
+                            unclean.extend(prev.member_ids().filter(|n| !view.contains(*n)));
+                        }
+                        self.on_view(&view).await;
+                        last = Some(view);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(wrap(e)),
+            };
             if event.kind == EventKind::Evicted {
                 tracing::warn!(node = %self.local, "evicted from the cluster; not acting");
                 continue;
             }
             self.on_view(&event.view).await;
+            last = Some(event.view);
         }
-        Ok(())
     }
 
     /// Handles one installed view: remembers who left, and acts if this node is the actor.
