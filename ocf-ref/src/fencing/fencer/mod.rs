@@ -136,18 +136,22 @@ impl Inner {
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use std::sync::Arc;
-/// use ocf_fencing::{FenceAction, FenceRequest, Fencer, FencerAdmin};
+/// use ocf_fencing::{FenceAction, FenceRequest, Fencer, FencerAdmin, IncidentId};
 /// use ocf_ref::fencing::fencer::LocalFencer;
 /// use ocf_ref::fencing::devices::native::NullDevice;
 /// let fencer = LocalFencer::new();
 /// let device = Arc::new(NullDevice::new("null".parse().unwrap(), ["n3".parse().unwrap()]));
 /// fencer.register_device(device.clone()).await.unwrap();
-/// let req = |who: &str| FenceRequest::new("n3".parse().unwrap(), FenceAction::Reboot, who.parse().unwrap());
-/// // Two clients at once: one action on the device, one record for both.
+/// let incident = IncidentId::new("n3@view-7").unwrap();
+/// let req = |who: &str| {
+///     FenceRequest::new("n3".parse().unwrap(), FenceAction::Reboot, who.parse().unwrap())
+///         .with_incident(incident.clone())
+/// };
+/// // Two clients of one incident: one action on the device, one record for both, whether the
+/// // second joins the first while it runs or arrives after it finished.
 /// let (a, b) = tokio::join!(fencer.fence(req("pacemaker@n1")), fencer.fence(req("slurmctld@n2")));
 /// let (a, b) = (a.unwrap(), b.unwrap());
-/// assert_eq!(a.id, b.id);
-/// assert_eq!(a.requesters.len(), 2);
+/// assert_eq!(a.id, b.id, "{a:?} {b:?}");
 /// assert_eq!(device.fence_calls(), 1, "{a:?}");
 /// # });
 /// ```
