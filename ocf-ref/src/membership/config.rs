@@ -158,16 +158,7 @@ impl TimingConfig {
             }
         };
         if let Some(d) = self.drift_ppm {
-            t.drift_ppm = d;
-            if self.lease_ms.is_none() {
-                // Keep the default lease within the new bound.
-                let fresh = Timing {
-                    drift_ppm: d,
-                    lease_ms: 3 * t.heartbeat_ms,
-                    ..t
-                };
-                t.lease_ms = fresh.lease_ms.min(longest_lease(&fresh));
-            }
+            t = t.with_drift(d);
         }
         if let Some(l) = self.lease_ms {
             t.lease_ms = l;
@@ -175,25 +166,6 @@ impl TimingConfig {
         t.check().map_err(|e| ("timing", e))?;
         Ok(t)
     }
-}
-
-/// The longest lease whose wait fits in `dead_ms` (found by search: the arithmetic lives in
-/// [`Timing::lease_wait`] alone).
-fn longest_lease(t: &Timing) -> u64 {
-    let (mut lo, mut hi) = (0, t.dead_ms);
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        let probe = Timing {
-            lease_ms: mid,
-            ..*t
-        };
-        if probe.lease_wait() <= t.dead_ms {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    lo
 }
 
 /// `[quorum]`: votequorum-like options.

@@ -62,11 +62,24 @@ impl Timing {
     pub fn new(heartbeat_ms: u64, dead_ms: u64) -> Self {
         let heartbeat_ms = heartbeat_ms.max(2);
         let dead_ms = dead_ms.max(3 * heartbeat_ms);
-        let mut t = Self {
+        Self {
             heartbeat_ms,
             dead_ms,
-            lease_ms: 3 * heartbeat_ms,
+            lease_ms: 0,
             drift_ppm: DEFAULT_DRIFT_PPM,
+        }
+        .with_drift(DEFAULT_DRIFT_PPM)
+    }
+
+    /// The same timing under another drift bound, its default lease re-derived so that it
+    /// still fits (an explicit `lease_ms` is set after this, and checked by
+    /// [`Timing::check`]).
+    #[must_use]
+    pub fn with_drift(self, drift_ppm: u32) -> Self {
+        let mut t = Self {
+            drift_ppm,
+            lease_ms: 3 * self.heartbeat_ms,
+            ..self
         };
         t.lease_ms = t.lease_ms.min(t.longest_lease());
         t
