@@ -32,6 +32,18 @@ pub enum FenceError {
         /// Which policy refused, and why.
         refusal: Refusal,
     },
+    /// This node is not in the primary (quorate) partition, so it may not decide or run a
+    /// fence: the majority side will. Nothing was touched; ask again once the view is
+    /// quorate, or ask a node of the quorate side.
+    #[error("fencing {target} refused: {node} is not in a quorate partition ({reason})")]
+    NotQuorate {
+        /// The node to fence.
+        target: NodeName,
+        /// The node that refused (the one asked).
+        node: String,
+        /// The quorum arithmetic or the state that made it refuse.
+        reason: String,
+    },
     /// No registered device can fence the node, and no topology names one.
     #[error(
         "no fence device can fence {target}: register one whose host list holds it, or set a topology for it"
@@ -208,6 +220,8 @@ pub enum FenceError {
 pub enum FenceErrorKind {
     /// [`FenceError::Refused`].
     Refused,
+    /// [`FenceError::NotQuorate`]: ask again on the quorate side.
+    NotQuorate,
     /// [`FenceError::NoDevice`] or [`FenceError::NotATarget`].
     NoDevice,
     /// [`FenceError::Failed`] or [`FenceError::Device`].
@@ -231,6 +245,7 @@ impl FenceError {
     pub fn kind(&self) -> FenceErrorKind {
         match self {
             Self::Refused { .. } => FenceErrorKind::Refused,
+            Self::NotQuorate { .. } => FenceErrorKind::NotQuorate,
             Self::NoDevice { .. } | Self::NotATarget { .. } => FenceErrorKind::NoDevice,
             Self::Failed { .. } | Self::Device { .. } => FenceErrorKind::Failed,
             Self::TimedOut { .. } | Self::DeviceTimedOut { .. } => FenceErrorKind::TimedOut,

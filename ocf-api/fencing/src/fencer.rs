@@ -8,7 +8,7 @@
 //!
 //! Fencing is meant to be decided once per *cluster*, not once per node. Requests therefore
 //! carry an optional [`IncidentId`]: a name for the event that made someone want the node dead,
-//! the same on every node that saw it (for example `n3@view-42`, the node and the membership
+//! the same on every node that saw it (for example `n3@left-view-42.1.0`, the node and the membership
 //! view that lost it). A local fencer uses it to answer a request that arrives just after the
 //! incident finished with that incident's record instead of shooting again. A cluster-wide fence
 //! authority (the primary partition's coordinator, or an agreed order from the membership
@@ -55,8 +55,8 @@ pub struct RequesterId(Arc<str>);
 ///
 /// ```
 /// use ocf_fencing::IncidentId;
-/// let i = IncidentId::new("n3@view-42").unwrap();
-/// assert_eq!(i.as_str(), "n3@view-42");
+/// let i = IncidentId::new("n3@left-view-42.1.0").unwrap();
+/// assert_eq!(i.as_str(), "n3@left-view-42.1.0");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -101,6 +101,10 @@ pub struct LevelAttempt {
     pub attempts: Vec<DeviceAttempt>,
     /// Whether the level as a whole succeeded (all its devices did).
     pub succeeded: bool,
+    /// The node that ran it, when a cluster fencer chose one (`None` for a fencer that runs
+    /// its own devices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<NodeName>,
 }
 
 impl LevelAttempt {
@@ -110,6 +114,58 @@ impl LevelAttempt {
             level,
             attempts,
             succeeded,
+            executor: None,
+        }
+    }
+
+    /// The same level, run by `node`.
+    #[must_use]
+    pub fn ran_on(mut self, node: NodeName) -> Self {
+        self.executor = Some(node);
+        self
+    }
+}
+
+/// One run of an incident's devices by one node of the cluster.
+///
+/// A cluster fencer picks one node to execute an incident; if that node dies or leaves the
+/// view mid-fence, the outcome of its run is unknown and the next authority picks another:
+/// the record then lists both executions, in order.
+///
+/// ```
+/// use ocf_fencing::{Execution, FenceOutcome};
+/// let e = Execution::new(1, "n2".parse().unwrap(), 1_000);
+/// assert!(e.outcome.is_none());
+/// let json = serde_json::to_string(&e).unwrap();
+/// assert_eq!(json, r#"{"attempt":1,"node":"n2","started_ms":1000,"ended_ms":null,"outcome":null}"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Execution {
+    /// Its number within the incident, from 1.
+    pub attempt: u32,
+    /// The node that ran (or was to run) the devices.
+    pub node: NodeName,
+    /// When it was assigned.
+    pub started_ms: UnixMillis,
+    /// When it ended; `None` while it runs.
+    #[serde(default)]
+    pub ended_ms: Option<UnixMillis>,
+    /// How it ended; `None` while it runs. An execution cut short by its node leaving the
+    /// view ends `Failed` with a reason saying the outcome is unknown.
+    #[serde(default)]
+    pub outcome: Option<FenceOutcome>,
+}
+
+impl Execution {
+    /// A new execution by `node`, started at `started_ms`.
+    pub fn new(attempt: u32, node: NodeName, started_ms: UnixMillis) -> Self {
+        Self {
+            attempt,
+            node,
+            started_ms,
+            ended_ms: None,
+            outcome: None,
         }
     }
 }
@@ -143,6 +199,10 @@ pub struct FenceRecord {
     /// When it ended; `None` while in flight.
     #[serde(default)]
     pub ended_ms: Option<UnixMillis>,
+    /// The nodes that ran its devices, in order (empty for a fencer that runs its own
+    /// devices). More than one means an executor was lost mid-fence and another took over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executions: Vec<Execution>,
 }
 
 impl FenceRecord {
@@ -164,6 +224,7 @@ impl FenceRecord {
             outcome: None,
             started_ms: now_millis(),
             ended_ms: None,
+            executions: Vec::new(),
         }
     }
 

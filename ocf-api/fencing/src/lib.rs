@@ -26,14 +26,14 @@ pub mod policy;
 pub use action::{DeviceAction, FenceAction, PowerState, UnknownAction};
 pub use device::{DeviceId, FenceDevice, InvalidId, Targets};
 pub use error::{Cause, FenceError, FenceErrorKind};
-pub use events::{FenceEvent, FenceEventStream};
+pub use events::{DeathCause, FenceEvent, FenceEventStream, NodeDeath};
 #[allow(deprecated)]
 pub use fencer::FenceLevel;
 pub use fencer::{FenceRequest, Fencer, FencerAdmin, IncidentId, RequesterId, TopologyLevel};
 #[allow(deprecated)]
 pub use history::Outcome;
 pub use history::{
-    DeviceAttempt, FenceId, FenceOutcome, FenceRecord, HistoryFilter, LevelAttempt, UnixMillis,
+    DeviceAttempt, Execution, FenceId, FenceOutcome, FenceRecord, HistoryFilter, LevelAttempt, UnixMillis,
 };
 pub use metadata::{
     DeviceMetadata, DeviceParameter, ParameterType, SECRET_GETOPT_PLACEHOLDERS,

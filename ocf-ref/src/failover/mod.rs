@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_core::{NodeId, NodeName};
-use ocf_fencing::{FenceAction, FenceRequest, Fencer, IncidentId, RequesterId};
+use ocf_fencing::{FenceAction, FenceRequest, Fencer, RequesterId};
 use ocf_membership::{EventKind, Membership, MembershipError, MembershipErrorKind, View};
 use ocf_resources::{Action, Executor, ExitCode, Operation};
 use serde::Serialize;
@@ -286,7 +286,7 @@ impl FailoverManager {
             // checked types: a failure is reported, never a panic.
             let ids = (
                 RequesterId::new(format!("failover@node-{}", self.local)),
-                IncidentId::new(format!("{}@left-view-{}", peer.name, view.id)),
+                crate::fencing::incident_name::node_lost(&peer.name, &view.id),
             );
             let (Ok(requester), Ok(incident)) = ids else {
                 self.emit(FailoverEvent::FenceFailed {

@@ -9,10 +9,13 @@
 //! - [`metadata_xml`]: fence meta-data from the `<resource-agent>` XML, through
 //!   `ocf_resources`' parser.
 //! - [`targets`]: host lists and host maps from configuration text.
-//! - [`policy`]: the quorum rule (fence only from a quorate view) and view-based incident ids.
+//! - [`policy`]: the quorum rule (fence only from a quorate view).
+//! - [`incident_name`]: the one name of the incident "node N was lost in view V".
 
 pub mod devices;
+pub mod cluster;
 pub mod fencer;
+pub mod incident_name;
 pub mod metadata_xml;
 pub mod policy;
 pub mod targets;

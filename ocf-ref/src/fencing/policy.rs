@@ -5,16 +5,14 @@
 //! side is the one that decides. [`QuorumPolicy`] refuses every request unless the local
 //! node is a member of a quorate view, as its membership source reports it now.
 //!
-//! [`view_incident`] names the incident "node N was lost in view V", the same on every node
-//! that installed V, so that requests from HA managers and schedulers on different nodes for
-//! that loss merge (see [`ocf_fencing::fencer`]).
+//! The incident "node N was lost in view V" has one name, made by
+//! [`incident_name::node_lost`](crate::fencing::incident_name::node_lost).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ocf_core::NodeName;
-use ocf_fencing::{FenceRequest, FencingPolicy, IncidentId, InvalidId, Refusal};
-use ocf_membership::{Membership, ViewId};
+use ocf_fencing::{FenceRequest, FencingPolicy, Refusal};
+use ocf_membership::Membership;
 
 /// Refuses fencing unless this node is in a quorate view.
 pub struct QuorumPolicy {
@@ -72,24 +70,12 @@ impl FencingPolicy for QuorumPolicy {
     }
 }
 
-/// The incident "`target` was lost in view `view`": `n3@view-42.1.0`.
-///
-/// ```
-/// use ocf_core::NodeId;
-/// use ocf_membership::ViewId;
-/// let i = ocf_ref::fencing::policy::view_incident(&"n3".parse().unwrap(), &ViewId::new(42, NodeId::new(1), 0)).unwrap();
-/// assert_eq!(i.as_str(), "n3@view-42.1.0");
-/// ```
-pub fn view_incident(target: &NodeName, view: &ViewId) -> Result<IncidentId, InvalidId> {
-    IncidentId::new(format!("{target}@view-{view}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ocf_core::NodeId;
     use ocf_fencing::FenceAction;
-    use ocf_membership::{Member, MembershipError, Quorum, Subscription, View};
+    use ocf_membership::{Member, MembershipError, Quorum, Subscription, View, ViewId};
 
     /// A membership source that reports one fixed view (a single-node setup's, or a test's).
     struct FixedView {

@@ -72,7 +72,7 @@ impl FencerRun<'_> {
                     Ok(None) => return Err("the stream ended while the fencer runs".into()),
                     Err(e) => return Err(format!("the stream failed after two events: {e}")),
                 };
-                if event.record().id != got.id {
+                if event.record().map(|r| r.id) != Some(got.id) {
                     continue;
                 }
                 match event {
