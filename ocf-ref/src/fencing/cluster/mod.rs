@@ -3,3 +3,5 @@
 //! its invariants.
 
 pub mod link;
+pub mod protocol;
+pub mod sim;
