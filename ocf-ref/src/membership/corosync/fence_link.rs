@@ -458,8 +458,7 @@ impl Carrier {
         give_up: Instant,
         pause: Duration,
     ) -> Option<Stuck> {
-        let now = Instant::now();
-        if now >= give_up {
+        let Some((next_try, pause)) = backoff(Instant::now(), give_up, pause) else {
             let n = Counters::bump(&self.counters.send_gave_up);
             tracing::warn!(
                 group = %self.group,
@@ -468,12 +467,12 @@ impl Carrier {
                 "corosync stayed busy for {TRY_AGAIN_BOUND:?}; fence link message dropped"
             );
             return None;
-        }
+        };
         Some(Stuck {
             message,
             give_up,
-            next_try: (now + pause).min(give_up),
-            pause: (pause * 2).min(Duration::from_millis(100)),
+            next_try,
+            pause,
         })
     }
 
@@ -570,6 +569,18 @@ impl Carrier {
     }
 }
 
+/// The longest pause between two tries of a message corosync refused with `CS_ERR_TRY_AGAIN`.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// After a `CS_ERR_TRY_AGAIN` at `now`: when to try again (never after `give_up`) and the
+/// pause after that one (doubling up to [`MAX_PAUSE`]); `None` once `give_up` has passed.
+fn backoff(now: Instant, give_up: Instant, pause: Duration) -> Option<(Instant, Duration)> {
+    if now >= give_up {
+        return None;
+    }
+    Some(((now + pause).min(give_up), (pause * 2).min(MAX_PAUSE)))
+}
+
 /// What became of one send.
 enum Sent {
     /// Multicast, or dropped for good (refused, or an error that retrying cannot fix).
@@ -647,6 +658,25 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("shorter cluster name"), "{err}");
+    }
+
+    #[test]
+    fn try_again_backs_off_and_gives_up_at_the_bound() {
+        let start = Instant::now();
+        let give_up = start + TRY_AGAIN_BOUND;
+        let (mut now, mut pause) = (start, Duration::from_millis(1));
+        let mut tries = 0;
+        while let Some((next, p)) = backoff(now, give_up, pause) {
+            assert!(next > now && next <= give_up);
+            assert!(p <= MAX_PAUSE && p >= pause);
+            (now, pause) = (next, p);
+            tries += 1;
+        }
+        assert_eq!(now, give_up, "the last try is at the bound");
+        assert_eq!(pause, MAX_PAUSE);
+        // 1, 2, 4, .., 64 ms, then 100 ms steps up to 5 s.
+        assert!((50..=60).contains(&tries), "{tries} tries");
+        assert!(backoff(give_up, give_up, pause).is_none());
     }
 
     proptest! {
