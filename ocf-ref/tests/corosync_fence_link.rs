@@ -388,6 +388,11 @@ fn fence_link_over_cpg_on_three_nodes() {
     cluster.kill9(2);
     nodes[1].wait_closed();
     nodes[0].wait_members(&[1]);
+
+    // close() returns once the group is left and the connection closed: the stream has ended.
+    let link = nodes[0].link.take().unwrap();
+    runtime().block_on(link.close());
+    nodes[0].wait_closed();
 }
 
 #[test]
