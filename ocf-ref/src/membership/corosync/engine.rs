@@ -111,7 +111,7 @@ impl Connection {
 }
 
 /// Runs `call` until it returns something other than `CS_ERR_TRY_AGAIN`, for at most `bound`.
-async fn retry<T>(
+pub(crate) async fn retry<T>(
     bound: Duration,
     mut call: impl FnMut() -> Result<T, CsError>,
 ) -> Result<T, CsError> {

@@ -35,6 +35,20 @@
 //! The client also joins the CPG group `ocf` (configurable), which is where agreed-order
 //! messages between ocf processes travel and where corosync reports the totem ring.
 //!
+//! # The fence link
+//!
+//! With `backend = "corosync"` the cluster fencer's daemons talk over a CPG group of their
+//! own, as Pacemaker's fencer does: [`cpg_link`]`(cluster)` joins `ocf-fence-<cluster>` and
+//! returns a [`CpgLink`] whose [`LinkEnds`](crate::fencing::cluster::link::LinkEnds) the fencer
+//! uses like any other link. Messages are multicast in agreed order with a 9-byte header naming
+//! the destination node; each node keeps those addressed to it, with `peer` = the sender's
+//! Corosync node id (the same [`NodeId`] the views carry). Corosync authenticates and orders
+//! them; a message with a malformed header is counted ([`LinkStats::malformed`]) and dropped;
+//! payloads over [`MAX_LINK_PAYLOAD`](crate::fencing::cluster::link::MAX_LINK_PAYLOAD) are
+//! refused with a warning; `CS_ERR_TRY_AGAIN` (flow control) is retried, while dispatching, for
+//! at most [`fence_link::TRY_AGAIN_BOUND`]. When corosync goes away the fencer's incoming stream
+//! ends; dropping the link (or [`CpgLink::close`]) leaves the group.
+//!
 //! # Faults
 //!
 //! - corosync not running: [`CorosyncMembership::connect`] fails with
@@ -67,8 +81,11 @@
 
 mod engine;
 mod error;
+pub mod fence_link;
 mod ffi;
 mod mapping;
+
+pub use fence_link::{CpgLink, CpgLinkError, LinkStats, cpg_link};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,9 @@ use std::ffi::{c_int, c_uint, c_void};
 use tokio::io::unix::AsyncFd;
 
 use super::sys::{self, CpgAddress, CpgHandle, CpgName, CpgRingId};
-use super::{CsError, LibFd, Notification, RingId, Sink, copy_array, register, wait_readable};
+use super::{
+    CsError, LibFd, Notification, RingId, Sink, copy_array, no_unwind, register, wait_readable,
+};
 
 /// One CPG connection, joined to one group once [`Cpg::join`] succeeds.
 pub(crate) struct Cpg {
@@ -55,23 +57,46 @@ impl Cpg {
 
     /// Joins the process group `group` (at most 128 bytes).
     pub(crate) fn join(&self, group: &str) -> Result<(), CsError> {
-        let bytes = group.as_bytes();
-        if bytes.len() > sys::CPG_MAX_NAME_LENGTH {
-            return Err(CsError::Code {
-                call: "cpg_join",
-                code: super::code::NOT_EXIST,
-            });
-        }
-        let mut name = CpgName {
-            length: bytes.len() as u32,
-            value: [0; sys::CPG_MAX_NAME_LENGTH],
-        };
-        for (dst, src) in name.value.iter_mut().zip(bytes) {
-            *dst = *src as std::ffi::c_char;
-        }
+        let name = group_name("cpg_join", group)?;
         // SAFETY: live handle; `name` is a valid `struct cpg_name` for the call's duration.
         CsError::check("cpg_join", unsafe {
             sys::cpg_join(self.handle, &raw const name)
+        })
+    }
+
+    /// Leaves the process group `group` (joined before with [`Cpg::join`]).
+    pub(crate) fn leave(&self, group: &str) -> Result<(), CsError> {
+        let name = group_name("cpg_leave", group)?;
+        // SAFETY: live handle; `name` is a valid `struct cpg_name` for the call's duration.
+        CsError::check("cpg_leave", unsafe {
+            sys::cpg_leave(self.handle, &raw const name)
+        })
+    }
+
+    /// Multicasts one message, the concatenation of `parts`, to the joined group in agreed
+    /// order (every member, the sender included, delivers it in the same total order).
+    ///
+    /// Corosync's flow control answers `CS_ERR_TRY_AGAIN` (see [`CsError::is_try_again`]) when
+    /// its queues are full or it is synchronizing: the caller retries later, after dispatching.
+    pub(crate) fn mcast(&self, parts: &[&[u8]]) -> Result<(), CsError> {
+        let iov: Vec<libc::iovec> = parts
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr().cast_mut().cast::<c_void>(),
+                iov_len: p.len(),
+            })
+            .collect();
+        let Ok(count) = c_uint::try_from(iov.len()) else {
+            return Err(CsError::Code {
+                call: "cpg_mcast_joined",
+                code: super::code::INVALID_PARAM,
+            });
+        };
+        // SAFETY: live handle; `iov` holds `count` iovecs, each pointing at a borrowed slice of
+        // `iov_len` bytes that outlives the call; the library only reads them (the `*mut` in
+        // `struct iovec` is C's, not a write permission).
+        CsError::check("cpg_mcast_joined", unsafe {
+            sys::cpg_mcast_joined(self.handle, sys::CPG_TYPE_AGREED, iov.as_ptr(), count)
         })
     }
 
@@ -109,6 +134,31 @@ impl Drop for Cpg {
     }
 }
 
+/// `group` as a `struct cpg_name`; longer than 128 bytes is `CS_ERR_NAME_TOO_LONG`.
+fn group_name(call: &'static str, group: &str) -> Result<CpgName, CsError> {
+    let bytes = group.as_bytes();
+    let Ok(length) = u32::try_from(bytes.len()) else {
+        return Err(CsError::Code {
+            call,
+            code: super::code::NAME_TOO_LONG,
+        });
+    };
+    if bytes.len() > sys::CPG_MAX_NAME_LENGTH {
+        return Err(CsError::Code {
+            call,
+            code: super::code::NAME_TOO_LONG,
+        });
+    }
+    let mut name = CpgName {
+        length,
+        value: [0; sys::CPG_MAX_NAME_LENGTH],
+    };
+    for (dst, src) in name.value.iter_mut().zip(bytes) {
+        *dst = *src as std::ffi::c_char;
+    }
+    Ok(name)
+}
+
 /// The sink registered as `handle`'s context, if any.
 fn sink_of(handle: CpgHandle) -> Option<&'static Sink> {
     let mut ctx: *mut c_void = std::ptr::null_mut();
@@ -129,15 +179,17 @@ unsafe extern "C" fn on_totem_confchg(
     member_list_entries: u32,
     member_list: *const u32,
 ) {
-    let Some(sink) = sink_of(handle) else { return };
-    // SAFETY: the library passes `member_list_entries` node ids valid during the callback.
-    let members = unsafe { copy_array(member_list, member_list_entries as usize) };
-    let _ = sink.send(Notification::TotemRing {
-        ring: RingId {
-            nodeid: ring_id.nodeid,
-            seq: ring_id.seq,
-        },
-        members,
+    no_unwind(|| {
+        let Some(sink) = sink_of(handle) else { return };
+        // SAFETY: the library passes `member_list_entries` node ids valid during the callback.
+        let members = unsafe { copy_array(member_list, member_list_entries as usize) };
+        let _ = sink.send(Notification::TotemRing {
+            ring: RingId {
+                nodeid: ring_id.nodeid,
+                seq: ring_id.seq,
+            },
+            members,
+        });
     });
 }
 
@@ -151,11 +203,13 @@ unsafe extern "C" fn on_confchg(
     _joined_list: *const CpgAddress,
     _joined_list_entries: usize,
 ) {
-    let Some(sink) = sink_of(handle) else { return };
-    // SAFETY: the library passes `member_list_entries` addresses valid during the callback.
-    let members = unsafe { copy_array(member_list, member_list_entries) };
-    let _ = sink.send(Notification::GroupChange {
-        members: members.iter().map(|a| (a.nodeid, a.pid)).collect(),
+    no_unwind(|| {
+        let Some(sink) = sink_of(handle) else { return };
+        // SAFETY: the library passes `member_list_entries` addresses valid during the callback.
+        let members = unsafe { copy_array(member_list, member_list_entries) };
+        let _ = sink.send(Notification::GroupChange {
+            members: members.iter().map(|a| (a.nodeid, a.pid)).collect(),
+        });
     });
 }
 
@@ -167,8 +221,11 @@ unsafe extern "C" fn on_deliver(
     msg: *mut c_void,
     msg_len: usize,
 ) {
-    let Some(sink) = sink_of(handle) else { return };
-    // SAFETY: the library passes `msg_len` bytes at `msg`, valid during the callback.
-    let data = unsafe { copy_array(msg.cast_const().cast::<u8>(), msg_len) };
-    let _ = sink.send(Notification::GroupMessage { nodeid, pid, data });
+    no_unwind(|| {
+        let Some(sink) = sink_of(handle) else { return };
+        // SAFETY: the library passes `msg_len` bytes at `msg`, valid during the callback
+        // (`copy_array` gives an empty message for a null pointer).
+        let data = unsafe { copy_array(msg.cast_const().cast::<u8>(), msg_len) };
+        let _ = sink.send(Notification::GroupMessage { nodeid, pid, data });
+    });
 }

@@ -122,8 +122,12 @@ pub(crate) mod code {
     pub const BAD_HANDLE: c_int = 9;
     /// `CS_ERR_ACCESS`: corosync refused this client.
     pub const ACCESS: c_int = 11;
+    /// `CS_ERR_INVALID_PARAM`.
+    pub const INVALID_PARAM: c_int = 7;
     /// `CS_ERR_NOT_EXIST`.
     pub const NOT_EXIST: c_int = 12;
+    /// `CS_ERR_NAME_TOO_LONG`: a CPG group name over 128 bytes.
+    pub const NAME_TOO_LONG: c_int = 13;
     /// `CS_ERR_EXIST`: e.g. this process already joined the CPG group.
     pub const EXIST: c_int = 14;
     /// `CS_ERR_SECURITY`: corosync refused this client's credentials.
@@ -249,6 +253,14 @@ async fn wait_readable(fd: Option<&tokio::io::unix::AsyncFd<LibFd>>) -> std::io:
             Ok(())
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Runs a callback's body so that a panic never unwinds into C: it is caught and logged
+/// (the notification is lost; the connection goes on).
+fn no_unwind(body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        tracing::error!("a Corosync callback panicked; its notification was dropped");
     }
 }
 

@@ -28,6 +28,8 @@ pub const CPG_MODEL_V1: c_int = 1;
 pub const CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF: c_uint = 0x01;
 /// `CPG_MAX_NAME_LENGTH`.
 pub const CPG_MAX_NAME_LENGTH: usize = 128;
+/// `CPG_TYPE_AGREED` (`cpg_guarantee_t`): delivered to every member in one total order.
+pub const CPG_TYPE_AGREED: c_int = 2;
 
 /// `struct cpg_name`.
 #[repr(C)]
@@ -105,6 +107,13 @@ unsafe extern "C" {
     pub fn cpg_dispatch(handle: CpgHandle, dispatch_types: c_int) -> CsErrorT;
     pub fn cpg_join(handle: CpgHandle, group: *const CpgName) -> CsErrorT;
     pub fn cpg_local_get(handle: CpgHandle, local_nodeid: *mut c_uint) -> CsErrorT;
+    pub fn cpg_leave(handle: CpgHandle, group: *const CpgName) -> CsErrorT;
+    pub fn cpg_mcast_joined(
+        handle: CpgHandle,
+        guarantee: c_int,
+        iovec: *const libc::iovec,
+        iov_len: c_uint,
+    ) -> CsErrorT;
 }
 
 // ---- quorum.h ----
