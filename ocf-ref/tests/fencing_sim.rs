@@ -47,9 +47,14 @@ fn every_invariant_holds_across_seeded_faults() {
             Err(e) => panic!("{e}"),
         }
     }
-    println!("{n} runs: {incidents} incidents, {actions} device actions, {reruns} incidents with more than one attempt");
+    println!(
+        "{n} runs: {incidents} incidents, {actions} device actions, {reruns} incidents with more than one attempt"
+    );
     // The faults must actually be exercised: some incidents needed a second attempt.
-    assert!(incidents > 0 && actions > 0, "the simulation fenced nothing");
+    assert!(
+        incidents > 0 && actions > 0,
+        "the simulation fenced nothing"
+    );
 }
 
 #[test]
@@ -60,7 +65,11 @@ fn replay() {
         .and_then(|v| v.parse().ok())
         .expect("set OCF_FENCE_SIM_SEED");
     match verify(seed) {
-        Ok(t) => println!("seed {seed} passes: {} actions, faults {:#?}", t.actions.len(), t.faults),
+        Ok(t) => println!(
+            "seed {seed} passes: {} actions, faults {:#?}",
+            t.actions.len(),
+            t.faults
+        ),
         Err(e) => panic!("{e}"),
     }
 }

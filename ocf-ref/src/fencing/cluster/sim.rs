@@ -97,10 +97,28 @@ pub struct Trace {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { to: u32, life: u32, from: u32, msg: Box<Msg> },
-    DeviceDone { node: u32, life: u32, id: FenceId, attempt: u32, action: usize },
-    Tick { node: u32, life: u32 },
-    View { node: u32, life: u32, view: ViewInfo },
+    Deliver {
+        to: u32,
+        life: u32,
+        from: u32,
+        msg: Box<Msg>,
+    },
+    DeviceDone {
+        node: u32,
+        life: u32,
+        id: FenceId,
+        attempt: u32,
+        action: usize,
+    },
+    Tick {
+        node: u32,
+        life: u32,
+    },
+    View {
+        node: u32,
+        life: u32,
+        view: ViewInfo,
+    },
 }
 
 struct Sim {
@@ -124,7 +142,8 @@ struct Sim {
 
 fn name(i: u32) -> NodeName {
     // "n1".."n5" are valid names.
-    NodeName::new(format!("n{i}")).unwrap_or_else(|_| NodeName::new("n").unwrap_or_else(|_| unreachable!()))
+    NodeName::new(format!("n{i}"))
+        .unwrap_or_else(|_| NodeName::new("n").unwrap_or_else(|_| unreachable!()))
 }
 
 impl Sim {
@@ -147,7 +166,13 @@ impl Sim {
         let life = *life;
         self.installed.remove(&i);
         let caps = self.caps.get(&i).cloned().unwrap_or_default();
-        let node = FenceNode::new(NodeId::new(i), name(i), u64::from(life), caps, Self::settings());
+        let node = FenceNode::new(
+            NodeId::new(i),
+            name(i),
+            u64::from(life),
+            caps,
+            Self::settings(),
+        );
         self.nodes.insert(i, (node, life));
         self.schedule(self.now + TICK_MS, Ev::Tick { node: i, life });
     }
@@ -170,20 +195,35 @@ impl Sim {
                 members: members.iter().map(|&m| (NodeId::new(m), name(m))).collect(),
                 primary,
             };
-            let at = if primary { self.now + LEASE_GAP_MS } else { self.now };
+            let at = if primary {
+                self.now + LEASE_GAP_MS
+            } else {
+                self.now
+            };
             for &m in members {
                 // Everyone stops acting on the old view now; the primary side starts later.
                 self.leave_primary(m);
                 let life = self.lives.get(&m).copied().unwrap_or(0);
                 let jitter = self.rng.below(20);
-                self.schedule(at + jitter, Ev::View { node: m, life, view: view.clone() });
+                self.schedule(
+                    at + jitter,
+                    Ev::View {
+                        node: m,
+                        life,
+                        view: view.clone(),
+                    },
+                );
             }
         }
     }
 
     fn leave_primary(&mut self, node: u32) {
         if let Some(Some(from)) = self.in_primary.insert(node, None) {
-            self.trace.primary.entry(node).or_default().push((from, self.now));
+            self.trace
+                .primary
+                .entry(node)
+                .or_default()
+                .push((from, self.now));
         }
         if let Some((n, _)) = self.nodes.get_mut(&node) {
             let mut out = Vec::new();
@@ -210,14 +250,25 @@ impl Sim {
                         let delay = 1 + self.rng.below(30);
                         let to_life = self.lives.get(&to).copied().unwrap_or(0);
                         // Bytes on the wire, as the real link carries them.
-                        let Some(msg) = Msg::decode(&msg.encode()) else { continue };
+                        let Some(msg) = Msg::decode(&msg.encode()) else {
+                            continue;
+                        };
                         self.schedule(
                             self.now + delay,
-                            Ev::Deliver { to, life: to_life, from: node, msg: Box::new(msg) },
+                            Ev::Deliver {
+                                to,
+                                life: to_life,
+                                from: node,
+                                msg: Box::new(msg),
+                            },
                         );
                     }
                 }
-                Out::Execute { id, attempt, request } => {
+                Out::Execute {
+                    id,
+                    attempt,
+                    request,
+                } => {
                     let ok = !self.rng.chance(self.fail_rate);
                     let took = 20 + self.rng.below(800);
                     let primary_at_start = self.in_primary.get(&node).copied().flatten().is_some();
@@ -234,7 +285,16 @@ impl Sim {
                         primary_at_start,
                     });
                     let action = self.trace.actions.len() - 1;
-                    self.schedule(self.now + took, Ev::DeviceDone { node, life, id, attempt, action });
+                    self.schedule(
+                        self.now + took,
+                        Ev::DeviceDone {
+                            node,
+                            life,
+                            id,
+                            attempt,
+                            action,
+                        },
+                    );
                 }
                 Out::Answer { req, result } => {
                     if let Some(&i) = self.reqs.get(&(node, life, req)) {
@@ -244,7 +304,11 @@ impl Sim {
                     }
                 }
                 Out::Event(FenceEvent::NodeDeath { death }) => {
-                    self.trace.deaths.entry((node, life)).or_default().push(*death);
+                    self.trace
+                        .deaths
+                        .entry((node, life))
+                        .or_default()
+                        .push(*death);
                 }
                 Out::Event(_) => {}
             }
@@ -258,10 +322,17 @@ impl Sim {
             }
             self.queue.pop();
             self.now = at;
-            let Some(ev) = self.events.remove(&k) else { continue };
+            let Some(ev) = self.events.remove(&k) else {
+                continue;
+            };
             let mut out = Vec::new();
             match ev {
-                Ev::Deliver { to, life, from, msg } => {
+                Ev::Deliver {
+                    to,
+                    life,
+                    from,
+                    msg,
+                } => {
                     if self.component.get(&to) != self.component.get(&from) {
                         continue;
                     }
@@ -272,7 +343,13 @@ impl Sim {
                     }
                     self.handle_outs(to, out);
                 }
-                Ev::DeviceDone { node, life, id, attempt, action } => {
+                Ev::DeviceDone {
+                    node,
+                    life,
+                    id,
+                    attempt,
+                    action,
+                } => {
                     let ok = self.trace.actions.get(action).is_some_and(|a| a.ok);
                     let result = self.device_result(id, action, ok);
                     if let Some((n, l)) = self.nodes.get_mut(&node) {
@@ -299,9 +376,14 @@ impl Sim {
                         == self
                             .component
                             .iter()
-                            .filter(|(n, c)| Some(*c) == self.component.get(&node) && self.nodes.contains_key(n))
+                            .filter(|(n, c)| {
+                                Some(*c) == self.component.get(&node) && self.nodes.contains_key(n)
+                            })
                             .count();
-                    let newer = self.installed.get(&node).is_none_or(|&v| v < view.id.instance);
+                    let newer = self
+                        .installed
+                        .get(&node)
+                        .is_none_or(|&v| v < view.id.instance);
                     if !still || !newer {
                         continue; // superseded by a later change
                     }
@@ -322,30 +404,48 @@ impl Sim {
         self.now = until;
     }
 
-    fn device_result(&self, id: FenceId, action: usize, ok: bool) -> Result<FenceRecord, FenceError> {
+    fn device_result(
+        &self,
+        id: FenceId,
+        action: usize,
+        ok: bool,
+    ) -> Result<FenceRecord, FenceError> {
         let a = self.trace.actions.get(action);
-        let (target, act) = a.map_or((name(1), FenceAction::Off), |a| (a.target.clone(), a.action));
+        let (target, act) = a.map_or((name(1), FenceAction::Off), |a| {
+            (a.target.clone(), a.action)
+        });
         let device = "dev".parse().map_err(|_| FenceError::unavailable("bad id"));
         let device = device?;
         let outcome = if ok {
             FenceOutcome::Succeeded
         } else {
-            FenceOutcome::Failed { reason: "simulated failure".into() }
+            FenceOutcome::Failed {
+                reason: "simulated failure".into(),
+            }
         };
         let attempt = DeviceAttempt::new(device, DeviceAction::from(act), outcome.clone(), 0, 0);
-        let requester: RequesterId = "sim@x".parse().map_err(|_| FenceError::unavailable("bad id"))?;
+        let requester: RequesterId = "sim@x"
+            .parse()
+            .map_err(|_| FenceError::unavailable("bad id"))?;
         let mut record = FenceRecord::start(id, target.clone(), act, requester, None);
         record.levels = vec![LevelAttempt::new(1, vec![attempt], ok)];
         record.outcome = Some(outcome);
         if ok {
             Ok(record)
         } else {
-            Err(FenceError::Failed { target, action: act, reason: "simulated failure".into(), record: Box::new(record) })
+            Err(FenceError::Failed {
+                target,
+                action: act,
+                reason: "simulated failure".into(),
+                record: Box::new(record),
+            })
         }
     }
 
     fn ask(&mut self, node: u32, target: u32, action: FenceAction, incident: Option<IncidentId>) {
-        let Some((n, life)) = self.nodes.get_mut(&node) else { return };
+        let Some((n, life)) = self.nodes.get_mut(&node) else {
+            return;
+        };
         let life = *life;
         let Ok(requester) = RequesterId::new(format!("c{}@n{node}", self.trace.asked.len())) else {
             return;
@@ -357,8 +457,15 @@ impl Sim {
         }
         let mut out = Vec::new();
         let req = n.request(self.now, request.clone(), &mut out);
-        self.trace.asked.push(Asked { node, life, request, at: self.now, answers: Vec::new() });
-        self.reqs.insert((node, life, req), self.trace.asked.len() - 1);
+        self.trace.asked.push(Asked {
+            node,
+            life,
+            request,
+            at: self.now,
+            answers: Vec::new(),
+        });
+        self.reqs
+            .insert((node, life, req), self.trace.asked.len() - 1);
         self.handle_outs(node, out);
     }
 }
@@ -382,7 +489,10 @@ pub fn run(seed: u64) -> Trace {
         view_instance: 0,
         loss,
         reqs: BTreeMap::new(),
-        trace: Trace { seed, ..Trace::default() },
+        trace: Trace {
+            seed,
+            ..Trace::default()
+        },
         caps: BTreeMap::new(),
         fail_rate,
     };
@@ -391,13 +501,21 @@ pub fn run(seed: u64) -> Trace {
     for i in 1..=NODES {
         let kind = if i <= 2 { 0 } else { sim.rng.below(3) };
         let caps = match kind {
-            0 => Caps { targets: (1..=NODES).filter(|&t| t != i).map(name).collect(), dynamic: false },
-            1 => Caps { targets: Vec::new(), dynamic: true },
+            0 => Caps {
+                targets: (1..=NODES).filter(|&t| t != i).map(name).collect(),
+                dynamic: false,
+            },
+            1 => Caps {
+                targets: Vec::new(),
+                dynamic: true,
+            },
             _ => Caps::default(),
         };
         sim.caps.insert(i, caps);
     }
-    sim.trace.faults.push(format!("loss {loss}, device failure rate {fail_rate}"));
+    sim.trace
+        .faults
+        .push(format!("loss {loss}, device failure rate {fail_rate}"));
     for i in 1..=NODES {
         sim.start_node(i);
     }
@@ -409,8 +527,16 @@ pub fn run(seed: u64) -> Trace {
             0..=4 => {
                 // A burst of requests for one target from several nodes.
                 let target = 1 + sim.rng.below(u64::from(NODES)) as u32;
-                let action = if sim.rng.chance(0.8) { FenceAction::Reboot } else { FenceAction::Off };
-                let incident = sim.rng.chance(0.5).then(|| IncidentId::new(format!("n{target}@burst-{t}")).ok()).flatten();
+                let action = if sim.rng.chance(0.8) {
+                    FenceAction::Reboot
+                } else {
+                    FenceAction::Off
+                };
+                let incident = sim
+                    .rng
+                    .chance(0.5)
+                    .then(|| IncidentId::new(format!("n{target}@burst-{t}")).ok())
+                    .flatten();
                 for _ in 0..1 + sim.rng.below(4) {
                     let node = 1 + sim.rng.below(u64::from(NODES)) as u32;
                     sim.ask(node, target, action, incident.clone());
@@ -436,7 +562,13 @@ pub fn run(seed: u64) -> Trace {
             }
             6 => {
                 // Crash the node running a device, if any, else a random one.
-                let busy = sim.trace.actions.iter().rev().find(|a| a.end > t).map(|a| a.node);
+                let busy = sim
+                    .trace
+                    .actions
+                    .iter()
+                    .rev()
+                    .find(|a| a.end > t)
+                    .map(|a| a.node);
                 let victim = busy.unwrap_or_else(|| 1 + sim.rng.below(u64::from(NODES)) as u32);
                 if sim.nodes.remove(&victim).is_some() {
                     sim.leave_primary(victim);
@@ -504,7 +636,10 @@ pub mod check {
                     .primary
                     .get(&a.node)
                     .is_some_and(|iv| iv.iter().any(|(f, to)| *f <= b.start && b.start < *to));
-                let crashed = t.crashes.iter().any(|(n, at)| *n == a.node && *at >= a.start && *at <= b.start);
+                let crashed = t
+                    .crashes
+                    .iter()
+                    .any(|(n, at)| *n == a.node && *at >= a.start && *at <= b.start);
                 if a_primary && !crashed {
                     return Err(format!(
                         "incident {}: attempt {} on n{} started at {} while attempt {} on n{} ran ({}..{}) in a primary view",
@@ -520,15 +655,25 @@ pub mod check {
     /// primary view.
     pub fn no_action_outside_primary(t: &Trace) -> Result<(), String> {
         match t.actions.iter().find(|a| !a.primary_at_start) {
-            Some(a) => Err(format!("n{} ran incident {} attempt {} at {} outside a primary view", a.node, a.id, a.attempt, a.start)),
+            Some(a) => Err(format!(
+                "n{} ran incident {} attempt {} at {} outside a primary view",
+                a.node, a.id, a.attempt, a.start
+            )),
             None => Ok(()),
         }
     }
 
     /// "A node never fences itself".
     pub fn never_self(t: &Trace) -> Result<(), String> {
-        match t.actions.iter().find(|a| a.target.as_str() == format!("n{}", a.node)) {
-            Some(a) => Err(format!("n{} ran the fence of itself (incident {})", a.node, a.id)),
+        match t
+            .actions
+            .iter()
+            .find(|a| a.target.as_str() == format!("n{}", a.node))
+        {
+            Some(a) => Err(format!(
+                "n{} ran the fence of itself (incident {})",
+                a.node, a.id
+            )),
             None => Ok(()),
         }
     }
@@ -540,10 +685,17 @@ pub mod check {
         for (i, a) in t.asked.iter().enumerate() {
             let died = t.crashes.iter().any(|(n, at)| *n == a.node && *at >= a.at);
             if a.answers.len() > 1 {
-                return Err(format!("request {i} ({}) got {} answers", a.request.requester, a.answers.len()));
+                return Err(format!(
+                    "request {i} ({}) got {} answers",
+                    a.request.requester,
+                    a.answers.len()
+                ));
             }
             if a.answers.is_empty() && !died {
-                return Err(format!("request {i} ({}) on n{} at {} got no answer", a.request.requester, a.node, a.at));
+                return Err(format!(
+                    "request {i} ({}) on n{} at {} got no answer",
+                    a.request.requester, a.node, a.at
+                ));
             }
             for ans in &a.answers {
                 let rec = match ans {
@@ -554,7 +706,10 @@ pub mod check {
                     let o = r.outcome.clone();
                     if let Some(prev) = outcomes.insert(r.id, o.clone()) {
                         if prev != o {
-                            return Err(format!("incident {}: requesters got {prev:?} and {o:?}", r.id));
+                            return Err(format!(
+                                "incident {}: requesters got {prev:?} and {o:?}",
+                                r.id
+                            ));
                         }
                     }
                 }
@@ -596,8 +751,7 @@ pub mod check {
                 .crashes
                 .iter()
                 .any(|(n, at)| format!("n{n}") == a.target.as_str() && back(*at))
-                || t
-                    .joins
+                || t.joins
                     .iter()
                     .any(|(n, at)| format!("n{n}") == a.target.as_str() && back(*at))
                 || t.primary.iter().any(|(n, iv)| {
@@ -616,15 +770,28 @@ pub mod check {
     /// "One history": after the quiet phase every member shows the same records, all closed.
     pub fn same_history(t: &Trace) -> Result<(), String> {
         let mut it = t.histories.iter();
-        let Some((first_node, first)) = it.next() else { return Ok(()) };
+        let Some((first_node, first)) = it.next() else {
+            return Ok(());
+        };
         if let Some(r) = first.iter().find(|r| r.is_pending()) {
-            return Err(format!("incident {} on {} is still open after the quiet phase", r.id, r.target));
+            return Err(format!(
+                "incident {} on {} is still open after the quiet phase",
+                r.id, r.target
+            ));
         }
         for (n, h) in it {
             if h != first {
-                let a: Vec<_> = first.iter().map(|r| (r.id, r.outcome.clone(), r.requesters.len())).collect();
-                let b: Vec<_> = h.iter().map(|r| (r.id, r.outcome.clone(), r.requesters.len())).collect();
-                return Err(format!("history of n{n} differs from n{first_node}: {b:?} vs {a:?}"));
+                let a: Vec<_> = first
+                    .iter()
+                    .map(|r| (r.id, r.outcome.clone(), r.requesters.len()))
+                    .collect();
+                let b: Vec<_> = h
+                    .iter()
+                    .map(|r| (r.id, r.outcome.clone(), r.requesters.len()))
+                    .collect();
+                return Err(format!(
+                    "history of n{n} differs from n{first_node}: {b:?} vs {a:?}"
+                ));
             }
         }
         Ok(())
@@ -637,7 +804,10 @@ pub mod check {
             let mut seen = std::collections::BTreeSet::new();
             for d in deaths {
                 if !seen.insert(d.incident.clone()) {
-                    return Err(format!("n{n} (life {life}) heard the death of incident {} twice", d.incident));
+                    return Err(format!(
+                        "n{n} (life {life}) heard the death of incident {} twice",
+                        d.incident
+                    ));
                 }
             }
         }

@@ -2,8 +2,8 @@
 
 use ocf_core::{NodeId, NodeName};
 use ocf_fencing::{
-    FenceAction, FenceId, FenceOutcome, FenceRequest, IncidentId, LevelAttempt,
-    NodeDeath, RequesterId, UnixMillis,
+    FenceAction, FenceId, FenceOutcome, FenceRequest, IncidentId, LevelAttempt, NodeDeath,
+    RequesterId, UnixMillis,
 };
 use ocf_membership::ViewId;
 use serde::{Deserialize, Serialize};

@@ -71,7 +71,11 @@ pub struct ViewInfo {
 impl ViewInfo {
     /// The authority of the view: its coordinator if a member, else its lowest member.
     pub fn authority(&self) -> Option<NodeId> {
-        if self.members.iter().any(|(id, _)| *id == self.id.coordinator) {
+        if self
+            .members
+            .iter()
+            .any(|(id, _)| *id == self.id.coordinator)
+        {
             return Some(self.id.coordinator);
         }
         self.members.iter().map(|(id, _)| *id).min()
@@ -377,8 +381,20 @@ impl FenceNode {
                 next_id,
                 last_primary,
                 records,
-            } => self.handle_sync(now, from, epoch, (chunk, chunks), caps, next_id, last_primary, records, out),
-            Msg::Entries { epoch, first, ops } => self.handle_entries(now, from, epoch, first, ops, out),
+            } => self.handle_sync(
+                now,
+                from,
+                epoch,
+                (chunk, chunks),
+                caps,
+                next_id,
+                last_primary,
+                records,
+                out,
+            ),
+            Msg::Entries { epoch, first, ops } => {
+                self.handle_entries(now, from, epoch, first, ops, out)
+            }
             Msg::Ack { epoch, applied } => {
                 if self.view.as_ref().is_some_and(|v| v.id == epoch) {
                     if let Role::Authority(a) = &mut self.role {
@@ -416,12 +432,19 @@ impl FenceNode {
                 true,
             ),
             Err(FenceError::Failed { record, reason, .. }) => {
-                let outcome = record.outcome.clone().unwrap_or(FenceOutcome::Failed { reason });
+                let outcome = record
+                    .outcome
+                    .clone()
+                    .unwrap_or(FenceOutcome::Failed { reason });
                 (record.levels, outcome, false)
             }
-            Err(FenceError::TimedOut { timeout_ms, .. }) => {
-                (Vec::new(), FenceOutcome::TimedOut { after_ms: timeout_ms }, false)
-            }
+            Err(FenceError::TimedOut { timeout_ms, .. }) => (
+                Vec::new(),
+                FenceOutcome::TimedOut {
+                    after_ms: timeout_ms,
+                },
+                false,
+            ),
             Err(e) => (
                 Vec::new(),
                 FenceOutcome::Failed {
@@ -495,7 +518,10 @@ impl FenceNode {
                     );
                 }
             }
-            out.push(Out::Answer { req, result: Err(e) });
+            out.push(Out::Answer {
+                req,
+                result: Err(e),
+            });
         }
     }
 
@@ -655,7 +681,11 @@ impl FenceNode {
         sync.records.extend(records);
         sync.next_id = sync.next_id.max(next_id);
         if let Some(lp) = last_primary {
-            if sync.last_primary.as_ref().is_none_or(|(v, _)| lp.0.instance > v.instance) {
+            if sync
+                .last_primary
+                .as_ref()
+                .is_none_or(|(v, _)| lp.0.instance > v.instance)
+            {
                 sync.last_primary = Some(lp);
             }
         }
@@ -691,7 +721,13 @@ impl FenceNode {
         // The epoch's log starts with the merged table, so every member holds it.
         let puts: Vec<Stored> = self.table.incidents.values().cloned().collect();
         for stored in puts {
-            self.append(now, Op::Put { stored: Box::new(stored) }, out);
+            self.append(
+                now,
+                Op::Put {
+                    stored: Box::new(stored),
+                },
+                out,
+            );
         }
         let names: Vec<NodeName> = view.members.iter().map(|(_, n)| n.clone()).collect();
         self.append(
@@ -705,7 +741,13 @@ impl FenceNode {
         );
         if let Some((_, before)) = &last_primary {
             for back in names.iter().filter(|n| !before.contains(n)) {
-                self.append(now, Op::Rejoined { target: back.clone() }, out);
+                self.append(
+                    now,
+                    Op::Rejoined {
+                        target: back.clone(),
+                    },
+                    out,
+                );
             }
             for lost in before.iter().filter(|n| !names.contains(n)) {
                 self.open_lost(now, lost, &view, out);
@@ -774,7 +816,10 @@ impl FenceNode {
         };
         let id = self.table.next_id;
         let (action, deadline) = match self.settings.lost_node_action {
-            Some(a) => (a, now.saturating_add(ocf_core::millis::as_millis(self.settings.lost_node_timeout))),
+            Some(a) => (
+                a,
+                now.saturating_add(ocf_core::millis::as_millis(self.settings.lost_node_timeout)),
+            ),
             None => (FenceAction::Off, now),
         };
         self.append(
@@ -794,7 +839,8 @@ impl FenceNode {
         );
         if self.settings.lost_node_action.is_none() {
             let outcome = FenceOutcome::Failed {
-                reason: "lost_node_action is \"none\": the cluster does not fence lost nodes".into(),
+                reason: "lost_node_action is \"none\": the cluster does not fence lost nodes"
+                    .into(),
             };
             self.close(now, id, outcome, true, out);
         } else {
@@ -802,7 +848,13 @@ impl FenceNode {
         }
     }
 
-    fn handle_ask(&mut self, now: UnixMillis, req: ReqId, request: FenceRequest, out: &mut Vec<Out>) {
+    fn handle_ask(
+        &mut self,
+        now: UnixMillis,
+        req: ReqId,
+        request: FenceRequest,
+        out: &mut Vec<Out>,
+    ) {
         if !self.primary_now || !self.is_acting_authority() {
             return; // the asker sends again
         }
@@ -822,19 +874,21 @@ impl FenceNode {
             self.flush(now, out);
             return;
         }
-        if let Some(done) =
-            self.table
-                .answer_from_history(&request.target, request.action, request.incident.as_ref())
-        {
+        if let Some(done) = self.table.answer_from_history(
+            &request.target,
+            request.action,
+            request.incident.as_ref(),
+        ) {
             let id = done.record.id;
             self.append(now, Op::Join { id, requester, req }, out);
             self.flush(now, out);
             return;
         }
         let id = self.table.next_id;
-        let incident = request.incident.clone().or_else(|| {
-            IncidentId::new(format!("{}@fence-{id}", request.target)).ok()
-        });
+        let incident = request
+            .incident
+            .clone()
+            .or_else(|| IncidentId::new(format!("{}@fence-{id}", request.target)).ok());
         let deadline_ms = now.saturating_add(ocf_core::millis::as_millis(request.timeout));
         self.append(
             now,
@@ -915,7 +969,9 @@ impl FenceNode {
             return;
         }
         let Some(view) = &self.view else { return };
-        let Role::Authority(a) = &self.role else { return };
+        let Role::Authority(a) = &self.role else {
+            return;
+        };
         let target = &stored.record.target;
         let tried: Vec<&NodeName> = stored.record.executions.iter().map(|e| &e.node).collect();
         let mut candidates: Vec<(u8, NodeId, NodeName)> = view
@@ -960,7 +1016,9 @@ impl FenceNode {
                     .iter()
                     .rev()
                     .find_map(|e| match &e.outcome {
-                        Some(FenceOutcome::Failed { reason }) => Some(format!("{}: {reason}", e.node)),
+                        Some(FenceOutcome::Failed { reason }) => {
+                            Some(format!("{}: {reason}", e.node))
+                        }
                         Some(FenceOutcome::TimedOut { after_ms }) => {
                             Some(format!("{}: timed out after {after_ms} ms", e.node))
                         }
@@ -972,7 +1030,14 @@ impl FenceNode {
         }
     }
 
-    fn close(&mut self, now: UnixMillis, id: FenceId, outcome: FenceOutcome, no_device: bool, out: &mut Vec<Out>) {
+    fn close(
+        &mut self,
+        now: UnixMillis,
+        id: FenceId,
+        outcome: FenceOutcome,
+        no_device: bool,
+        out: &mut Vec<Out>,
+    ) {
         let Some(stored) = self.table.incidents.get(&id) else {
             return;
         };
@@ -992,8 +1057,9 @@ impl FenceNode {
         // Requests queued behind it (another action for the target) are decided now.
         let queued = match &mut self.role {
             Role::Authority(a) => {
-                let (mine, rest): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut a.queued).into_iter().partition(|(_, r)| r.target == target);
+                let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut a.queued)
+                    .into_iter()
+                    .partition(|(_, r)| r.target == target);
                 a.queued = rest;
                 mine
             }
@@ -1010,7 +1076,12 @@ impl FenceNode {
             .incidents
             .values()
             .filter(|s| s.is_open() && now >= s.deadline_ms)
-            .map(|s| (s.record.id, s.deadline_ms.saturating_sub(s.record.started_ms)))
+            .map(|s| {
+                (
+                    s.record.id,
+                    s.deadline_ms.saturating_sub(s.record.started_ms),
+                )
+            })
             .collect();
         for (id, after_ms) in late {
             self.close(now, id, FenceOutcome::TimedOut { after_ms }, false, out);
@@ -1032,7 +1103,12 @@ impl FenceNode {
     fn flush(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
         let Some(view) = &self.view else { return };
         let epoch = view.id;
-        let followers: Vec<NodeId> = view.members.iter().map(|(id, _)| *id).filter(|id| *id != self.me).collect();
+        let followers: Vec<NodeId> = view
+            .members
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != self.me)
+            .collect();
         let Role::Authority(a) = &mut self.role else {
             return;
         };
@@ -1056,7 +1132,10 @@ impl FenceNode {
                 let mut bytes = 0;
                 let mut k = first;
                 while k <= len {
-                    let Some(op) = usize::try_from(k - 1 - a.base).ok().and_then(|i| a.log.get(i)) else {
+                    let Some(op) = usize::try_from(k - 1 - a.base)
+                        .ok()
+                        .and_then(|i| a.log.get(i))
+                    else {
                         break;
                     };
                     let size = serde_json::to_vec(op).map_or(0, |v| v.len());
@@ -1080,13 +1159,23 @@ impl FenceNode {
         // Entries every follower acknowledged are dropped.
         let min_acked = view_min(&a.acked, view, self.me).unwrap_or(len);
         if min_acked > a.base {
-            let drop = usize::try_from(min_acked - a.base).unwrap_or(0).min(a.log.len());
+            let drop = usize::try_from(min_acked - a.base)
+                .unwrap_or(0)
+                .min(a.log.len());
             a.log.drain(..drop);
             a.base += drop as u64;
         }
     }
 
-    fn handle_entries(&mut self, now: UnixMillis, from: NodeId, epoch: ViewId, first: u64, ops: Vec<Op>, out: &mut Vec<Out>) {
+    fn handle_entries(
+        &mut self,
+        now: UnixMillis,
+        from: NodeId,
+        epoch: ViewId,
+        first: u64,
+        ops: Vec<Op>,
+        out: &mut Vec<Out>,
+    ) {
         if self.view.as_ref().map(|v| v.id) != Some(epoch) {
             return;
         }
@@ -1108,7 +1197,10 @@ impl FenceNode {
         let ack = f.applied;
         out.push(Out::Send {
             to: from,
-            msg: Msg::Ack { epoch, applied: ack },
+            msg: Msg::Ack {
+                epoch,
+                applied: ack,
+            },
         });
         self.on_applied(now, applied, out);
     }
@@ -1183,12 +1275,20 @@ impl FenceNode {
         let Ok(requester) = RequesterId::new(format!("ocf-cluster@{}", self.name)) else {
             return;
         };
-        let mut request = FenceRequest::new(stored.record.target.clone(), stored.record.action, requester)
-            .with_timeout(Duration::from_millis(left));
+        let mut request = FenceRequest::new(
+            stored.record.target.clone(),
+            stored.record.action,
+            requester,
+        )
+        .with_timeout(Duration::from_millis(left));
         if let Ok(i) = IncidentId::new(format!("cluster-{id}-{attempt}-{}", self.inc)) {
             request = request.with_incident(i);
         }
-        out.push(Out::Execute { id, attempt, request });
+        out.push(Out::Execute {
+            id,
+            attempt,
+            request,
+        });
     }
 
     fn answer_if_closed(&mut self, id: FenceId, out: &mut Vec<Out>) {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use ocf_core::NodeName;
 use ocf_fencing::{
-    DeathCause, Execution, FenceAction, FenceEvent, FenceId, FenceOutcome, FenceRecord,
-    IncidentId, NodeDeath, UnixMillis,
+    DeathCause, Execution, FenceAction, FenceEvent, FenceId, FenceOutcome, FenceRecord, IncidentId,
+    NodeDeath, UnixMillis,
 };
 use ocf_membership::ViewId;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,10 @@ impl Stored {
 
     /// The attempt in progress, if any: its number and node.
     pub fn running(&self) -> Option<&Execution> {
-        self.record.executions.last().filter(|e| e.outcome.is_none())
+        self.record
+            .executions
+            .last()
+            .filter(|e| e.outcome.is_none())
     }
 
     /// How far it has come, for merging two copies: closed beats open, more executions and
@@ -251,15 +254,17 @@ impl Table {
                         e.outcome = Some(outcome);
                         e.ended_ms = Some(at_ms);
                         let base = u32::try_from(s.record.levels.len()).unwrap_or(u32::MAX);
-                        s.record.levels.extend(levels.into_iter().enumerate().map(|(i, l)| {
-                            let mut l = l.ran_on(node.clone());
-                            l.level = if l.level == 0 {
-                                base + u32::try_from(i).unwrap_or(0) + 1
-                            } else {
-                                l.level
-                            };
-                            l
-                        }));
+                        s.record
+                            .levels
+                            .extend(levels.into_iter().enumerate().map(|(i, l)| {
+                                let mut l = l.ran_on(node.clone());
+                                l.level = if l.level == 0 {
+                                    base + u32::try_from(i).unwrap_or(0) + 1
+                                } else {
+                                    l.level
+                                };
+                                l
+                            }));
                         s.no_device = no_device;
                     }
                 }
