@@ -13,6 +13,8 @@ use ocf_membership::{
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::fencing::cluster::link::LinkEnds;
+
 use crate::membership::builtin::hub::EventHub;
 use crate::membership::builtin::key::ClusterKey;
 use crate::membership::builtin::transport::{Primacy, Report, TransportStats, UdpTransport};
@@ -114,6 +116,7 @@ pub struct BuiltinEngine {
     stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     task: Option<JoinHandle<()>>,
     address: std::net::SocketAddr,
+    fence_link: std::sync::Mutex<Option<LinkEnds>>,
 }
 
 impl BuiltinEngine {
@@ -144,6 +147,8 @@ impl BuiltinEngine {
                 address: entry.address,
                 source,
             })?;
+        let (fence_link, engine_ends) = crate::fencing::cluster::link::pair();
+        let transport = transport.with_link(engine_ends);
         let address = transport.local_addr().unwrap_or(entry.address);
         let stats = transport.stats();
         let hub = Arc::new(EventHub::new(format!(
@@ -195,7 +200,17 @@ impl BuiltinEngine {
             stop: std::sync::Mutex::new(Some(stop_tx)),
             task: Some(task),
             address,
+            fence_link: std::sync::Mutex::new(Some(fence_link)),
         })
+    }
+
+    /// The cluster fencer's link over this engine's authenticated transport; `None` after
+    /// the first call (one fencer per engine).
+    pub fn take_fence_link(&self) -> Option<LinkEnds> {
+        self.fence_link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// The transport's counters.

@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 
 use crate::membership::builtin::wire::{Codec, MAX_PACKET, ReplayGuard, WireError};
 use crate::membership::protocol::{Event, Node, Output};
+use crate::membership::protocol::message::Body;
+use crate::fencing::cluster::link::{EngineEnds, LinkMessage};
 
 /// Counters of the transport, readable while it runs.
 #[derive(Debug, Default)]
@@ -196,6 +198,7 @@ pub struct UdpTransport {
     seq: u64,
     stats: Arc<TransportStats>,
     reject_log: RejectLog,
+    app: Option<EngineEnds>,
 }
 
 impl UdpTransport {
@@ -214,7 +217,18 @@ impl UdpTransport {
             seq: 0,
             stats: Arc::new(TransportStats::default()),
             reject_log: RejectLog::default(),
+            app: None,
         })
+    }
+
+    /// Carries a service's link (the cluster fencer's) over this transport: payloads from
+    /// `ends.outgoing` go to their peer as authenticated [`Body::App`] packets, and every such
+    /// packet received goes to `ends.incoming` (dropped when that queue is full: the
+    /// service re-sends).
+    #[must_use]
+    pub fn with_link(mut self, ends: EngineEnds) -> Self {
+        self.app = Some(ends);
+        self
     }
 
     /// The counters.
@@ -251,6 +265,10 @@ impl UdpTransport {
         let mut buf = vec![0u8; MAX_PACKET + 1];
         let mut out = Vec::new();
         let mut deadline = Primacy::Not;
+        let (mut app_out, app_in) = match self.app.take() {
+            Some(e) => (Some(e.outgoing), Some(e.incoming)),
+            None => (None, None),
+        };
         loop {
             // Sleep until the node next needs time (its tick cadence or its lease's end), at
             // most MAX_SLEEP; a packet wakes it sooner.
@@ -261,14 +279,33 @@ impl UdpTransport {
             let wake = start + Duration::from_millis(wake_ms);
             tokio::select! {
                 _ = &mut stop => return,
+                Some(m) = recv_app(&mut app_out) => {
+                    let env = crate::membership::protocol::Envelope {
+                        from: node.id(),
+                        inc: node.incarnation(),
+                        refute: 0,
+                        view: None,
+                        gossip: Vec::new(),
+                        body: Body::App(Arc::new(m.payload)),
+                    };
+                    self.send(m.peer, &env).await;
+                }
                 () = tokio::time::sleep_until(wake.into()) => {
                     node.tick(now_ms(start), &mut out);
                 }
                 r = self.socket.recv_from(&mut buf) => {
                     match r {
                         Ok((len, from)) => {
-                            if let Some(env) = self.accept(&buf[..len], from) {
-                                node.handle(now_ms(start), env, &mut out);
+                            match self.accept(&buf[..len], from) {
+                                Some(crate::membership::protocol::Envelope { from, body: Body::App(payload), .. }) => {
+                                    if let Some(tx) = &app_in {
+                                        let payload = Arc::unwrap_or_clone(payload);
+                                        // A full queue drops it; the service re-sends.
+                                        let _ = tx.try_send(LinkMessage { peer: from, payload });
+                                    }
+                                }
+                                Some(env) => node.handle(now_ms(start), env, &mut out),
+                                None => {}
                             }
                         }
                         Err(e) => {
@@ -382,6 +419,23 @@ impl UdpTransport {
                 self.stats.too_large.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// The next payload a service wants sent; pending for ever when there is no service or it
+/// has gone.
+async fn recv_app(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<LinkMessage>>,
+) -> Option<LinkMessage> {
+    match rx {
+        Some(r) => match r.recv().await {
+            Some(m) => Some(m),
+            None => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

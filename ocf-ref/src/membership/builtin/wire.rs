@@ -152,11 +152,13 @@ pub enum Tag {
     LeaseReq = 13,
     /// [`Body::LeaseGrant`].
     LeaseGrant = 14,
+    /// [`Body::App`].
+    App = 15,
 }
 
 impl Tag {
     /// Every tag, in the order of its number.
-    const ALL: [Tag; 15] = [
+    const ALL: [Tag; 16] = [
         Tag::Ping,
         Tag::Ack,
         Tag::PingReq,
@@ -172,6 +174,7 @@ impl Tag {
         Tag::Nack,
         Tag::LeaseReq,
         Tag::LeaseGrant,
+        Tag::App,
     ];
 
     /// The tag of `body`.
@@ -192,6 +195,7 @@ impl Tag {
             Body::Nack { .. } => Self::Nack,
             Body::LeaseReq { .. } => Self::LeaseReq,
             Body::LeaseGrant { .. } => Self::LeaseGrant,
+            Body::App(_) => Self::App,
         }
     }
 }
@@ -293,6 +297,10 @@ fn read_body(r: &mut Reader<'_>) -> Result<Body, WireError> {
         },
         Tag::LeaseReq => Body::LeaseReq { seq: r.u32()? },
         Tag::LeaseGrant => Body::LeaseGrant { seq: r.u32()? },
+        Tag::App => {
+            let n = r.u32()? as usize;
+            Body::App(Arc::new(r.take(n)?.to_vec()))
+        }
     })
 }
 
@@ -404,6 +412,11 @@ fn encode_payload(env: &Envelope, w: &mut Vec<u8>) -> Result<(), WireError> {
         Body::ViewReq { id } => put_view_id(w, *id),
         Body::LeaseReq { seq } | Body::LeaseGrant { seq } => {
             w.extend_from_slice(&seq.to_be_bytes());
+        }
+        Body::App(bytes) => {
+            let n = u32::try_from(bytes.len()).map_err(|_| WireError::TooLarge)?;
+            w.extend_from_slice(&n.to_be_bytes());
+            w.extend_from_slice(bytes);
         }
     }
     Ok(())
@@ -584,6 +597,7 @@ mod tests {
             },
             Body::LeaseReq { seq: 9 },
             Body::LeaseGrant { seq: 10 },
+            Body::App(Arc::new(b"fence".to_vec())),
         ];
         bodies
             .into_iter()

@@ -173,6 +173,9 @@ pub enum Body {
         /// The request granted.
         seq: u32,
     },
+    /// A payload of a service that rides the authenticated transport (the cluster fencer's
+    /// messages). The protocol ignores it; the transport hands it to the service's link.
+    App(Arc<Vec<u8>>),
 }
 
 /// One message with its sender's state.

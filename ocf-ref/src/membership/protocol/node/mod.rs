@@ -604,7 +604,7 @@ impl Node {
             Body::Nack { probe, target } => self.nacked(probe, target),
             Body::LeaseReq { seq } => self.on_lease_request(pos, msg.view, seq, out, now),
             Body::LeaseGrant { seq } => self.on_lease_grant(pos, msg.view, seq, now),
-            Body::Notice => {}
+            Body::Notice | Body::App(_) => {}
             Body::Propose(p) => self.on_propose(msg.from, &p, now, out),
             Body::Accept { id, born_on } => {
                 self.on_accept(msg.from, msg.inc, id, born_on, now, out);

@@ -1,0 +1,345 @@
+//! The cluster fencer's driver: runs one node's [`FenceNode`] against a real membership, a
+//! real link and the node's own devices, and serves it as a [`Fencer`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ocf_core::{NodeId, NodeName};
+use ocf_fencing::history::now_millis;
+use ocf_fencing::{
+    FenceError, FenceEvent, FenceEventStream, FenceId, FenceRecord, FenceRequest, Fencer,
+    HistoryFilter,
+};
+use ocf_membership::{EventKind, Membership, View};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::link::{LinkEnds, LinkMessage, MAX_LINK_PAYLOAD};
+use super::protocol::message::{Caps, Msg, ReqId};
+use super::protocol::{FenceNode, Out, Settings, ViewInfo};
+
+/// How often the protocol's timers run.
+const TICK: Duration = Duration::from_millis(50);
+/// How many client calls may wait for the driver at once.
+const COMMANDS: usize = 4096;
+
+/// What a [`ClusterFencer`] needs besides its membership, link and devices.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClusterOptions {
+    /// The protocol's settings.
+    pub settings: Settings,
+    /// What this node's devices can fence (told to the authority).
+    pub caps: Caps,
+    /// How many events a subscriber may fall behind before it misses some.
+    pub event_buffer: usize,
+}
+
+impl ClusterOptions {
+    /// Options with these capabilities and the default settings.
+    pub fn new(caps: Caps) -> Self {
+        Self {
+            settings: Settings::default(),
+            caps,
+            event_buffer: 1024,
+        }
+    }
+
+    /// The same, with these settings.
+    #[must_use]
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+}
+
+enum Cmd {
+    Fence(FenceRequest, oneshot::Sender<Result<FenceRecord, FenceError>>),
+    History(HistoryFilter, oneshot::Sender<Vec<FenceRecord>>),
+}
+
+type Events = Arc<Mutex<Option<broadcast::Sender<FenceEvent>>>>;
+
+/// One node's share of the cluster fencer, a [`Fencer`] for the node's clients: a request
+/// from any node joins the cluster's one incident for its target; exactly one node of the
+/// primary partition runs the devices; every member keeps the same history and hears the
+/// same events, including the node-death event.
+///
+/// Cheap to clone. It runs until [`ClusterFencer::shutdown`] or until the membership
+/// source ends; then requests fail as unavailable and event streams end.
+#[derive(Clone)]
+pub struct ClusterFencer {
+    commands: mpsc::Sender<Cmd>,
+    events: Events,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    name: NodeName,
+}
+
+impl std::fmt::Debug for ClusterFencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterFencer")
+            .field("node", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterFencer {
+    /// Starts the fencer of node `me` (named `name`): it follows `membership`, talks to its
+    /// peers over `link`, and runs its devices through `executor` (the node's own
+    /// [`LocalFencer`](crate::fencing::fencer::LocalFencer)) when the authority picks it.
+    pub fn start(
+        me: NodeId,
+        name: NodeName,
+        membership: Arc<dyn Membership>,
+        link: LinkEnds,
+        executor: Arc<dyn Fencer>,
+        options: ClusterOptions,
+    ) -> Self {
+        let (commands, rx) = mpsc::channel(COMMANDS);
+        let (events_tx, _) = broadcast::channel(options.event_buffer.max(1));
+        let events: Events = Arc::new(Mutex::new(Some(events_tx)));
+        let inc = now_millis();
+        let node = FenceNode::new(me, name.clone(), inc, options.caps, options.settings);
+        let driver = Driver {
+            node,
+            link,
+            executor,
+            events: Arc::clone(&events),
+            waiting: BTreeMap::new(),
+        };
+        let task = tokio::spawn(driver.run(membership, rx, me));
+        Self {
+            commands,
+            events,
+            task: Arc::new(Mutex::new(Some(task))),
+            name,
+        }
+    }
+
+    /// Stops the fencer: waiting requests fail as unavailable, event streams end.
+    pub async fn shutdown(&self) {
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+
+    fn gone(&self) -> FenceError {
+        FenceError::unavailable(format!("the cluster fencer of {} has stopped", self.name))
+    }
+}
+
+#[async_trait]
+impl Fencer for ClusterFencer {
+    async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Cmd::Fence(request, tx))
+            .await
+            .map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())?
+    }
+
+    async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Cmd::History(filter.clone(), tx))
+            .await
+            .map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())
+    }
+
+    async fn subscribe(&self) -> Result<Box<dyn FenceEventStream>, FenceError> {
+        let rx = self
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(broadcast::Sender::subscribe);
+        Ok(Box::new(ClusterEvents { rx }))
+    }
+}
+
+struct ClusterEvents {
+    rx: Option<broadcast::Receiver<FenceEvent>>,
+}
+
+#[async_trait]
+impl FenceEventStream for ClusterEvents {
+    async fn next_event(&mut self) -> Result<Option<FenceEvent>, FenceError> {
+        let Some(rx) = &mut self.rx else {
+            return Ok(None);
+        };
+        match rx.recv().await {
+            Ok(e) => Ok(Some(e)),
+            Err(broadcast::error::RecvError::Closed) => {
+                self.rx = None;
+                Ok(None)
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => Err(FenceError::Lagged { missed }),
+        }
+    }
+}
+
+struct Driver {
+    node: FenceNode,
+    link: LinkEnds,
+    executor: Arc<dyn Fencer>,
+    events: Events,
+    waiting: BTreeMap<ReqId, oneshot::Sender<Result<FenceRecord, FenceError>>>,
+}
+
+/// A view as the protocol sees it.
+fn view_info(view: &View, me: NodeId, primary: bool) -> ViewInfo {
+    let mut members: Vec<(NodeId, NodeName)> =
+        view.members().iter().map(|m| (m.id, m.name.clone())).collect();
+    members.sort_by_key(|(id, _)| *id);
+    ViewInfo {
+        id: view.id,
+        members,
+        primary: primary && view.is_quorate() && view.contains(me),
+    }
+}
+
+impl Driver {
+    async fn run(mut self, membership: Arc<dyn Membership>, mut commands: mpsc::Receiver<Cmd>, me: NodeId) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(FenceId, u32, Result<FenceRecord, FenceError>)>();
+        let mut sub = match membership.subscribe().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "the cluster fencer cannot follow membership; it serves no requests");
+                self.close();
+                return;
+            }
+        };
+        let mut current = None;
+        if let Some(v) = sub.initial_view().cloned() {
+            let mut out = Vec::new();
+            self.node.install_view(now_millis(), view_info(&v, me, true), &mut out);
+            current = Some(v.id);
+            self.handle(out, &done_tx);
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut out = Vec::new();
+            tokio::select! {
+                event = sub.next_event() => match event {
+                    Ok(Some(e)) => {
+                        let now = now_millis();
+                        let primary = matches!(e.kind, EventKind::NewMembership | EventKind::PrimaryRestored);
+                        if e.kind == EventKind::Evicted {
+                            let mut gone = view_info(&e.view, me, false);
+                            gone.members.retain(|(id, _)| *id != me);
+                            self.node.install_view(now, gone, &mut out);
+                            current = None;
+                        } else if current == Some(e.view.id) {
+                            self.node.set_primary(now, primary, &mut out);
+                        } else {
+                            current = Some(e.view.id);
+                            self.node.install_view(now, view_info(&e.view, me, primary), &mut out);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(ocf_membership::MembershipError::Lagged { .. }) => {
+                        // Re-read the view: the protocol needs only the latest.
+                        if let Ok(Some(v)) = membership.current_view().await {
+                            if current != Some(v.id) {
+                                current = Some(v.id);
+                                self.node.install_view(now_millis(), view_info(&v, me, true), &mut out);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "membership stream failed; the cluster fencer stops");
+                        break;
+                    }
+                },
+                msg = self.link.incoming.recv() => match msg {
+                    Some(LinkMessage { peer, payload }) => match Msg::decode(&payload) {
+                        Some(msg) => self.node.receive(now_millis(), peer, msg, &mut out),
+                        None => tracing::debug!(%peer, "dropped an undecodable fencing message"),
+                    },
+                    None => {
+                        tracing::error!("the fencing link closed; the cluster fencer stops");
+                        break;
+                    }
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(Cmd::Fence(request, reply)) => {
+                        let req = self.node.request(now_millis(), request, &mut out);
+                        self.waiting.insert(req, reply);
+                    }
+                    Some(Cmd::History(filter, reply)) => {
+                        let mut records = self.node.history(filter.target.as_ref());
+                        if let Some(limit) = filter.limit {
+                            let skip = records.len().saturating_sub(limit);
+                            records.drain(..skip);
+                        }
+                        let _ = reply.send(records);
+                    }
+                    None => break,
+                },
+                Some((id, attempt, result)) = done_rx.recv() => {
+                    self.node.executed(now_millis(), id, attempt, result, &mut out);
+                }
+                _ = tick.tick() => self.node.tick(now_millis(), &mut out),
+            }
+            self.handle(out, &done_tx);
+        }
+        self.close();
+    }
+
+    fn handle(
+        &mut self,
+        out: Vec<Out>,
+        done: &mpsc::UnboundedSender<(FenceId, u32, Result<FenceRecord, FenceError>)>,
+    ) {
+        for o in out {
+            match o {
+                Out::Send { to, msg } => {
+                    let payload = msg.encode();
+                    if payload.len() > MAX_LINK_PAYLOAD {
+                        tracing::warn!(peer = %to, bytes = payload.len(), "fencing message too large for the link; dropped");
+                        continue;
+                    }
+                    // A full queue drops it; the protocol re-sends.
+                    let _ = self.link.outgoing.try_send(LinkMessage { peer: to, payload });
+                }
+                Out::Execute { id, attempt, request } => {
+                    tracing::info!(target = %request.target, action = %request.action, incident = id, attempt, "this node runs the fence");
+                    let executor = Arc::clone(&self.executor);
+                    let done = done.clone();
+                    tokio::spawn(async move {
+                        let result = executor.fence(request).await;
+                        let _ = done.send((id, attempt, result));
+                    });
+                }
+                Out::Answer { req, result } => {
+                    if let Some(reply) = self.waiting.remove(&req) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Out::Event(e) => {
+                    if let FenceEvent::NodeDeath { death } = &e {
+                        tracing::info!(target = %death.target, incident = %death.incident, fenced = death.is_fenced(), "node death");
+                    }
+                    if let Some(tx) = self.events.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                        let _ = tx.send(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        for (_, reply) in std::mem::take(&mut self.waiting) {
+            let _ = reply.send(Err(FenceError::unavailable("the cluster fencer stopped")));
+        }
+    }
+}
