@@ -56,7 +56,10 @@ impl ClusterOptions {
 }
 
 enum Cmd {
-    Fence(FenceRequest, oneshot::Sender<Result<FenceRecord, FenceError>>),
+    Fence(
+        FenceRequest,
+        oneshot::Sender<Result<FenceRecord, FenceError>>,
+    ),
     History(HistoryFilter, oneshot::Sender<Vec<FenceRecord>>),
 }
 
@@ -120,12 +123,19 @@ impl ClusterFencer {
 
     /// Stops the fencer: waiting requests fail as unavailable, event streams end.
     pub async fn shutdown(&self) {
-        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(task) = task {
             task.abort();
             let _ = task.await;
         }
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     fn gone(&self) -> FenceError {
@@ -195,8 +205,11 @@ struct Driver {
 
 /// A view as the protocol sees it.
 fn view_info(view: &View, me: NodeId, primary: bool) -> ViewInfo {
-    let mut members: Vec<(NodeId, NodeName)> =
-        view.members().iter().map(|m| (m.id, m.name.clone())).collect();
+    let mut members: Vec<(NodeId, NodeName)> = view
+        .members()
+        .iter()
+        .map(|m| (m.id, m.name.clone()))
+        .collect();
     members.sort_by_key(|(id, _)| *id);
     ViewInfo {
         id: view.id,
@@ -206,8 +219,14 @@ fn view_info(view: &View, me: NodeId, primary: bool) -> ViewInfo {
 }
 
 impl Driver {
-    async fn run(mut self, membership: Arc<dyn Membership>, mut commands: mpsc::Receiver<Cmd>, me: NodeId) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(FenceId, u32, Result<FenceRecord, FenceError>)>();
+    async fn run(
+        mut self,
+        membership: Arc<dyn Membership>,
+        mut commands: mpsc::Receiver<Cmd>,
+        me: NodeId,
+    ) {
+        let (done_tx, mut done_rx) =
+            mpsc::unbounded_channel::<(FenceId, u32, Result<FenceRecord, FenceError>)>();
         let mut sub = match membership.subscribe().await {
             Ok(s) => s,
             Err(e) => {
@@ -219,7 +238,8 @@ impl Driver {
         let mut current = None;
         if let Some(v) = sub.initial_view().cloned() {
             let mut out = Vec::new();
-            self.node.install_view(now_millis(), view_info(&v, me, true), &mut out);
+            self.node
+                .install_view(now_millis(), view_info(&v, me, true), &mut out);
             current = Some(v.id);
             self.handle(out, &done_tx);
         }
@@ -308,9 +328,16 @@ impl Driver {
                         continue;
                     }
                     // A full queue drops it; the protocol re-sends.
-                    let _ = self.link.outgoing.try_send(LinkMessage { peer: to, payload });
+                    let _ = self
+                        .link
+                        .outgoing
+                        .try_send(LinkMessage { peer: to, payload });
                 }
-                Out::Execute { id, attempt, request } => {
+                Out::Execute {
+                    id,
+                    attempt,
+                    request,
+                } => {
                     tracing::info!(target = %request.target, action = %request.action, incident = id, attempt, "this node runs the fence");
                     let executor = Arc::clone(&self.executor);
                     let done = done.clone();
@@ -328,7 +355,12 @@ impl Driver {
                     if let FenceEvent::NodeDeath { death } = &e {
                         tracing::info!(target = %death.target, incident = %death.incident, fenced = death.is_fenced(), "node death");
                     }
-                    if let Some(tx) = self.events.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                    if let Some(tx) = self
+                        .events
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .as_ref()
+                    {
                         let _ = tx.send(e);
                     }
                 }
@@ -337,7 +369,10 @@ impl Driver {
     }
 
     fn close(&mut self) {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         for (_, reply) in std::mem::take(&mut self.waiting) {
             let _ = reply.send(Err(FenceError::unavailable("the cluster fencer stopped")));
         }

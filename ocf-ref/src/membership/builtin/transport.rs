@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-use crate::membership::builtin::wire::{Codec, MAX_PACKET, ReplayGuard, WireError};
-use crate::membership::protocol::{Event, Node, Output};
-use crate::membership::protocol::message::Body;
 use crate::fencing::cluster::link::{EngineEnds, LinkMessage};
+use crate::membership::builtin::wire::{Codec, MAX_PACKET, ReplayGuard, WireError};
+use crate::membership::protocol::message::Body;
+use crate::membership::protocol::{Event, Node, Output};
 
 /// Counters of the transport, readable while it runs.
 #[derive(Debug, Default)]
