@@ -1352,11 +1352,27 @@ pub fn result_of(stored: &Stored) -> Result<FenceRecord, FenceError> {
     }
 }
 
+/// The record cut to fit one message: a record with so many requesters that it would not
+/// fit keeps the first ones (the rest still got their answers from their own nodes).
+fn fit(mut stored: Stored) -> Stored {
+    loop {
+        let size = serde_json::to_vec(&stored).map_or(0, |v| v.len());
+        let n = stored.reqs.len().max(stored.record.requesters.len());
+        if size <= PACK_BYTES || n <= 1 {
+            return stored;
+        }
+        tracing::warn!(incident = stored.record.id, requesters = n, "a fencing record too large for one message is sent with its first requesters only");
+        stored.reqs.truncate(n / 2);
+        stored.record.requesters.truncate(n / 2);
+    }
+}
+
 /// Splits records into parts of at most [`PACK_BYTES`] each (always at least one part).
 fn pack(records: Vec<Stored>) -> Vec<Vec<Stored>> {
     let mut parts = vec![Vec::new()];
     let mut bytes = 0;
     for r in records {
+        let r = fit(r);
         let size = serde_json::to_vec(&r).map_or(0, |v| v.len());
         if bytes + size > PACK_BYTES && parts.last().is_some_and(|p: &Vec<Stored>| !p.is_empty()) {
             parts.push(Vec::new());
