@@ -36,6 +36,27 @@
 //! max_clients = 256                  # optional
 //! ```
 //!
+//! Both backends take this node's fence devices (all optional; see
+//! [`crate::fencing::node_devices`] for what is checked, and when):
+//!
+//! ```toml
+//! [fencing]
+//! agents_dir = "/usr/sbin"             # optional: where fence_* agents are looked up
+//! lost_node_action = "reboot"          # optional: "reboot" (default), "off" or "none"
+//! device_timeout_s = 60                # optional: seconds per device operation (1..=3600)
+//! [[devices]]
+//! id = "pdu1"                          # unique on this node
+//! agent = "fence_apc"                  # fence_*, "stonith:<type>", "native:null", "native:manual"
+//! hosts = ["n1", "n2"]                 # or host_map = { n1 = "1", n2 = "2" }; neither: ask the agent
+//! params = { ip = "10.0.0.5", username = "fence" }          # strings; never a secret
+//! secret_files = { password = "/etc/ocf/pdu1.password" }   # root-only files (mode 0600)
+//! timeout_s = 30                       # optional: this device's operation timeout
+//! [[levels]]                           # optional topology: level 1 first, then 2, ...
+//! target = "n1"
+//! level = 1
+//! devices = ["pdu1"]
+//! ```
+//!
 //! The local API socket (`socket`): the daemon locks `<socket>.lock` beside it for its whole
 //! life, replaces only a stale socket (never a file, directory or link: those are errors),
 //! and creates the socket with mode 0660, owned by root and `socket_group` (default: the
@@ -58,6 +79,9 @@ use serde::Deserialize;
 
 use super::protocol::{ClusterSpec, DEFAULT_DETECT_MS, NodeSpec, QuorumOptions, Timing};
 use crate::bounded_read::{BoundedReadError, read_regular_string};
+use crate::fencing::node_devices::{
+    DeviceEntry, FencingOptions, LevelEntry, NodeDevicesError, check_tables,
+};
 
 /// The largest config file read, in bytes (1 MiB: thousands of `[[nodes]]` entries).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -92,6 +116,14 @@ pub enum ConfigError {
         key: String,
         /// What is wrong and what would be right.
         problem: String,
+    },
+    /// The fencing tables (`[fencing]`, `[[devices]]`, `[[levels]]`) are inconsistent.
+    #[error("membership config {path}: {source}")]
+    Fencing {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (names the device or level and the key).
+        source: NodeDevicesError,
     },
 }
 
@@ -255,6 +287,16 @@ pub struct NodeConfig {
     /// with Corosync, whose nodelist is the truth.
     #[serde(default)]
     pub nodes: Vec<NodeEntry>,
+    /// `[fencing]`: options for this node's fence devices.
+    #[serde(default)]
+    pub fencing: FencingOptions,
+    /// `[[devices]]`: the fence devices this node owns (none by default).
+    #[serde(default)]
+    pub devices: Vec<DeviceEntry>,
+    /// `[[levels]]`: the fencing topology, per target (none by default: every device that
+    /// can fence a target is tried, in file order).
+    #[serde(default)]
+    pub levels: Vec<LevelEntry>,
 }
 
 impl NodeConfig {
@@ -309,6 +351,12 @@ impl NodeConfig {
                 "is empty; name a group, or remove the key to keep the daemon's own group".into(),
             ));
         }
+        check_tables(&self.fencing, &self.devices, &self.levels).map_err(|source| {
+            ConfigError::Fencing {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
         match self.backend {
             BackendKind::Builtin => self.validate_builtin(path),
             BackendKind::Corosync => self.validate_corosync(path),

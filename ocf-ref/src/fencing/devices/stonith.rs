@@ -299,6 +299,14 @@ impl StonithDevice {
         self
     }
 
+    /// The same device with its plugin's meta-data already known (read once by whoever
+    /// checked the configuration), so it is not asked again.
+    #[must_use]
+    pub fn with_metadata(mut self, md: DeviceMetadata) -> Self {
+        self.metadata = OnceCell::new_with(Some(md));
+        self
+    }
+
     /// The plugin type.
     pub fn plugin(&self) -> &str {
         &self.plugin
