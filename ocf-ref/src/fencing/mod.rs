@@ -14,8 +14,8 @@
 //! - [`policy`]: the quorum rule (fence only from a quorate view).
 //! - [`incident_name`]: the one name of the incident "node N was lost in view V".
 
-pub mod devices;
 pub mod cluster;
+pub mod devices;
 pub mod fencer;
 pub mod incident_name;
 pub mod metadata_xml;

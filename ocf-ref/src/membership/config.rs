@@ -123,7 +123,7 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
         /// What is wrong (names the device or level and the key).
-        source: NodeDevicesError,
+        source: Box<NodeDevicesError>,
     },
 }
 
@@ -354,7 +354,7 @@ impl NodeConfig {
         check_tables(&self.fencing, &self.devices, &self.levels).map_err(|source| {
             ConfigError::Fencing {
                 path: path.to_owned(),
-                source,
+                source: Box::new(source),
             }
         })?;
         match self.backend {

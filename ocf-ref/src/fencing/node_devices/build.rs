@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use ocf_core::Secret;
 use ocf_fencing::{
-    AllowAll, DeviceAction, DeviceMetadata, DeviceParams, FenceDevice, FencerAdmin,
-    FencingPolicy,
+    AllowAll, DeviceAction, DeviceMetadata, DeviceParams, FenceDevice, FencerAdmin, FencingPolicy,
 };
 
 use super::check::{AgentKind, DevicePlan, FencingPlan};
@@ -26,7 +25,11 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 4096;
 
 /// Reads one secret file: private to its owner, one line (a final line break is dropped),
 /// not empty.
-fn read_secret(plan: &DevicePlan, parameter: &str, path: &Path) -> Result<Secret, NodeDevicesError> {
+fn read_secret(
+    plan: &DevicePlan,
+    parameter: &str,
+    path: &Path,
+) -> Result<Secret, NodeDevicesError> {
     let (mut text, _) = read_private_string(path, MAX_SECRET_FILE_BYTES).map_err(|source| {
         NodeDevicesError::SecretFile {
             device: plan.id.clone(),
@@ -74,7 +77,7 @@ impl Agents {
         let failed = |source| NodeDevicesError::Metadata {
             device: plan.id.clone(),
             agent: plan.agent.clone(),
-            source,
+            source: Box::new(source),
         };
         match &plan.kind {
             AgentKind::FenceAgent(name) => {
@@ -192,7 +195,11 @@ pub(super) async fn build(
         let device: Arc<dyn FenceDevice> = match (&d.kind, md) {
             (AgentKind::FenceAgent(name), Some(md)) => {
                 let params = params_for(d, &md)?;
-                let path = agents.fence.get(name).map(|(p, _)| p.clone()).unwrap_or_default();
+                let path = agents
+                    .fence
+                    .get(name)
+                    .map(|(p, _)| p.clone())
+                    .unwrap_or_default();
                 Arc::new(
                     AgentDevice::new(d.id.clone(), path, params, d.targets.clone())
                         .with_metadata(md),
@@ -228,7 +235,7 @@ pub(super) async fn build(
             .await
             .map_err(|source| NodeDevicesError::Register {
                 device: id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         if timeout.is_some() {
             fencer.set_device_timeout(&id, *timeout);
@@ -238,7 +245,10 @@ pub(super) async fn build(
         fencer
             .set_topology(&target, levels)
             .await
-            .map_err(|source| NodeDevicesError::Topology { target, source })?;
+            .map_err(|source| NodeDevicesError::Topology {
+                target,
+                source: Box::new(source),
+            })?;
     }
     let devices = plan
         .devices

@@ -48,8 +48,7 @@ impl AgentKind {
                 && s.len() <= 64
                 && s != "."
                 && s != ".."
-                && s
-                    .chars()
+                && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         };
         if agent.contains("..") {
@@ -64,9 +63,11 @@ impl AgentKind {
             return if ok {
                 Ok(Self::Stonith(plugin.to_owned()))
             } else {
-                Err("is not a cluster-glue plugin type: write stonith:<type> or \
+                Err(
+                    "is not a cluster-glue plugin type: write stonith:<type> or \
                      stonith:external/<type>, as `ocf fence plugins` lists them"
-                    .into())
+                        .into(),
+                )
             };
         }
         if let Some(native) = agent.strip_prefix("native:") {
@@ -84,9 +85,11 @@ impl AgentKind {
             );
         }
         if !agent.starts_with("fence_") || !plain(agent) {
-            return Err("is not a fence agent's name (fence_*), stonith:<type>, native:null \
+            return Err(
+                "is not a fence agent's name (fence_*), stonith:<type>, native:null \
                         or native:manual"
-                .into());
+                    .into(),
+            );
         }
         if NOT_AGENTS.contains(&agent) {
             return Err("is the operator's acknowledgement command, not a fence agent".into());
@@ -290,8 +293,7 @@ fn topology(
                     device: id.clone(),
                 });
             };
-            if device.targets.configured().is_some()
-                && device.targets.plug_for(&l.target).is_none()
+            if device.targets.configured().is_some() && device.targets.plug_for(&l.target).is_none()
             {
                 return Err(NodeDevicesError::LevelNotATarget {
                     index,
@@ -348,11 +350,7 @@ pub fn check_tables(
             });
         }
     }
-    let device_timeout = timeout(
-        None,
-        "fencing.device_timeout_s",
-        fencing.device_timeout_s,
-    )?;
+    let device_timeout = timeout(None, "fencing.device_timeout_s", fencing.device_timeout_s)?;
     let mut plans: Vec<DevicePlan> = Vec::with_capacity(devices.len());
     for (index, d) in devices.iter().enumerate() {
         if plans.iter().any(|p| p.id == d.id) {
@@ -391,13 +389,22 @@ mod tests {
         ))
     }
 
-    fn check(devices: &[DeviceEntry], levels: &[LevelEntry]) -> Result<FencingPlan, NodeDevicesError> {
+    fn check(
+        devices: &[DeviceEntry],
+        levels: &[LevelEntry],
+    ) -> Result<FencingPlan, NodeDevicesError> {
         check_tables(&FencingOptions::default(), devices, levels)
     }
 
     #[test]
     fn agent_names_are_parsed_or_refused() {
-        for good in ["fence_apc", "fence_ipmilan", "stonith:null", "stonith:external/ipmi", "native:manual"] {
+        for good in [
+            "fence_apc",
+            "fence_ipmilan",
+            "stonith:null",
+            "stonith:external/ipmi",
+            "native:manual",
+        ] {
             assert!(AgentKind::parse(good).is_ok(), "{good}");
         }
         for bad in [
@@ -419,14 +426,20 @@ mod tests {
             assert!(AgentKind::parse(bad).is_err(), "{bad}");
         }
         let e = check(&[device("id = \"d\"\nagent = \"fence_x/../y\"")], &[]).unwrap_err();
-        assert!(matches!(e, NodeDevicesError::BadAgentName { ref device, .. } if device.as_str() == "d"), "{e}");
+        assert!(
+            matches!(e, NodeDevicesError::BadAgentName { ref device, .. } if device.as_str() == "d"),
+            "{e}"
+        );
         assert_eq!(e.field(), "agent");
     }
 
     #[test]
     fn duplicate_ids_and_targets_are_refused() {
         let e = check(&[null("a", "[\"n1\"]"), null("a", "[\"n2\"]")], &[]).unwrap_err();
-        assert!(matches!(e, NodeDevicesError::DuplicateDevice { index: 1, .. }), "{e}");
+        assert!(
+            matches!(e, NodeDevicesError::DuplicateDevice { index: 1, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("device a: `id`"), "{e}");
         let e = check(&[null("a", "[]")], &[]).unwrap_err();
         assert_eq!(e.field(), "hosts", "{e}");
@@ -435,13 +448,20 @@ mod tests {
         let e = check(&[device("id = \"a\"\nagent = \"native:null\"")], &[]).unwrap_err();
         assert_eq!(e.field(), "hosts", "{e}");
         let e = check(
-            &[device("id = \"a\"\nagent = \"fence_apc\"\nhosts = [\"n1\"]\nhost_map = { n1 = \"1\" }")],
+            &[device(
+                "id = \"a\"\nagent = \"fence_apc\"\nhosts = [\"n1\"]\nhost_map = { n1 = \"1\" }",
+            )],
             &[],
         )
         .unwrap_err();
         assert_eq!(e.field(), "host_map", "{e}");
-        let e = check(&[device("id = \"a\"\nagent = \"fence_apc\"\nhost_map = { n1 = \"\" }")], &[])
-            .unwrap_err();
+        let e = check(
+            &[device(
+                "id = \"a\"\nagent = \"fence_apc\"\nhost_map = { n1 = \"\" }",
+            )],
+            &[],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("empty plug"), "{e}");
         let plan = check(&[device("id = \"a\"\nagent = \"fence_apc\"")], &[]).unwrap();
         assert_eq!(plan.devices[0].targets, Targets::Dynamic);
@@ -454,7 +474,10 @@ mod tests {
             &[],
         )
         .unwrap_err();
-        assert!(matches!(e, NodeDevicesError::InlineSecret { ref parameter, .. } if parameter == "password"), "{e}");
+        assert!(
+            matches!(e, NodeDevicesError::InlineSecret { ref parameter, .. } if parameter == "password"),
+            "{e}"
+        );
         assert_eq!(e.field(), "params.password");
         assert!(!e.to_string().contains("hunter2") && !format!("{e:?}").contains("hunter2"));
         let e = check(
@@ -471,13 +494,17 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, NodeDevicesError::SecretTwice { .. }), "{e}");
         let e = check(
-            &[device("id = \"pdu\"\nagent = \"fence_apc\"\nsecret_files = { password = \"pw.txt\" }")],
+            &[device(
+                "id = \"pdu\"\nagent = \"fence_apc\"\nsecret_files = { password = \"pw.txt\" }",
+            )],
             &[],
         )
         .unwrap_err();
         assert_eq!(e.field(), "secret_files.password", "{e}");
         let e = check(
-            &[device("id = \"n\"\nagent = \"native:null\"\nhosts = [\"n1\"]\nparams = { ip = \"1\" }")],
+            &[device(
+                "id = \"n\"\nagent = \"native:null\"\nhosts = [\"n1\"]\nparams = { ip = \"1\" }",
+            )],
             &[],
         )
         .unwrap_err();
@@ -486,16 +513,28 @@ mod tests {
 
     #[test]
     fn timeouts_are_bounded() {
-        let e = check(&[device("id = \"a\"\nagent = \"fence_apc\"\ntimeout_s = 0")], &[]).unwrap_err();
-        assert!(matches!(e, NodeDevicesError::Timeout { value: 0, .. }), "{e}");
+        let e = check(
+            &[device("id = \"a\"\nagent = \"fence_apc\"\ntimeout_s = 0")],
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, NodeDevicesError::Timeout { value: 0, .. }),
+            "{e}"
+        );
         assert_eq!(e.field(), "timeout_s");
         let o: FencingOptions = toml::from_str("device_timeout_s = 99999").unwrap();
         let e = check_tables(&o, &[], &[]).unwrap_err();
         assert_eq!(e.field(), "fencing.device_timeout_s", "{e}");
-        let o: FencingOptions = toml::from_str("device_timeout_s = 5\nagents_dir = \"sbin\"").unwrap();
+        let o: FencingOptions =
+            toml::from_str("device_timeout_s = 5\nagents_dir = \"sbin\"").unwrap();
         let e = check_tables(&o, &[], &[]).unwrap_err();
         assert_eq!(e.field(), "fencing.agents_dir", "{e}");
-        let plan = check(&[device("id = \"a\"\nagent = \"fence_apc\"\ntimeout_s = 30")], &[]).unwrap();
+        let plan = check(
+            &[device("id = \"a\"\nagent = \"fence_apc\"\ntimeout_s = 30")],
+            &[],
+        )
+        .unwrap();
         assert_eq!(plan.devices[0].timeout, Some(Duration::from_secs(30)));
     }
 
@@ -515,10 +554,22 @@ mod tests {
         assert_eq!(n1.len(), 2);
         assert_eq!(n1[0].devices.len(), 2, "level 1 first");
         let cases = [
-            ("target = \"n1\"\nlevel = 0\ndevices = [\"a\"]", "levels[0].level"),
-            ("target = \"n1\"\nlevel = 1\ndevices = []", "levels[0].devices"),
-            ("target = \"n1\"\nlevel = 1\ndevices = [\"zz\"]", "levels[0].devices"),
-            ("target = \"n2\"\nlevel = 1\ndevices = [\"b\"]", "levels[0].devices"),
+            (
+                "target = \"n1\"\nlevel = 0\ndevices = [\"a\"]",
+                "levels[0].level",
+            ),
+            (
+                "target = \"n1\"\nlevel = 1\ndevices = []",
+                "levels[0].devices",
+            ),
+            (
+                "target = \"n1\"\nlevel = 1\ndevices = [\"zz\"]",
+                "levels[0].devices",
+            ),
+            (
+                "target = \"n2\"\nlevel = 1\ndevices = [\"b\"]",
+                "levels[0].devices",
+            ),
         ];
         for (text, field) in cases {
             let e = check(&devices, &[level(text)]).unwrap_err();
@@ -527,12 +578,25 @@ mod tests {
         let e = check(&devices, &[level(cases[0].0)]).unwrap_err();
         assert!(matches!(e, NodeDevicesError::LevelZero { .. }), "{e}");
         let e = check(&devices, &[level(cases[2].0)]).unwrap_err();
-        assert!(matches!(e, NodeDevicesError::LevelUnknownDevice { ref device, .. } if device.as_str() == "zz"), "{e}");
+        assert!(
+            matches!(e, NodeDevicesError::LevelUnknownDevice { ref device, .. } if device.as_str() == "zz"),
+            "{e}"
+        );
         assert_eq!(e.device().map(DeviceId::as_str), Some("zz"));
         let e = check(&devices, &[level(cases[3].0)]).unwrap_err();
         assert!(matches!(e, NodeDevicesError::LevelNotATarget { .. }), "{e}");
         let twice = level("target = \"n1\"\nlevel = 2\ndevices = [\"a\"]");
         let e = check(&devices, &[twice.clone(), twice]).unwrap_err();
-        assert!(matches!(e, NodeDevicesError::LevelRepeated { index: 1, level: 2, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                NodeDevicesError::LevelRepeated {
+                    index: 1,
+                    level: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

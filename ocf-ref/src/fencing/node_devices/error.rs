@@ -23,7 +23,9 @@ use crate::fencing::devices::agent::ParamProblem;
 #[non_exhaustive]
 pub enum NodeDevicesError {
     /// Two `[[devices]]` entries share an id.
-    #[error("device {device}: `id`: declared twice (devices[{index}] repeats it); give each device its own id")]
+    #[error(
+        "device {device}: `id`: declared twice (devices[{index}] repeats it); give each device its own id"
+    )]
     DuplicateDevice {
         /// The id.
         device: DeviceId,
@@ -58,7 +60,7 @@ pub enum NodeDevicesError {
         /// The agent.
         agent: String,
         /// What the agent did.
-        source: FenceError,
+        source: Box<FenceError>,
     },
     /// `hosts` or `host_map` is wrong (empty, both given, a native device without them, an
     /// agent that cannot list its targets without them).
@@ -158,7 +160,9 @@ pub enum NodeDevicesError {
         target: NodeName,
     },
     /// A level number appears twice for one target.
-    #[error("`levels[{index}].level`: level {level} of target {target} is declared twice; merge the two or renumber one")]
+    #[error(
+        "`levels[{index}].level`: level {level} of target {target} is declared twice; merge the two or renumber one"
+    )]
     LevelRepeated {
         /// The index of the second entry in `[[levels]]`.
         index: usize,
@@ -178,7 +182,9 @@ pub enum NodeDevicesError {
         level: u32,
     },
     /// A level names a device no `[[devices]]` entry declares.
-    #[error("`levels[{index}].devices`: level {level} of target {target} names device {device}, which no [[devices]] entry of this node declares")]
+    #[error(
+        "`levels[{index}].devices`: level {level} of target {target} names device {device}, which no [[devices]] entry of this node declares"
+    )]
     LevelUnknownDevice {
         /// The index in `[[levels]]`.
         index: usize,
@@ -190,7 +196,9 @@ pub enum NodeDevicesError {
         device: DeviceId,
     },
     /// A level names a device whose `hosts`/`host_map` does not include its target.
-    #[error("`levels[{index}].devices`: level {level} of target {target} names device {device}, whose hosts do not include {target}")]
+    #[error(
+        "`levels[{index}].devices`: level {level} of target {target} names device {device}, whose hosts do not include {target}"
+    )]
     LevelNotATarget {
         /// The index in `[[levels]]`.
         index: usize,
@@ -207,7 +215,7 @@ pub enum NodeDevicesError {
         /// The device.
         device: DeviceId,
         /// The fencer's answer.
-        source: FenceError,
+        source: Box<FenceError>,
     },
     /// The fencer refused the levels of a target.
     #[error("`levels`: the fencer refused the levels of target {target}: {source}")]
@@ -215,7 +223,7 @@ pub enum NodeDevicesError {
         /// The target.
         target: NodeName,
         /// The fencer's answer.
-        source: FenceError,
+        source: Box<FenceError>,
     },
 }
 

@@ -115,14 +115,11 @@ impl ClusterKey {
     /// 0400), else [`KeyError::Exposed`] naming the `chmod` that fixes it, owned by root or
     /// the reading user, else [`KeyError::Owner`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let (text, _) =
-            read_private_string(path, MAX_KEY_FILE_BYTES).map_err(|e| match e {
-                PrivateReadError::Read(e) => KeyError::Read(e),
-                PrivateReadError::Exposed { path, mode } => KeyError::Exposed { path, mode },
-                PrivateReadError::Owner { path, owner, user } => {
-                    KeyError::Owner { path, owner, user }
-                }
-            })?;
+        let (text, _) = read_private_string(path, MAX_KEY_FILE_BYTES).map_err(|e| match e {
+            PrivateReadError::Read(e) => KeyError::Read(e),
+            PrivateReadError::Exposed { path, mode } => KeyError::Exposed { path, mode },
+            PrivateReadError::Owner { path, owner, user } => KeyError::Owner { path, owner, user },
+        })?;
         let malformed = |problem: &str| KeyError::Malformed {
             path: path.to_owned(),
             problem: problem.to_owned(),
