@@ -623,9 +623,11 @@ pub fn param_problems(
         let supplied =
             p.name == "action" || (target_given && (p.name == "plug" || p.name == "port"));
         if p.required && p.default.is_none() && !supplied && !params.contains(&p.name) {
-            // An obsoleted name given under its replacement (port → plug) counts.
+            // An obsoleted name given under its replacement (port → plug) counts; a missing
+            // one is reported once, under its replacement's name (username, not login).
             let replaced = md.parameters.iter().any(|q| {
-                q.obsoletes.as_deref() == Some(p.name.as_str()) && params.contains(&q.name)
+                q.obsoletes.as_deref() == Some(p.name.as_str())
+                    && (params.contains(&q.name) || (p.deprecated && q.required))
             });
             if !replaced {
                 problems.push(ParamProblem::Missing {
