@@ -222,7 +222,7 @@ params = { ip = "192.0.2.5", username = "fence", password = "hunter2" }
 /// A fence agent whose meta-data marks `pin` secret through its getopt placeholder only.
 const PINPAD: &str = r#"#!/bin/sh
 while read -r line; do case "$line" in action=metadata) meta=1;; esac; done
-if [ "$meta" = 1 ]; then cat <<'XML'
+if [ "$meta" = 1 ]; then echo x >> "$(dirname "$0")/metadata.log"; cat <<'XML'
 <?xml version="1.0" ?>
 <resource-agent name="fence_pinpad" shortdesc="test agent">
 <parameters>
@@ -257,6 +257,34 @@ async fn a_parameter_the_meta_data_calls_secret_may_not_be_inline() {
     .await
     .unwrap();
     assert_eq!(node.devices.len(), 1);
+}
+
+#[tokio::test]
+async fn each_agent_is_asked_for_its_meta_data_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "fence_pinpad", PINPAD, 0o755);
+    let pin = write(dir.path(), "pin", "4711\n", 0o600);
+    let device = |id: &str, host: &str| {
+        format!(
+            "[[devices]]\nid = \"{id}\"\nagent = \"fence_pinpad\"\nhost_map = {{ {host} = \"7\" }}\nsecret_files = {{ pin = \"{pin}\" }}\n"
+        )
+    };
+    let node = build(&format!(
+        "[fencing]\nagents_dir = \"{}\"\n{}{}",
+        dir.path().display(),
+        device("pad1", "n1"),
+        device("pad2", "n2")
+    ))
+    .await
+    .unwrap();
+    let log = dir.path().join("metadata.log");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    // Fencing through both devices asks the agent again for nothing but the action.
+    for target in ["n1", "n2"] {
+        let record = node.fencer.fence(reboot(target)).await.unwrap();
+        assert!(record.succeeded(), "{record:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
 }
 
 #[tokio::test]
