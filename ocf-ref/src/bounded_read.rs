@@ -159,6 +159,19 @@ pub enum PrivateReadError {
 /// or others may read or write it ([`PrivateReadError::Exposed`]) or when it belongs to
 /// another user than root or the reader ([`PrivateReadError::Owner`]). The checks apply to the
 /// file actually read (its `fstat`), not to whatever the path names a moment later.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// use ocf_ref::bounded_read::{PrivateReadError, read_private_string};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("pw");
+/// std::fs::write(&path, "hunter2\n").unwrap();
+/// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+/// let e = read_private_string(&path, 4096).unwrap_err();
+/// assert!(matches!(e, PrivateReadError::Exposed { mode: 0o644, .. }));
+/// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+/// assert_eq!(read_private_string(&path, 4096).unwrap().0, "hunter2\n");
+/// ```
 pub fn read_private_string(
     path: &Path,
     limit: u64,

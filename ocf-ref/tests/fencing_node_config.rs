@@ -7,9 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ocf_core::NodeName;
-use ocf_fencing::{
-    FenceAction, FenceRequest, Fencer, FencerAdmin, PowerState,
-};
+use ocf_fencing::{FenceAction, FenceRequest, Fencer, FencerAdmin, PowerState};
 use ocf_ref::bounded_read::PrivateReadError;
 use ocf_ref::fencing::devices::agent::ParamProblem;
 use ocf_ref::fencing::fencer::FencerConfig;
@@ -42,11 +40,7 @@ fn write(dir: &Path, name: &str, content: &str, mode: u32) -> String {
 
 /// The device and key an error names, as `device/field`.
 fn named(e: &NodeDevicesError) -> String {
-    format!(
-        "{}/{}",
-        e.device().map_or("-", |d| d.as_str()),
-        e.field()
-    )
+    format!("{}/{}", e.device().map_or("-", |d| d.as_str()), e.field())
 }
 
 fn reboot(target: &str) -> FenceRequest {
@@ -60,7 +54,12 @@ async fn a_good_config_builds_a_fencer_that_fences_through_its_devices() {
     let state = dir.path().join("state");
     // The status file's path reaches fence_dummy from a secret file: proof that a secret
     // file's content is what the agent gets.
-    let secret = write(dir.path(), "status.path", &format!("{}\n", state.display()), 0o600);
+    let secret = write(
+        dir.path(),
+        "status.path",
+        &format!("{}\n", state.display()),
+        0o600,
+    );
     let node = build(&format!(
         r#"
 [fencing]
@@ -123,7 +122,10 @@ devices = ["dummy"]
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "on");
     let dummy = node.fencer.device(&"dummy".parse().unwrap()).unwrap();
     assert_eq!(
-        dummy.status(&n("n1"), Duration::from_secs(30)).await.unwrap(),
+        dummy
+            .status(&n("n1"), Duration::from_secs(30))
+            .await
+            .unwrap(),
         PowerState::On
     );
     // n2 has no levels: the null device, the only one listing it, fences it.
@@ -148,7 +150,9 @@ async fn no_fencing_tables_give_a_fencer_without_devices() {
         Path::new("node.toml"),
     )
     .unwrap();
-    let node = build_fencer(&builtin, FencerConfig::default()).await.unwrap();
+    let node = build_fencer(&builtin, FencerConfig::default())
+        .await
+        .unwrap();
     assert!(node.devices.is_empty());
 }
 
@@ -177,7 +181,13 @@ secret_files = {{ password = "{path}" }}
     let exposed = write(dir.path(), "exposed", "s3cr3t-pw\n", 0o644);
     let e = build(&tables(&exposed)).await.unwrap_err();
     assert!(
-        matches!(&e, NodeDevicesError::SecretFile { source: PrivateReadError::Exposed { mode: 0o644, .. }, .. }),
+        matches!(
+            &e,
+            NodeDevicesError::SecretFile {
+                source: PrivateReadError::Exposed { mode: 0o644, .. },
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(named(&e), "pdu1/secret_files.password");
@@ -188,7 +198,16 @@ secret_files = {{ password = "{path}" }}
     let e = build(&tables(&dir.path().join("absent").display().to_string()))
         .await
         .unwrap_err();
-    assert!(matches!(&e, NodeDevicesError::SecretFile { source: PrivateReadError::Read(_), .. }), "{e}");
+    assert!(
+        matches!(
+            &e,
+            NodeDevicesError::SecretFile {
+                source: PrivateReadError::Read(_),
+                ..
+            }
+        ),
+        "{e}"
+    );
     let two_lines = write(dir.path(), "two", "a\nb\n", 0o600);
     let e = build(&tables(&two_lines)).await.unwrap_err();
     assert!(matches!(&e, NodeDevicesError::SecretValue { .. }), "{e}");
@@ -214,7 +233,9 @@ params = { ip = "192.0.2.5", username = "fence", password = "hunter2" }
     // A config changed after loading is checked again when built.
     let mut config = parse(&tables.replace(", password = \"hunter2\"", "")).unwrap();
     config.devices[0].params.insert("password", "hunter2");
-    let e = build_fencer(&config, FencerConfig::default()).await.unwrap_err();
+    let e = build_fencer(&config, FencerConfig::default())
+        .await
+        .unwrap_err();
     assert!(matches!(&e, NodeDevicesError::InlineSecret { .. }), "{e}");
     assert_eq!(named(&e), "pdu1/params.password");
 }
@@ -287,11 +308,14 @@ async fn each_agent_is_asked_for_its_meta_data_once() {
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
 }
 
+/// Whether an error is of the expected kind.
+type Kind = fn(&NodeDevicesError) -> bool;
+
 #[tokio::test]
 async fn agents_and_parameters_are_checked_against_the_real_agents() {
     let dir = tempfile::tempdir().unwrap();
     let status = dir.path().join("state").display().to_string();
-    let cases: Vec<(String, &str, fn(&NodeDevicesError) -> bool)> = vec![
+    let cases: Vec<(String, &str, Kind)> = vec![
         (
             "agent = \"fence_nosuch\"\nhosts = [\"n1\"]".into(),
             "d/agent",
@@ -306,7 +330,13 @@ async fn agents_and_parameters_are_checked_against_the_real_agents() {
             "agent = \"fence_apc\"\nhosts = [\"n1\"]\nparams = { ip = \"192.0.2.5\" }".into(),
             "d/params.username",
             |e| {
-                matches!(e, NodeDevicesError::Parameter { problem: ParamProblem::Missing { .. }, .. })
+                matches!(
+                    e,
+                    NodeDevicesError::Parameter {
+                        problem: ParamProblem::Missing { .. },
+                        ..
+                    }
+                )
             },
         ),
         (
@@ -315,21 +345,40 @@ async fn agents_and_parameters_are_checked_against_the_real_agents() {
             ),
             "d/params.bogus",
             |e| {
-                matches!(e, NodeDevicesError::Parameter { problem: ParamProblem::Unknown { .. }, .. })
+                matches!(
+                    e,
+                    NodeDevicesError::Parameter {
+                        problem: ParamProblem::Unknown { .. },
+                        ..
+                    }
+                )
             },
         ),
         (
-            "agent = \"fence_dummy\"\nhosts = [\"n1\"]\nparams = { verbose_level = \"loud\" }".into(),
+            "agent = \"fence_dummy\"\nhosts = [\"n1\"]\nparams = { verbose_level = \"loud\" }"
+                .into(),
             "d/params.verbose_level",
             |e| {
-                matches!(e, NodeDevicesError::Parameter { problem: ParamProblem::WrongType { .. }, .. })
+                matches!(
+                    e,
+                    NodeDevicesError::Parameter {
+                        problem: ParamProblem::WrongType { .. },
+                        ..
+                    }
+                )
             },
         ),
         (
             "agent = \"stonith:null\"\nhosts = [\"n1\"]".into(),
             "d/params.hostlist",
             |e| {
-                matches!(e, NodeDevicesError::Parameter { problem: ParamProblem::Missing { .. }, .. })
+                matches!(
+                    e,
+                    NodeDevicesError::Parameter {
+                        problem: ParamProblem::Missing { .. },
+                        ..
+                    }
+                )
             },
         ),
         (
@@ -359,7 +408,9 @@ async fn agents_and_parameters_are_checked_against_the_real_agents() {
 
 #[test]
 fn structural_mistakes_are_refused_when_node_toml_is_loaded() {
-    let null = |id: &str| format!("[[devices]]\nid = \"{id}\"\nagent = \"native:null\"\nhosts = [\"n1\"]\n");
+    let null = |id: &str| {
+        format!("[[devices]]\nid = \"{id}\"\nagent = \"native:null\"\nhosts = [\"n1\"]\n")
+    };
     let level = |l: u32, devices: &str| {
         format!("[[levels]]\ntarget = \"n1\"\nlevel = {l}\ndevices = {devices}\n")
     };
@@ -377,10 +428,21 @@ fn structural_mistakes_are_refused_when_node_toml_is_loaded() {
             "[[devices]]\nid = \"d\"\nagent = \"stonith:external/../../x\"\n".to_owned(),
             "device d: `agent`",
         ),
-        (format!("{}{}", null("a"), level(1, "[\"b\"]")), "`levels[0].devices`"),
-        (format!("{}{}", null("a"), level(0, "[\"a\"]")), "`levels[0].level`"),
         (
-            format!("{}{}{}", null("a"), level(1, "[\"a\"]"), level(1, "[\"a\"]")),
+            format!("{}{}", null("a"), level(1, "[\"b\"]")),
+            "`levels[0].devices`",
+        ),
+        (
+            format!("{}{}", null("a"), level(0, "[\"a\"]")),
+            "`levels[0].level`",
+        ),
+        (
+            format!(
+                "{}{}{}",
+                null("a"),
+                level(1, "[\"a\"]"),
+                level(1, "[\"a\"]")
+            ),
             "`levels[1].level`",
         ),
         (
@@ -388,7 +450,8 @@ fn structural_mistakes_are_refused_when_node_toml_is_loaded() {
             "device a: `timeout_s`",
         ),
         (
-            "[[devices]]\nid = \"d\"\nagent = \"fence_apc\"\nhosts = [\"n1\"]\nfoo = 1\n".to_owned(),
+            "[[devices]]\nid = \"d\"\nagent = \"fence_apc\"\nhosts = [\"n1\"]\nfoo = 1\n"
+                .to_owned(),
             "foo",
         ),
         (

@@ -540,7 +540,13 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
                 let message: String = message
                     .split('`')
                     .enumerate()
-                    .map(|(i, part)| if i % 2 == 1 { "<value not shown>" } else { part })
+                    .map(|(i, part)| {
+                        if i % 2 == 1 {
+                            "<value not shown>"
+                        } else {
+                            part
+                        }
+                    })
                     .collect();
                 format!("line {line_no} (not quoted: it names a secret): {message}")
             } else {
@@ -719,11 +725,17 @@ devices = ["null"]
 
     #[test]
     fn fencing_mistakes_are_refused_at_load() {
-        let e = parse(&format!("{GOOD}{}", FENCING.replace("timeout_s = 20", "timeout = 20")))
-            .unwrap_err();
+        let e = parse(&format!(
+            "{GOOD}{}",
+            FENCING.replace("timeout_s = 20", "timeout = 20")
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("timeout"), "{e}");
-        let e = parse(&format!("{GOOD}{}", FENCING.replace("level = 2", "level = 1")))
-            .unwrap_err();
+        let e = parse(&format!(
+            "{GOOD}{}",
+            FENCING.replace("level = 2", "level = 1")
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("`levels[1].level`"), "{e}");
         assert!(matches!(e, ConfigError::Fencing { .. }), "{e}");
         let e = parse(&format!(
@@ -731,10 +743,16 @@ devices = ["null"]
             FENCING.replace("username = \"fence\"", "password = \"hunter2\"")
         ))
         .unwrap_err();
-        assert!(e.to_string().contains("device pdu1: `params.password`"), "{e}");
+        assert!(
+            e.to_string().contains("device pdu1: `params.password`"),
+            "{e}"
+        );
         assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
-        let e = parse(&format!("{GOOD}{}", FENCING.replace("[fencing]", "[fencing]\nspeed = 1")))
-            .unwrap_err();
+        let e = parse(&format!(
+            "{GOOD}{}",
+            FENCING.replace("[fencing]", "[fencing]\nspeed = 1")
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("speed"), "{e}");
         // A parse error on a line holding a secret quotes neither the line nor the value.
         for bad in [

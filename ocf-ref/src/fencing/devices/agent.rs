@@ -313,6 +313,19 @@ impl AgentDevice {
 
     /// The same device with its agent's meta-data already known (read once by whoever
     /// checked the configuration), so its first operation does not run `metadata` again.
+    ///
+    /// ```no_run
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use ocf_fencing::{DeviceParams, FenceDevice, Targets};
+    /// use ocf_ref::fencing::devices::agent::{AgentDevice, fetch_metadata, METADATA_TIMEOUT};
+    /// let md = fetch_metadata("/usr/sbin/fence_dummy".as_ref(), METADATA_TIMEOUT).await.unwrap();
+    /// let dev = AgentDevice::new("d".parse().unwrap(), "/usr/sbin/fence_dummy", DeviceParams::new(), Targets::Dynamic)
+    ///     .with_metadata(md);
+    /// // Answered from memory: no process runs.
+    /// assert_eq!(dev.metadata(Duration::ZERO).await.unwrap().name, "fence_dummy");
+    /// # });
+    /// ```
     #[must_use]
     pub fn with_metadata(mut self, md: DeviceMetadata) -> Self {
         self.metadata = OnceCell::new_with(Some(md));
@@ -497,6 +510,13 @@ fn match_plug(plugs: &[(String, Option<String>)], target: &NodeName) -> Option<S
 
 /// One thing wrong with a device's parameters, found against its agent's meta-data by
 /// [`param_problems`]. It names the parameter, never its value (which may be a secret).
+///
+/// ```
+/// use ocf_ref::fencing::devices::agent::ParamProblem;
+/// let p = ParamProblem::Missing { parameter: "ip".into() };
+/// assert_eq!(p.parameter(), "ip");
+/// assert_eq!(p.to_string(), "required parameter ip is missing (-p ip=...)");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParamProblem {

@@ -21,6 +21,10 @@ use crate::fencing::devices::stonith::{self, StonithDevice};
 use crate::fencing::fencer::{FencerConfig, LocalFencer};
 
 /// The largest secret file read, in bytes (a password or a token, not a document).
+///
+/// ```
+/// assert_eq!(ocf_ref::fencing::node_devices::MAX_SECRET_FILE_BYTES, 4096);
+/// ```
 pub const MAX_SECRET_FILE_BYTES: u64 = 4096;
 
 /// Reads one secret file: private to its owner, one line (a final line break is dropped),

@@ -12,7 +12,12 @@ use super::error::NodeDevicesError;
 use super::tables::{DeviceEntry, FencingOptions, LevelEntry, LostNodeAction};
 use crate::fencing::devices::agent::NOT_AGENTS;
 
-/// The longest timeout accepted, in seconds (an hour: longer is a typo).
+/// The longest timeout accepted, in seconds (an hour: longer is a typo), for `timeout_s`
+/// and `fencing.device_timeout_s`.
+///
+/// ```
+/// assert_eq!(ocf_ref::fencing::node_devices::MAX_TIMEOUT_S, 3600);
+/// ```
 pub const MAX_TIMEOUT_S: u64 = 3600;
 
 /// What drives a device, from its `agent` key.
@@ -98,12 +103,27 @@ impl AgentKind {
     }
 
     /// Whether it is a native device (no agent, no parameters).
+    ///
+    /// ```
+    /// use ocf_ref::fencing::node_devices::AgentKind;
+    /// assert!(AgentKind::NativeNull.is_native());
+    /// assert!(!AgentKind::Stonith("null".into()).is_native());
+    /// ```
     pub fn is_native(&self) -> bool {
         matches!(self, Self::NativeNull | Self::NativeManual)
     }
 }
 
 /// One device as checked, ready to build once its secrets are read and its agent asked.
+///
+/// ```
+/// use ocf_fencing::Targets;
+/// use ocf_ref::fencing::node_devices::{AgentKind, DeviceEntry, FencingOptions, check_tables};
+/// let d: DeviceEntry = toml::from_str("id = \"p\"\nagent = \"fence_apc\"\nhost_map = { n1 = \"3\" }").unwrap();
+/// let plan = check_tables(&FencingOptions::default(), &[d], &[]).unwrap();
+/// assert_eq!(plan.devices[0].kind, AgentKind::FenceAgent("fence_apc".into()));
+/// assert_eq!(plan.devices[0].targets.plug_for(&"n1".parse().unwrap()), Some("3"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DevicePlan {
@@ -124,6 +144,13 @@ pub struct DevicePlan {
 }
 
 /// A node's fencing tables as checked: what [`super::build_fencer`] builds.
+///
+/// ```
+/// use ocf_ref::fencing::node_devices::{FencingOptions, LostNodeAction, check_tables};
+/// let plan = check_tables(&FencingOptions::default(), &[], &[]).unwrap();
+/// assert!(plan.devices.is_empty() && plan.topology.is_empty());
+/// assert_eq!(plan.lost_node_action, LostNodeAction::Reboot);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FencingPlan {
