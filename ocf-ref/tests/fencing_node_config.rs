@@ -464,3 +464,28 @@ fn structural_mistakes_are_refused_when_node_toml_is_loaded() {
         assert!(e.to_string().contains(named), "{tables}: {e}");
     }
 }
+
+#[tokio::test]
+async fn device_timeouts_reach_the_fencer() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = dir.path().join("state").display().to_string();
+    // fence_dummy sleeps exactly 1 s before it acts (random_sleep_range = 1): past a 1 s
+    // limit whatever the machine's speed, well within the default 60 s.
+    let tables = |fencing: &str, device: &str| {
+        format!(
+            "[fencing]\n{fencing}\n[[devices]]\nid = \"slow\"\nagent = \"fence_dummy\"\nhosts = [\"n1\"]\nparams = {{ status_file = \"{status}\", random_sleep_range = \"1\" }}\n{device}\n"
+        )
+    };
+    let node = build(&tables("", "")).await.unwrap();
+    let record = node.fencer.fence(reboot("n1")).await.unwrap();
+    assert!(record.succeeded(), "{record:?}");
+    for (fencing, device) in [("", "timeout_s = 1"), ("device_timeout_s = 1", "")] {
+        let node = build(&tables(fencing, device)).await.unwrap();
+        let outcome = node.fencer.fence(reboot("n1")).await;
+        let shown = format!("{outcome:?}");
+        assert!(
+            outcome.is_err_and(|e| e.to_string().contains("timed out")),
+            "{fencing} {device}: {shown}"
+        );
+    }
+}
