@@ -121,6 +121,81 @@ pub fn read_regular_string(
     Ok((text, meta))
 }
 
+/// Why a private file (a key, a password file) was not read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrivateReadError {
+    /// The file could not be read (see [`read_regular`]).
+    #[error(transparent)]
+    Read(#[from] BoundedReadError),
+    /// Its group or others may read or write it.
+    #[error(
+        "{path} is accessible by its group or others (mode {mode:04o}); it must be private to \
+         its owner: run `chmod 600 {path}`"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// It belongs to another user than root or the one reading it: that user could replace
+    /// it.
+    #[error(
+        "{path} belongs to uid {owner}, neither root nor this user (uid {user}); run \
+         `chown {user} {path}`"
+    )]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user reading it.
+        user: u32,
+    },
+}
+
+/// Like [`read_regular_string`], for a file only its owner may access: refused when its group
+/// or others may read or write it ([`PrivateReadError::Exposed`]) or when it belongs to
+/// another user than root or the reader ([`PrivateReadError::Owner`]). The checks apply to the
+/// file actually read (its `fstat`), not to whatever the path names a moment later.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// use ocf_ref::bounded_read::{PrivateReadError, read_private_string};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("pw");
+/// std::fs::write(&path, "hunter2\n").unwrap();
+/// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+/// let e = read_private_string(&path, 4096).unwrap_err();
+/// assert!(matches!(e, PrivateReadError::Exposed { mode: 0o644, .. }));
+/// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+/// assert_eq!(read_private_string(&path, 4096).unwrap().0, "hunter2\n");
+/// ```
+pub fn read_private_string(
+    path: &Path,
+    limit: u64,
+) -> Result<(String, Metadata), PrivateReadError> {
+    let (text, meta) = read_regular_string(path, limit)?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(PrivateReadError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+    let me = nix::unistd::geteuid().as_raw();
+    if owner != 0 && owner != me {
+        return Err(PrivateReadError::Owner {
+            path: path.to_owned(),
+            owner,
+            user: me,
+        });
+    }
+    Ok((text, meta))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@
 //! - [`tester`]: a conformance check of a fence agent (`ocf fence test`).
 //! - [`metadata_xml`]: fence meta-data from the `<resource-agent>` XML, through
 //!   `ocf_resources`' parser.
+//! - [`node_devices`]: the devices a node declares in its `node.toml`, checked and built
+//!   into a ready fencer.
 //! - [`targets`]: host lists and host maps from configuration text.
 //! - [`policy`]: the quorum rule (fence only from a quorate view).
 //! - [`incident_name`]: the one name of the incident "node N was lost in view V".
@@ -17,6 +19,7 @@ pub mod devices;
 pub mod fencer;
 pub mod incident_name;
 pub mod metadata_xml;
+pub mod node_devices;
 pub mod policy;
 pub mod targets;
 pub mod tester;

@@ -36,6 +36,27 @@
 //! max_clients = 256                  # optional
 //! ```
 //!
+//! Both backends take this node's fence devices (all optional; see
+//! [`crate::fencing::node_devices`] for what is checked, and when):
+//!
+//! ```toml
+//! [fencing]
+//! agents_dir = "/usr/sbin"             # optional: where fence_* agents are looked up
+//! lost_node_action = "reboot"          # optional: "reboot" (default), "off" or "none"
+//! device_timeout_s = 60                # optional: seconds per device operation (1..=3600)
+//! [[devices]]
+//! id = "pdu1"                          # unique on this node
+//! agent = "fence_apc"                  # fence_*, "stonith:<type>", "native:null", "native:manual"
+//! hosts = ["n1", "n2"]                 # or host_map = { n1 = "1", n2 = "2" }; neither: ask the agent
+//! params = { ip = "10.0.0.5", username = "fence" }          # strings; never a secret
+//! secret_files = { password = "/etc/ocf/pdu1.password" }   # root-only files (mode 0600)
+//! timeout_s = 30                       # optional: this device's operation timeout
+//! [[levels]]                           # optional topology: level 1 first, then 2, ...
+//! target = "n1"
+//! level = 1
+//! devices = ["pdu1"]
+//! ```
+//!
 //! The local API socket (`socket`): the daemon locks `<socket>.lock` beside it for its whole
 //! life, replaces only a stale socket (never a file, directory or link: those are errors),
 //! and creates the socket with mode 0660, owned by root and `socket_group` (default: the
@@ -58,6 +79,9 @@ use serde::Deserialize;
 
 use super::protocol::{ClusterSpec, DEFAULT_DETECT_MS, NodeSpec, QuorumOptions, Timing};
 use crate::bounded_read::{BoundedReadError, read_regular_string};
+use crate::fencing::node_devices::{
+    DeviceEntry, FencingOptions, LevelEntry, NodeDevicesError, check_tables,
+};
 
 /// The largest config file read, in bytes (1 MiB: thousands of `[[nodes]]` entries).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -92,6 +116,14 @@ pub enum ConfigError {
         key: String,
         /// What is wrong and what would be right.
         problem: String,
+    },
+    /// The fencing tables (`[fencing]`, `[[devices]]`, `[[levels]]`) are inconsistent.
+    #[error("membership config {path}: {source}")]
+    Fencing {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (names the device or level and the key).
+        source: Box<NodeDevicesError>,
     },
 }
 
@@ -255,6 +287,16 @@ pub struct NodeConfig {
     /// with Corosync, whose nodelist is the truth.
     #[serde(default)]
     pub nodes: Vec<NodeEntry>,
+    /// `[fencing]`: options for this node's fence devices.
+    #[serde(default)]
+    pub fencing: FencingOptions,
+    /// `[[devices]]`: the fence devices this node owns (none by default).
+    #[serde(default)]
+    pub devices: Vec<DeviceEntry>,
+    /// `[[levels]]`: the fencing topology, per target (none by default: every device that
+    /// can fence a target is tried, in file order).
+    #[serde(default)]
+    pub levels: Vec<LevelEntry>,
 }
 
 impl NodeConfig {
@@ -309,6 +351,12 @@ impl NodeConfig {
                 "is empty; name a group, or remove the key to keep the daemon's own group".into(),
             ));
         }
+        check_tables(&self.fencing, &self.devices, &self.levels).map_err(|source| {
+            ConfigError::Fencing {
+                path: path.to_owned(),
+                source: Box::new(source),
+            }
+        })?;
         match self.backend {
             BackendKind::Builtin => self.validate_builtin(path),
             BackendKind::Corosync => self.validate_corosync(path),
@@ -475,7 +523,9 @@ impl NodeConfig {
     }
 }
 
-/// `line N: `the line`: what is wrong`, naming the key the way the file spells it.
+/// `line N: `the line`: what is wrong`, naming the key the way the file spells it. A line
+/// that names a secret parameter (`password = ...` in a device's `params`) is not quoted, nor
+/// are the values the parser's message quotes: the error must not carry the secret.
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();
     match e.span() {
@@ -483,7 +533,25 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
             let start = span.start.min(text.len());
             let line_no = text[..start].matches('\n').count() + 1;
             let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
-            format!("line {line_no}: `{line}`: {message}")
+            let secret = line
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .any(ocf_fencing::is_secret_parameter);
+            if secret {
+                let message: String = message
+                    .split('`')
+                    .enumerate()
+                    .map(|(i, part)| {
+                        if i % 2 == 1 {
+                            "<value not shown>"
+                        } else {
+                            part
+                        }
+                    })
+                    .collect();
+                format!("line {line_no} (not quoted: it names a secret): {message}")
+            } else {
+                format!("line {line_no}: `{line}`: {message}")
+            }
         }
         None => message.to_owned(),
     }
@@ -612,5 +680,95 @@ votes = 2
         assert!(e.to_string().contains("`node_id`"), "{e}");
         let e = parse("backend = \"corosync\"\n").unwrap_err();
         assert!(e.to_string().contains("cluster"), "{e}");
+    }
+
+    const FENCING: &str = r#"
+[fencing]
+lost_node_action = "off"
+device_timeout_s = 30
+[[devices]]
+id = "null"
+agent = "native:null"
+hosts = ["n1", "n2"]
+[[devices]]
+id = "pdu1"
+agent = "fence_apc"
+host_map = { n1 = "1", n2 = "2" }
+params = { ip = "10.0.0.5", username = "fence" }
+secret_files = { password = "/etc/ocf/pdu1.password" }
+timeout_s = 20
+[[levels]]
+target = "n1"
+level = 1
+devices = ["pdu1"]
+[[levels]]
+target = "n1"
+level = 2
+devices = ["null"]
+"#;
+
+    #[test]
+    fn fencing_tables_parse_with_both_backends() {
+        for head in [GOOD, "cluster = \"c1\"\nbackend = \"corosync\"\n"] {
+            let c = parse(&format!("{head}{FENCING}")).unwrap();
+            assert_eq!(c.devices.len(), 2);
+            assert_eq!(c.levels.len(), 2);
+            assert_eq!(
+                c.fencing.lost_node_action,
+                crate::fencing::node_devices::LostNodeAction::Off
+            );
+        }
+        let c = parse(GOOD).unwrap();
+        assert!(c.devices.is_empty() && c.levels.is_empty());
+        assert_eq!(c.fencing, FencingOptions::default());
+    }
+
+    #[test]
+    fn fencing_mistakes_are_refused_at_load() {
+        let e = parse(&format!(
+            "{GOOD}{}",
+            FENCING.replace("timeout_s = 20", "timeout = 20")
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("timeout"), "{e}");
+        let e = parse(&format!(
+            "{GOOD}{}",
+            FENCING.replace("level = 2", "level = 1")
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("`levels[1].level`"), "{e}");
+        assert!(matches!(e, ConfigError::Fencing { .. }), "{e}");
+        let e = parse(&format!(
+            "{GOOD}{}",
+            FENCING.replace("username = \"fence\"", "password = \"hunter2\"")
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("device pdu1: `params.password`"),
+            "{e}"
+        );
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+        let e = parse(&format!(
+            "{GOOD}{}",
+            FENCING.replace("[fencing]", "[fencing]\nspeed = 1")
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("speed"), "{e}");
+        // A parse error on a line holding a secret quotes neither the line nor the value.
+        for bad in [
+            "params = { password = \"hunter2\", ip = 5 }",
+            "params = { password = 7654321 }",
+        ] {
+            let e = parse(&format!(
+                "{GOOD}[[devices]]\nid = \"d\"\nagent = \"fence_apc\"\n{bad}\n"
+            ))
+            .unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("7654321"),
+                "{shown}"
+            );
+            assert!(shown.contains("line 17"), "{shown}");
+        }
     }
 }

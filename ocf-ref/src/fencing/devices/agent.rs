@@ -311,6 +311,27 @@ impl AgentDevice {
         }
     }
 
+    /// The same device with its agent's meta-data already known (read once by whoever
+    /// checked the configuration), so its first operation does not run `metadata` again.
+    ///
+    /// ```no_run
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use ocf_fencing::{DeviceParams, FenceDevice, Targets};
+    /// use ocf_ref::fencing::devices::agent::{AgentDevice, fetch_metadata, METADATA_TIMEOUT};
+    /// let md = fetch_metadata("/usr/sbin/fence_dummy".as_ref(), METADATA_TIMEOUT).await.unwrap();
+    /// let dev = AgentDevice::new("d".parse().unwrap(), "/usr/sbin/fence_dummy", DeviceParams::new(), Targets::Dynamic)
+    ///     .with_metadata(md);
+    /// // Answered from memory: no process runs.
+    /// assert_eq!(dev.metadata(Duration::ZERO).await.unwrap().name, "fence_dummy");
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_metadata(mut self, md: DeviceMetadata) -> Self {
+        self.metadata = OnceCell::new_with(Some(md));
+        self
+    }
+
     /// The agent's path.
     pub fn program(&self) -> &Path {
         &self.program
@@ -487,27 +508,133 @@ fn match_plug(plugs: &[(String, Option<String>)], target: &NodeName) -> Option<S
         .map(|(p, _)| p.clone())
 }
 
+/// One thing wrong with a device's parameters, found against its agent's meta-data by
+/// [`param_problems`]. It names the parameter, never its value (which may be a secret).
+///
+/// ```
+/// use ocf_ref::fencing::devices::agent::ParamProblem;
+/// let p = ParamProblem::Missing { parameter: "ip".into() };
+/// assert_eq!(p.parameter(), "ip");
+/// assert_eq!(p.to_string(), "required parameter ip is missing (-p ip=...)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParamProblem {
+    /// The stdin protocol would change the name or value ([`ocf_fencing::check_stdin_param`]).
+    Refused {
+        /// The parameter.
+        parameter: String,
+        /// Why.
+        refusal: ocf_fencing::ParamRefusal,
+    },
+    /// The agent has no parameter of that name.
+    Unknown {
+        /// The parameter.
+        parameter: String,
+        /// The agent's name.
+        agent: String,
+    },
+    /// The value is not of the type the meta-data declares.
+    WrongType {
+        /// The parameter.
+        parameter: String,
+        /// The declared type.
+        expected: ocf_fencing::ParameterType,
+    },
+    /// A required parameter without a default is not given.
+    Missing {
+        /// The parameter.
+        parameter: String,
+    },
+}
+
+impl ParamProblem {
+    /// The parameter concerned.
+    pub fn parameter(&self) -> &str {
+        match self {
+            Self::Refused { parameter, .. }
+            | Self::Unknown { parameter, .. }
+            | Self::WrongType { parameter, .. }
+            | Self::Missing { parameter } => parameter,
+        }
+    }
+}
+
+impl std::fmt::Display for ParamProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused { parameter, refusal } => {
+                write!(f, "parameter {parameter:?} refused: {refusal}")
+            }
+            Self::Unknown { parameter, agent } => write!(
+                f,
+                "{agent} has no parameter {parameter:?}; see `ocf fence meta {agent}`"
+            ),
+            Self::WrongType {
+                parameter,
+                expected,
+            } => write!(f, "{parameter} must be of type {expected:?}"),
+            Self::Missing { parameter } => write!(
+                f,
+                "required parameter {parameter} is missing (-p {parameter}=...)"
+            ),
+        }
+    }
+}
+
 /// Checks parameters against an agent's meta-data before running it: names and values the
 /// stdin protocol would change ([`ocf_fencing::check_stdin_param`]), unknown names, values
 /// of the wrong type, required parameters missing. Returns one line per problem (empty when
-/// all is well); values are never quoted, they may be secrets.
+/// all is well); values are never quoted, they may be secrets. [`param_problems`] gives the
+/// same problems typed.
 ///
 /// `action` and the plug (`plug`/`port`, when `target_given`) are supplied by the caller and
 /// are not required here.
 pub fn check_params(md: &DeviceMetadata, params: &DeviceParams, target_given: bool) -> Vec<String> {
+    param_problems(md, params, target_given)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The problems [`check_params`] describes, typed, in the same order: first each given
+/// parameter in name order, then each missing required one.
+///
+/// ```
+/// use ocf_fencing::DeviceParams;
+/// use ocf_ref::fencing::devices::agent::{ParamProblem, param_problems};
+/// let md = ocf_ref::fencing::metadata_xml::parse(
+///     r#"<resource-agent name="fence_x"><parameters>
+/// <parameter name="ip" required="1"><content type="string"/></parameter>
+/// </parameters></resource-agent>"#,
+/// ).unwrap();
+/// let problems = param_problems(&md, &DeviceParams::new(), true);
+/// assert_eq!(problems, [ParamProblem::Missing { parameter: "ip".into() }]);
+/// ```
+pub fn param_problems(
+    md: &DeviceMetadata,
+    params: &DeviceParams,
+    target_given: bool,
+) -> Vec<ParamProblem> {
     let mut problems = Vec::new();
     for (name, value) in params.iter() {
         if let Err(refusal) = ocf_fencing::check_stdin_param(name, value.expose()) {
-            problems.push(format!("parameter {name:?} refused: {refusal}"));
+            problems.push(ParamProblem::Refused {
+                parameter: name.to_owned(),
+                refusal,
+            });
             continue;
         }
         match md.parameter(name) {
-            None => problems.push(format!(
-                "{} has no parameter {name:?}; see `ocf fence meta {}`",
-                md.name, md.name
-            )),
+            None => problems.push(ParamProblem::Unknown {
+                parameter: name.to_owned(),
+                agent: md.name.clone(),
+            }),
             Some(p) if !p.kind.accepts(value.expose()) => {
-                problems.push(format!("{name} must be of type {:?}", p.kind));
+                problems.push(ParamProblem::WrongType {
+                    parameter: name.to_owned(),
+                    expected: p.kind.clone(),
+                });
             }
             Some(_) => {}
         }
@@ -516,15 +643,16 @@ pub fn check_params(md: &DeviceMetadata, params: &DeviceParams, target_given: bo
         let supplied =
             p.name == "action" || (target_given && (p.name == "plug" || p.name == "port"));
         if p.required && p.default.is_none() && !supplied && !params.contains(&p.name) {
-            // An obsoleted name given under its replacement (port → plug) counts.
+            // An obsoleted name given under its replacement (port → plug) counts; a missing
+            // one is reported once, under its replacement's name (username, not login).
             let replaced = md.parameters.iter().any(|q| {
-                q.obsoletes.as_deref() == Some(p.name.as_str()) && params.contains(&q.name)
+                q.obsoletes.as_deref() == Some(p.name.as_str())
+                    && (params.contains(&q.name) || (p.deprecated && q.required))
             });
             if !replaced {
-                problems.push(format!(
-                    "required parameter {} is missing (-p {}=...)",
-                    p.name, p.name
-                ));
+                problems.push(ParamProblem::Missing {
+                    parameter: p.name.clone(),
+                });
             }
         }
     }

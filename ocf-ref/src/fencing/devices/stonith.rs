@@ -299,6 +299,26 @@ impl StonithDevice {
         self
     }
 
+    /// The same device with its plugin's meta-data already known (read once by whoever
+    /// checked the configuration), so it is not asked again.
+    ///
+    /// ```no_run
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use ocf_fencing::{DeviceParams, FenceDevice, Targets};
+    /// use ocf_ref::fencing::devices::stonith::{StonithDevice, plugin_metadata, stonith_program};
+    /// let md = plugin_metadata(&stonith_program(), "null", Duration::from_secs(10)).await.unwrap();
+    /// let dev = StonithDevice::new("g".parse().unwrap(), "null", DeviceParams::new(), Targets::Dynamic)
+    ///     .with_metadata(md);
+    /// assert_eq!(dev.metadata(Duration::ZERO).await.unwrap().name, "null");
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn with_metadata(mut self, md: DeviceMetadata) -> Self {
+        self.metadata = OnceCell::new_with(Some(md));
+        self
+    }
+
     /// The plugin type.
     pub fn plugin(&self) -> &str {
         &self.plugin

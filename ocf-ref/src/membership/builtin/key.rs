@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 
-use crate::bounded_read::{BoundedReadError, read_regular_string};
+use crate::bounded_read::{BoundedReadError, PrivateReadError, read_private_string};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -115,25 +115,11 @@ impl ClusterKey {
     /// 0400), else [`KeyError::Exposed`] naming the `chmod` that fixes it, owned by root or
     /// the reading user, else [`KeyError::Owner`].
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let (text, meta) = read_regular_string(path, MAX_KEY_FILE_BYTES).map_err(KeyError::Read)?;
-        // The mode of the file actually read (fstat), not of whatever the path names now.
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        // Whoever owns the file can replace the key; only root or this user may.
-        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
-        let me = nix::unistd::geteuid().as_raw();
-        if owner != 0 && owner != me {
-            return Err(KeyError::Owner {
-                path: path.to_owned(),
-                owner,
-                user: me,
-            });
-        }
+        let (text, _) = read_private_string(path, MAX_KEY_FILE_BYTES).map_err(|e| match e {
+            PrivateReadError::Read(e) => KeyError::Read(e),
+            PrivateReadError::Exposed { path, mode } => KeyError::Exposed { path, mode },
+            PrivateReadError::Owner { path, owner, user } => KeyError::Owner { path, owner, user },
+        })?;
         let malformed = |problem: &str| KeyError::Malformed {
             path: path.to_owned(),
             problem: problem.to_owned(),
