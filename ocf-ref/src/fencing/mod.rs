@@ -5,6 +5,8 @@
 //! - [`devices`]: the [`ocf_fencing::FenceDevice`] implementations: [`devices::agent`]
 //!   (fence-agents), [`devices::stonith`] (cluster-glue plugins), [`devices::native`].
 //! - [`fencer`]: the [`ocf_fencing::Fencer`] and [`ocf_fencing::FencerAdmin`] implementation.
+//! - [`daemon_fencer`]: a [`ocf_fencing::Fencer`] over a node daemon's socket (the fencer that
+//!   daemon serves), for any process on the node.
 //! - [`tester`]: a conformance check of a fence agent (`ocf fence test`).
 //! - [`metadata_xml`]: fence meta-data from the `<resource-agent>` XML, through
 //!   `ocf_resources`' parser.
@@ -12,8 +14,9 @@
 //! - [`policy`]: the quorum rule (fence only from a quorate view).
 //! - [`incident_name`]: the one name of the incident "node N was lost in view V".
 
-pub mod devices;
 pub mod cluster;
+pub mod daemon_fencer;
+pub mod devices;
 pub mod fencer;
 pub mod incident_name;
 pub mod metadata_xml;
