@@ -34,10 +34,10 @@ use super::output::{print_json, print_json_line};
 use super::{CliResult, EXIT_FAILURE, Failure};
 use crate::fencing::daemon_fencer::DaemonFencer;
 use crate::fencing::devices::agent::{self, AgentDevice};
-use crate::membership::config::NodeConfig;
-use crate::membership::daemon::local_api::MAX_FENCE_TIMEOUT;
 use crate::fencing::devices::stonith;
 use crate::fencing::tester::{self, TestOptions};
+use crate::membership::config::NodeConfig;
+use crate::membership::daemon::local_api::MAX_FENCE_TIMEOUT;
 
 /// `ocf fence` subcommands.
 #[derive(Debug, Subcommand)]
@@ -481,7 +481,9 @@ async fn test(args: TestArgs) -> CliResult {
 }
 
 /// The daemon's fencer named by `--config`.
-fn daemon_fencer(args: &DaemonArgs) -> Result<DaemonFencer, Box<dyn std::error::Error + Send + Sync>> {
+fn daemon_fencer(
+    args: &DaemonArgs,
+) -> Result<DaemonFencer, Box<dyn std::error::Error + Send + Sync>> {
     let config = NodeConfig::load(&args.config)?;
     Ok(DaemonFencer::new(config.socket_path()))
 }
@@ -498,7 +500,9 @@ fn outcome_text(o: &ocf_fencing::FenceOutcome) -> String {
     match o {
         ocf_fencing::FenceOutcome::Succeeded => "succeeded".to_owned(),
         ocf_fencing::FenceOutcome::Failed { reason } => format!("failed: {reason}"),
-        ocf_fencing::FenceOutcome::TimedOut { after_ms } => format!("timed out after {after_ms} ms"),
+        ocf_fencing::FenceOutcome::TimedOut { after_ms } => {
+            format!("timed out after {after_ms} ms")
+        }
         other => format!("{other:?}"),
     }
 }
@@ -527,15 +531,16 @@ fn record_text(r: &FenceRecord) -> String {
         let attempts: Vec<String> = l
             .attempts
             .iter()
-            .map(|a| {
-                format!("{} {} {}", a.device, a.action, outcome_text(&a.outcome))
-            })
+            .map(|a| format!("{} {} {}", a.device, a.action, outcome_text(&a.outcome)))
             .collect();
         let _ = write!(
             text,
             "\n  level {}{}: {}",
             l.level,
-            l.executor.as_ref().map(|e| format!(" on {e}")).unwrap_or_default(),
+            l.executor
+                .as_ref()
+                .map(|e| format!(" on {e}"))
+                .unwrap_or_default(),
             attempts.join("; ")
         );
     }
@@ -555,7 +560,10 @@ fn event_text(e: &FenceEvent) -> String {
                 other => format!("{other:?}"),
             },
             death.incident,
-            death.record.map(|id| format!("; record #{id}")).unwrap_or_default()
+            death
+                .record
+                .map(|id| format!("; record #{id}"))
+                .unwrap_or_default()
         ),
         other => format!("{other:?}"),
     }
@@ -630,7 +638,9 @@ async fn watch(args: WatchArgs) -> CliResult {
             Ok(None) => break,
             // Events were dropped for us; the stream goes on after the gap.
             Err(FenceError::Lagged { missed }) => {
-                eprintln!("ocf: fell behind: {missed} events were missed (see `ocf fence history`); watching on");
+                eprintln!(
+                    "ocf: fell behind: {missed} events were missed (see `ocf fence history`); watching on"
+                );
                 continue;
             }
             Err(e) => return Err(e.into()),

@@ -68,9 +68,11 @@ use crate::membership::builtin::transport::PacketCounts;
 
 /// The longest reply line a client accepts, in bytes (a view of thousands of members fits).
 pub const MAX_LINE: usize = 4 << 20;
-/// The longest request line the daemon accepts, in bytes. A `fence` request with a
-/// requester and an incident id of 256 bytes each fits, even with every byte escaped.
-pub const MAX_REQUEST_LINE: usize = 8192;
+/// The longest request line the daemon accepts, in bytes. The longest `fence` request fits
+/// with room to spare: a 253-byte target and 256-byte requester and incident ids, each byte
+/// escaped (`"` is two bytes in JSON; control characters are not allowed in them), come to
+/// about 1.7 KiB.
+pub const MAX_REQUEST_LINE: usize = 4096;
 /// The longest a `fence` request is given (its `timeout_ms` is lowered to this) and so the
 /// longest its connection waits for the outcome, before [`FENCE_REPLY_GRACE`].
 pub const MAX_FENCE_TIMEOUT: Duration = Duration::from_secs(600);
