@@ -300,14 +300,12 @@ impl FenceEventStream for DaemonEventStream {
             self.state = StreamState::Ended;
             return Ok(None);
         }
-        match reply.fence_event {
-            Some(event) => Ok(Some(event)),
-            None => {
-                let e = self
-                    .lines
-                    .unavailable("a fence subscription line without an event");
-                failed(self, e)
-            }
+        if let Some(event) = reply.fence_event {
+            return Ok(Some(event));
         }
+        let e = self
+            .lines
+            .unavailable("a fence subscription line without an event");
+        failed(self, e)
     }
 }
