@@ -15,8 +15,8 @@
 //! errors               ->  {"ok":false,"error":"..."}
 //! ```
 //!
-//! When the daemon serves a fencer, three more requests reach it (their replies are
-//! [`FenceReply`] lines):
+//! Three more requests go to the fencer the daemon serves (their replies are [`FenceReply`]
+//! lines):
 //!
 //! ```text
 //! {"op":"fence","request":{FenceRequest}}
@@ -35,7 +35,10 @@
 //!
 //! `fence_error` is the [`FenceError`] itself (tagged by `kind`), so a client gets back the
 //! typed error the fencer gave; a daemon that serves no fencer answers
-//! `{"kind":"unavailable",..}` saying so. A `fence` waits for the incident's outcome, at most
+//! `{"kind":"unavailable",..}` saying so. A request line that does not parse (an unknown
+//! action, an invalid node name, an id that is empty, over 256 bytes or holds whitespace) is
+//! `{"ok":false,"error":"bad request: ..."}` with no `fence_error`, and reaches no fencer.
+//! A `fence` waits for the incident's outcome, at most
 //! the request's own `timeout_ms` (capped at [`MAX_FENCE_TIMEOUT`], which is also the most
 //! the fencer is given) plus [`FENCE_REPLY_GRACE`]. A client that hangs up while it waits
 //! frees its connection at once, and the incident carries on (it is the fencer's, and ends in
@@ -51,7 +54,8 @@
 //!
 //! The daemon protects itself from its clients: a request line longer than
 //! [`MAX_REQUEST_LINE`] is answered with an error and the connection closed; a connection that
-//! sends no complete request within [`REQUEST_IDLE_TIMEOUT`] is closed; a client that does not
+//! sends no complete request within [`REQUEST_IDLE_TIMEOUT`] is closed (a `fence` waiting for
+//! its outcome is bounded by its own timeout instead); a client that does not
 //! take a reply within [`WRITE_TIMEOUT`] is dropped; a subscriber that hangs up is noticed at
 //! once, not at the next event; and past `max_clients` connections a new one is answered
 //! `{"ok":false,"error":"busy: ...","busy":true}` and closed. `packets` is absent when the
