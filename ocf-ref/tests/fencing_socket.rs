@@ -331,31 +331,27 @@ async fn typed_errors_cross_the_socket() {
         "Failed carries the incident's record"
     );
 
-    // A request whose own timeout passes: TimedOut, and the incident goes on.
+    // A requester whose own timeout passes while it waits: TimedOut, and the incident goes on
+    // for the one that started it.
     let manual = ManualDevice::new("meat".parse().unwrap(), [n("slow")]);
     fencer
         .register_device(Arc::new(manual.clone()))
         .await
         .unwrap();
-    let short = req("slow", "e@n1").with_timeout(Duration::from_millis(300));
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.fence(req("slow", "first@n1")).await }
+    });
+    within("the device asked", manual.wait_pending()).await;
+    let short = req("slow", "impatient@n1").with_timeout(Duration::from_millis(300));
     let e = within("timed out", client.fence(short)).await.unwrap_err();
     assert!(
         matches!(&e, FenceError::TimedOut { target, timeout_ms: 300, .. } if *target == n("slow")),
         "{e:?}"
     );
-    // The incident had the request's time: it ended (timed out) in the history.
-    let h = eventually("the incident ended", || {
-        let fencer = fencer.clone();
-        async move {
-            let h = fencer
-                .history(&HistoryFilter::all().target(n("slow")))
-                .await
-                .unwrap();
-            h.into_iter().find(|r| !r.is_pending())
-        }
-    })
-    .await;
-    assert!(!h.succeeded(), "{h:?}");
+    assert!(manual.acknowledge(&n("slow")));
+    let record = within("the first", first).await.unwrap().unwrap();
+    assert!(record.succeeded(), "{record:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,6 +571,10 @@ impl FenceEventStream for ScriptedStream {
 #[async_trait]
 impl Fencer for Scripted {
     async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
+        if request.target.as_str() == "hang" {
+            // A fencer that ignores the request's timeout.
+            std::future::pending::<()>().await;
+        }
         Err(FenceError::NotQuorate {
             target: request.target,
             node: "n1".into(),
@@ -594,15 +594,13 @@ impl Fencer for Scripted {
     }
 }
 
+/// A `Started` event of incident `id` (fixed times, so two calls give equal events).
 fn started(id: u64) -> FenceEvent {
+    let mut record =
+        FenceRecord::start(id, n("n5"), FenceAction::Off, "s@n1".parse().unwrap(), None);
+    record.started_ms = 1_700_000_000_000;
     FenceEvent::Started {
-        record: Box::new(FenceRecord::start(
-            id,
-            n("n5"),
-            FenceAction::Off,
-            "s@n1".parse().unwrap(),
-            None,
-        )),
+        record: Box::new(record),
     }
 }
 
@@ -651,6 +649,24 @@ async fn lags_errors_and_ends_of_a_stream_cross_the_socket() {
             .is_none()
     );
     assert!(stream.next_event().await.unwrap().is_none());
+}
+
+/// A fencer that never answers: the daemon answers `TimedOut` for it once the request's
+/// timeout (and the grace) passed, and keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fencer_that_never_answers_is_timed_out_by_the_daemon() {
+    let served = Served::new(Some(Arc::new(Scripted::default()))).await;
+    let client = served.client();
+    let request = req("hang", "patient@n1").with_timeout(Duration::from_millis(100));
+    let e = within("the daemon's timeout", client.fence(request))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, FenceError::TimedOut { target, timeout_ms: 100, .. } if target.as_str() == "hang"),
+        "{e:?}"
+    );
+    let e = client.fence(req("n5", "s@n1")).await.unwrap_err();
+    assert_eq!(e.kind(), FenceErrorKind::NotQuorate, "{e:?}");
 }
 
 /// A server that answers garbage, then one that hangs up, then one that never answers:

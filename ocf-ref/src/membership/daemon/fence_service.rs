@@ -23,15 +23,6 @@ fn no_fencer() -> FenceError {
     )
 }
 
-/// The timed-out error of a request whose fencer did not answer in time.
-fn timed_out(request: &FenceRequest) -> FenceError {
-    FenceError::TimedOut {
-        target: request.target.clone(),
-        action: request.action,
-        timeout_ms: u64::try_from(request.timeout.as_millis()).unwrap_or(u64::MAX),
-    }
-}
-
 /// Asks the fencer and waits for its answer, at most the request's timeout (capped at
 /// [`MAX_FENCE_TIMEOUT`]) plus [`FENCE_REPLY_GRACE`]. `None`: the client hung up while it
 /// waited (the incident carries on in the fencer).
@@ -48,8 +39,9 @@ pub(super) async fn fence(
     let target = request.target.clone();
     let action = request.action;
     let requester = request.requester.clone();
+    let timeout_ms = u64::try_from(request.timeout.as_millis()).unwrap_or(u64::MAX);
     let answer = {
-        let call = tokio::time::timeout(wait, fencer.fence(request.clone()));
+        let call = tokio::time::timeout(wait, fencer.fence(request));
         tokio::pin!(call);
         let mut watching = true;
         loop {
@@ -74,7 +66,12 @@ pub(super) async fn fence(
             ..FenceReply::ok()
         },
         Ok(Err(e)) => FenceReply::error(e),
-        Err(_) => FenceReply::error(timed_out(&request)),
+        // The fencer did not answer even past the request's timeout: answer for it.
+        Err(_) => FenceReply::error(FenceError::TimedOut {
+            target,
+            action,
+            timeout_ms,
+        }),
     })
 }
 
