@@ -33,8 +33,7 @@ pub use fencer::{FenceRequest, Fencer, FencerAdmin, IncidentId, RequesterId, Top
 #[allow(deprecated)]
 pub use history::Outcome;
 pub use history::{
-    DeviceAttempt, Execution, FenceId, FenceOutcome, FenceRecord, HistoryFilter, LevelAttempt,
-    UnixMillis,
+    DeviceAttempt, Execution, FenceId, FenceOutcome, FenceRecord, HistoryFilter, LevelAttempt, UnixMillis,
 };
 pub use metadata::{
     DeviceMetadata, DeviceParameter, ParameterType, SECRET_GETOPT_PLACEHOLDERS,
