@@ -9,6 +9,12 @@
 //! Exit codes of `ocf fence run`: the agent's own (0 success; for `status` 0 on and 2 off;
 //! 1 error); 70 when the agent could not be run or timed out. `ocf fence test` exits 0 when
 //! no check failed, 1 otherwise.
+//!
+//! `ocf fence request`, `history` and `watch` ask the fencer a node daemon serves, through
+//! the socket its `--config` names ([`DaemonFencer`]). `request` exits 0 only when the target
+//! was confirmed fenced, 70 otherwise (the record, when there is one, is printed either way);
+//! bad input (an unknown action, an invalid node name, a requester or incident id that is
+//! empty, longer than 256 bytes or holds whitespace) is a usage error, 64, and nothing is sent.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Read as _, Write as _};
@@ -18,14 +24,20 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use ocf_core::NodeName;
-use ocf_fencing::{DeviceAction, DeviceParams, Targets};
+use ocf_fencing::{
+    DeviceAction, DeviceParams, FenceAction, FenceError, FenceEvent, FenceRecord, FenceRequest,
+    Fencer, HistoryFilter, IncidentId, RequesterId, Targets,
+};
 use serde::Serialize;
 
-use super::output::print_json;
+use super::output::{print_json, print_json_line};
 use super::{CliResult, EXIT_FAILURE, Failure};
+use crate::fencing::daemon_fencer::DaemonFencer;
 use crate::fencing::devices::agent::{self, AgentDevice};
 use crate::fencing::devices::stonith;
 use crate::fencing::tester::{self, TestOptions};
+use crate::membership::config::NodeConfig;
+use crate::membership::daemon::local_api::MAX_FENCE_TIMEOUT;
 
 /// `ocf fence` subcommands.
 #[derive(Debug, Subcommand)]
@@ -41,6 +53,80 @@ pub enum FenceCommand {
     /// Check an agent's conformance: meta-data, monitor, status, and a power round trip where
     /// that is safe.
     Test(TestArgs),
+    /// Ask the node daemon's fencer to fence a node, wait for the outcome and print its
+    /// record; exit 0 only when the node was confirmed fenced.
+    Request(RequestArgs),
+    /// Print the node daemon's fencing history, oldest first.
+    History(HistoryArgs),
+    /// Print the node daemon's fencing events as they happen (one JSON line each with --json).
+    Watch(WatchArgs),
+}
+
+/// How `ocf fence request`, `history` and `watch` find the node daemon.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The node's configuration file; its daemon's socket is asked.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ocf fence request`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The node to fence.
+    pub target: NodeName,
+    /// What to do to it: reboot, off or on.
+    #[arg(long, default_value = "reboot", value_parser = parse_fence_action)]
+    pub action: FenceAction,
+    /// The incident this request answers (requests naming one incident are fenced once).
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<IncidentId>,
+    /// Who asks (default `operator@<this host>`).
+    #[arg(long, value_name = "NAME")]
+    pub requester: Option<RequesterId>,
+    /// How many seconds to wait for the outcome (at most 600).
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_fence_timeout)]
+    pub timeout: f64,
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+/// `ocf fence history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only the records about this node.
+    #[arg(long)]
+    pub target: Option<NodeName>,
+    /// Only the newest N records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+/// `ocf fence watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+/// A fence action for `ocf fence request`: reboot, off or on (status and the others are a
+/// device's, not a fencer's).
+fn parse_fence_action(text: &str) -> Result<FenceAction, String> {
+    text.parse::<FenceAction>()
+        .map_err(|_| format!("{text:?} is not a fence action: use reboot, off or on"))
+}
+
+fn parse_fence_timeout(text: &str) -> Result<f64, String> {
+    let max = MAX_FENCE_TIMEOUT.as_secs_f64();
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= max => Ok(s),
+        _ => Err(format!("{text:?} is not a number of seconds in (0, {max}]")),
+    }
 }
 
 /// Where agents are found and how output is printed.
@@ -158,6 +244,9 @@ pub async fn run(command: FenceCommand) -> CliResult {
         FenceCommand::Meta(a) => meta(&a).await,
         FenceCommand::Run(a) => run_action(a).await,
         FenceCommand::Test(a) => test(a).await,
+        FenceCommand::Request(a) => request(a).await,
+        FenceCommand::History(a) => history(a).await,
+        FenceCommand::Watch(a) => watch(a).await,
     }
 }
 
@@ -389,4 +478,184 @@ async fn test(args: TestArgs) -> CliResult {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The daemon's fencer named by `--config`.
+fn daemon_fencer(
+    args: &DaemonArgs,
+) -> Result<DaemonFencer, Box<dyn std::error::Error + Send + Sync>> {
+    let config = NodeConfig::load(&args.config)?;
+    Ok(DaemonFencer::new(config.socket_path()))
+}
+
+/// `operator@<this host>`, or `operator@localhost` when the host name is not a valid id.
+fn default_requester() -> Result<RequesterId, ocf_fencing::InvalidId> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    RequesterId::new(format!("operator@{host}")).or_else(|_| RequesterId::new("operator@localhost"))
+}
+
+fn outcome_text(o: &ocf_fencing::FenceOutcome) -> String {
+    match o {
+        ocf_fencing::FenceOutcome::Succeeded => "succeeded".to_owned(),
+        ocf_fencing::FenceOutcome::Failed { reason } => format!("failed: {reason}"),
+        ocf_fencing::FenceOutcome::TimedOut { after_ms } => {
+            format!("timed out after {after_ms} ms")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// One record in a line (and its levels after it), for people.
+fn record_text(r: &FenceRecord) -> String {
+    let outcome = r
+        .outcome
+        .as_ref()
+        .map_or_else(|| "in flight".to_owned(), outcome_text);
+    let requesters: Vec<&str> = r.requesters.iter().map(RequesterId::as_str).collect();
+    let mut text = format!(
+        "#{} {} {}: {outcome}; requested by {}",
+        r.id,
+        r.target,
+        r.action,
+        requesters.join(", ")
+    );
+    if let Some(i) = &r.incident {
+        let _ = write!(text, "; incident {i}");
+    }
+    if let Some(d) = r.duration() {
+        let _ = write!(text, "; took {} ms", d.as_millis());
+    }
+    for l in &r.levels {
+        let attempts: Vec<String> = l
+            .attempts
+            .iter()
+            .map(|a| format!("{} {} {}", a.device, a.action, outcome_text(&a.outcome)))
+            .collect();
+        let _ = write!(
+            text,
+            "\n  level {}{}: {}",
+            l.level,
+            l.executor
+                .as_ref()
+                .map(|e| format!(" on {e}"))
+                .unwrap_or_default(),
+            attempts.join("; ")
+        );
+    }
+    text
+}
+
+fn event_text(e: &FenceEvent) -> String {
+    match e {
+        FenceEvent::Started { record } => format!("started {}", record_text(record)),
+        FenceEvent::Finished { record } => format!("finished {}", record_text(record)),
+        FenceEvent::NodeDeath { death } => format!(
+            "node death {}: {}; incident {}{}",
+            death.target,
+            match &death.cause {
+                ocf_fencing::DeathCause::Fenced { action } => format!("fenced ({action})"),
+                ocf_fencing::DeathCause::NotFenced { reason } => format!("not fenced ({reason})"),
+                other => format!("{other:?}"),
+            },
+            death.incident,
+            death
+                .record
+                .map(|id| format!("; record #{id}"))
+                .unwrap_or_default()
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+async fn request(args: RequestArgs) -> CliResult {
+    let requester = match args.requester {
+        Some(r) => r,
+        None => default_requester().map_err(Failure::usage)?,
+    };
+    let fencer = daemon_fencer(&args.daemon)?;
+    let mut request = FenceRequest::new(args.target.clone(), args.action, requester)
+        .with_timeout(Duration::from_secs_f64(args.timeout));
+    if let Some(incident) = args.incident {
+        request = request.with_incident(incident);
+    }
+    eprintln!(
+        "ocf: asking the fencer at {} to {} {} (waiting up to {} s)",
+        fencer.path().display(),
+        args.action,
+        args.target,
+        args.timeout
+    );
+    let (record, error) = match fencer.fence(request).await {
+        Ok(record) => (Some(record), None),
+        Err(e) => (e.record().cloned(), Some(e)),
+    };
+    if let Some(record) = &record {
+        if args.daemon.json {
+            print_json(record)?;
+        } else {
+            emit(&format!("{}\n", record_text(record)))?;
+        }
+    }
+    match error {
+        None if record.as_ref().is_some_and(FenceRecord::succeeded) => Ok(ExitCode::SUCCESS),
+        None => Err(format!("{} was not confirmed fenced", args.target).into()),
+        Some(e) => Err(e.into()),
+    }
+}
+
+async fn history(args: HistoryArgs) -> CliResult {
+    let fencer = daemon_fencer(&args.daemon)?;
+    let mut filter = HistoryFilter::all();
+    if let Some(t) = args.target {
+        filter = filter.target(t);
+    }
+    if let Some(n) = args.limit {
+        filter = filter.limit(n);
+    }
+    let records = fencer.history(&filter).await?;
+    if args.daemon.json {
+        print_json(&records)?;
+    } else {
+        let mut text = String::new();
+        for r in &records {
+            let _ = writeln!(text, "{}", record_text(r));
+        }
+        emit(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn watch(args: WatchArgs) -> CliResult {
+    let fencer = daemon_fencer(&args.daemon)?;
+    let mut stream = fencer.subscribe().await?;
+    eprintln!("ocf: watching the fencer at {}", fencer.path().display());
+    loop {
+        let event = match stream.next_event().await {
+            Ok(Some(event)) => event,
+            // The end: the daemon's fencer shut down.
+            Ok(None) => break,
+            // Events were dropped for us; the stream goes on after the gap.
+            Err(FenceError::Lagged { missed }) => {
+                eprintln!(
+                    "ocf: fell behind: {missed} events were missed (see `ocf fence history`); watching on"
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let written = if args.daemon.json {
+            print_json_line(&event)
+        } else {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", event_text(&event)).and_then(|()| out.flush())
+        };
+        match written {
+            // The reader went away (`| head`): that ends the watch, not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            other => other?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! The node daemon: serves a membership source on the local Unix socket ([`local_api`], on a
 //! socket path claimed safely by [`local_socket`]), so every process on the node shares one
-//! membership; [`client`] is the other end, a [`Membership`] over that socket.
+//! membership; [`client`] is the other end, a [`Membership`] over that socket. Given a fencer
+//! ([`ServeOptions::with_fencer`]), the same socket serves it too (the `fence` lines of
+//! [`local_api`]); [`DaemonFencer`](crate::fencing::daemon_fencer::DaemonFencer) is that end.
 //!
 //! [`serve_source`] serves any [`Membership`] (the built-in engine, Corosync, a test double);
 //! [`serve`] starts the built-in engine from a config and serves it; [`start`] starts whichever
@@ -16,14 +18,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ocf_fencing::Fencer;
 use ocf_membership::{Membership, MembershipError};
+use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub mod client;
+mod fence_service;
 pub mod local_api;
 pub mod local_socket;
 
@@ -133,8 +138,9 @@ fn in_use_message(path: &Path, lock: &Path, holder: Option<u32>) -> String {
     }
 }
 
-/// How the daemon serves its socket: who may connect, how many at once, what `stats` shows.
-#[derive(Debug, Clone)]
+/// How the daemon serves its socket: who may connect, how many at once, what `stats` shows,
+/// and which fencer (if any) answers the fencing requests.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ServeOptions {
     /// The most connections served at once; past it a client is answered "busy" and closed.
@@ -143,6 +149,20 @@ pub struct ServeOptions {
     pub socket_group: Option<String>,
     /// The engine's packet counters, reported by `stats`.
     pub packets: Option<Arc<TransportStats>>,
+    /// The fencer that answers `fence`, `fence_history` and `fence_subscribe`; `None`: those
+    /// requests are answered with an `unavailable` error saying this daemon serves no fencer.
+    pub fencer: Option<Arc<dyn Fencer>>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("max_clients", &self.max_clients)
+            .field("socket_group", &self.socket_group)
+            .field("packets", &self.packets)
+            .field("fencer", &self.fencer.as_ref().map(|_| "dyn Fencer"))
+            .finish()
+    }
 }
 
 impl Default for ServeOptions {
@@ -151,6 +171,7 @@ impl Default for ServeOptions {
             max_clients: DEFAULT_MAX_CLIENTS,
             socket_group: None,
             packets: None,
+            fencer: None,
         }
     }
 }
@@ -162,6 +183,7 @@ impl ServeOptions {
             max_clients: config.max_clients,
             socket_group: config.socket_group.clone(),
             packets: None,
+            fencer: None,
         }
     }
 
@@ -169,6 +191,13 @@ impl ServeOptions {
     #[must_use]
     pub fn with_packets(mut self, packets: Arc<TransportStats>) -> Self {
         self.packets = Some(packets);
+        self
+    }
+
+    /// The same, serving `fencer` to the socket's fencing requests (see [`local_api`]).
+    #[must_use]
+    pub fn with_fencer(mut self, fencer: Arc<dyn Fencer>) -> Self {
+        self.fencer = Some(fencer);
         self
     }
 
@@ -234,6 +263,9 @@ struct Shared {
     max_clients: usize,
     refused_busy: AtomicU64,
     packets: Option<Arc<TransportStats>>,
+    fencer: Option<Arc<dyn Fencer>>,
+    /// Turns true when the server stops: fence subscribers then get their `end` line.
+    stopping: watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -254,12 +286,15 @@ pub fn serve_claimed(
     options: ServeOptions,
 ) -> ServerHandle {
     let max_clients = options.max_clients.max(1);
+    let (stopping_tx, stopping) = watch::channel(false);
     let shared = Arc::new(Shared {
         source,
         permits: Arc::new(Semaphore::new(max_clients)),
         max_clients,
         refused_busy: AtomicU64::new(0),
         packets: options.packets,
+        fencer: options.fencer,
+        stopping,
     });
     let listener = claim.take_listener();
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -297,6 +332,7 @@ pub fn serve_claimed(
             }
         }
         // Open connections may finish (a subscription writes its `end`); the rest are dropped.
+        let _ = stopping_tx.send(true);
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while clients.join_next().await.is_some() {}
         })
@@ -332,7 +368,7 @@ fn refuse_busy(shared: &Shared, stream: &UnixStream) {
     }
 }
 
-async fn write_reply(w: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+async fn write_reply<T: Serialize>(w: &mut OwnedWriteHalf, reply: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
     line.push(b'\n');
     // A client that does not read would otherwise hold its task (and descriptor) for ever.
@@ -423,6 +459,29 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
                 ..Reply::ok()
             },
             Request::Subscribe => return serve_subscription(source, reader, w).await,
+            Request::Fence { request } => {
+                let reply =
+                    fence_service::fence(shared.fencer.as_ref(), request, &mut reader).await;
+                match reply {
+                    Some(reply) => write_reply(&mut w, &reply).await?,
+                    None => return Ok(()), // the client hung up while it waited
+                }
+                continue;
+            }
+            Request::FenceHistory { filter } => {
+                let reply = fence_service::history(shared.fencer.as_ref(), &filter).await;
+                write_reply(&mut w, &reply).await?;
+                continue;
+            }
+            Request::FenceSubscribe => {
+                return fence_service::subscribe(
+                    shared.fencer.as_ref(),
+                    shared.stopping.clone(),
+                    reader,
+                    w,
+                )
+                .await;
+            }
         };
         write_reply(&mut w, &reply).await?;
     }
