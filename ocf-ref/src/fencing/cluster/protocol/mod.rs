@@ -1361,7 +1361,11 @@ fn fit(mut stored: Stored) -> Stored {
         if size <= PACK_BYTES || n <= 1 {
             return stored;
         }
-        tracing::warn!(incident = stored.record.id, requesters = n, "a fencing record too large for one message is sent with its first requesters only");
+        tracing::warn!(
+            incident = stored.record.id,
+            requesters = n,
+            "a fencing record too large for one message is sent with its first requesters only"
+        );
         stored.reqs.truncate(n / 2);
         stored.record.requesters.truncate(n / 2);
     }
