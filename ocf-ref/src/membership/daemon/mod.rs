@@ -44,6 +44,12 @@ use local_api::{
 };
 use local_socket::ClaimedSocket;
 
+use crate::fencing::cluster::protocol::Settings;
+use crate::fencing::cluster::protocol::message::Caps;
+use crate::fencing::cluster::{ClusterFencer, ClusterOptions};
+use crate::fencing::fencer::FencerConfig;
+use crate::fencing::node_devices::{NodeDevices, build_fencer};
+
 /// Why the daemon did not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -111,6 +117,12 @@ pub enum DaemonError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// The fence devices of node.toml could not be checked or built; nothing started.
+    #[error(transparent)]
+    Fencing(#[from] crate::fencing::node_devices::NodeDevicesError),
+    /// The cluster fencer's link could not be opened (over Corosync: its CPG group).
+    #[error("the cluster fencer's link: {0}")]
+    FenceLink(String),
     /// The socket could not be created.
     #[error("cannot create the local API socket {path}: {source}")]
     Socket {
@@ -549,6 +561,7 @@ async fn serve_subscription(
 pub struct Daemon {
     engine: Arc<BuiltinEngine>,
     server: ServerHandle,
+    fencer: ClusterFencer,
 }
 
 impl Daemon {
@@ -562,9 +575,16 @@ impl Daemon {
         self.server.path()
     }
 
-    /// Stops the engine, then the socket (subscribers see the end of their stream first).
+    /// The node's share of the cluster fencer (what the socket's `fence` lines reach).
+    pub fn fencer(&self) -> &ClusterFencer {
+        &self.fencer
+    }
+
+    /// Stops the engine, then the fencer and the socket (subscribers see the end of their
+    /// stream first).
     pub async fn shutdown(self) {
         self.engine.stop();
+        self.fencer.shutdown().await;
         self.server.shutdown().await;
         match Arc::try_unwrap(self.engine) {
             Ok(engine) => engine.shutdown().await,
@@ -594,11 +614,76 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
         });
     }
     let claim = local_socket::claim(&config.socket_path(), config.socket_group.as_deref()).await?;
+    // Devices are checked before the node joins: a bad device table starts nothing.
+    let devices = build_fencer(config, FencerConfig::default()).await?;
     let engine = Arc::new(BuiltinEngine::start(config, key).await?);
     let source: Arc<dyn Membership> = Arc::clone(&engine) as Arc<dyn Membership>;
-    let options = ServeOptions::from_config(config).with_packets(Arc::clone(engine.stats()));
+    let link = engine
+        .take_fence_link()
+        .ok_or_else(|| DaemonError::FenceLink("the engine's link was taken already".into()))?;
+    let name = config
+        .local_entry()
+        .map(|e| e.name.clone())
+        .ok_or(EngineError::NotInCluster {
+            node: config.local_id(),
+        })?;
+    let fencer = start_cluster_fencer(
+        config,
+        config.local_id(),
+        name,
+        Arc::clone(&source),
+        link,
+        devices,
+    );
+    let options = ServeOptions::from_config(config)
+        .with_packets(Arc::clone(engine.stats()))
+        .with_fencer(Arc::new(fencer.clone()));
     let server = serve_claimed(source, claim, options);
-    Ok(Daemon { engine, server })
+    Ok(Daemon {
+        engine,
+        server,
+        fencer,
+    })
+}
+
+/// Starts the node's share of the cluster fencer over `link`, running `devices`.
+fn start_cluster_fencer(
+    config: &NodeConfig,
+    me: ocf_core::NodeId,
+    name: ocf_core::NodeName,
+    membership: Arc<dyn Membership>,
+    link: crate::fencing::cluster::link::LinkEnds,
+    devices: NodeDevices,
+) -> ClusterFencer {
+    let mut targets: Vec<ocf_core::NodeName> = Vec::new();
+    let mut dynamic = false;
+    for d in &devices.devices {
+        match &d.hosts {
+            Some(hosts) => targets.extend(hosts.iter().cloned()),
+            None => dynamic = true,
+        }
+    }
+    targets.extend(config.levels.iter().map(|l| l.target.clone()));
+    targets.sort();
+    targets.dedup();
+    let settings = Settings {
+        lost_node_action: devices.lost_node_action.fence_action(),
+        ..Settings::default()
+    };
+    tracing::info!(
+        devices = devices.devices.len(),
+        ?targets,
+        dynamic,
+        "cluster fencer starting"
+    );
+    ClusterFencer::start(
+        me,
+        name,
+        membership,
+        link,
+        Arc::new(devices.fencer),
+        ClusterOptions::new(Caps { targets, dynamic }).with_settings(settings),
+    )
 }
 
 /// A running node daemon of any backend: what [`start`] returns.
@@ -619,6 +704,15 @@ impl NodeDaemon {
             Self::Builtin(d) => Arc::clone(d.engine()) as Arc<dyn Membership>,
             #[cfg(feature = "corosync")]
             Self::Corosync(d) => Arc::new(d.membership().clone()) as Arc<dyn Membership>,
+        }
+    }
+
+    /// The node's share of the cluster fencer.
+    pub fn fencer(&self) -> &ClusterFencer {
+        match self {
+            Self::Builtin(d) => d.fencer(),
+            #[cfg(feature = "corosync")]
+            Self::Corosync(d) => &d.fencer,
         }
     }
 
@@ -682,6 +776,8 @@ pub async fn start(config: &NodeConfig) -> Result<NodeDaemon, DaemonError> {
 pub struct CorosyncDaemon {
     membership: crate::membership::corosync::CorosyncMembership,
     server: ServerHandle,
+    fencer: ClusterFencer,
+    _link: crate::membership::corosync::CpgLink,
 }
 
 #[cfg(feature = "corosync")]
@@ -700,6 +796,7 @@ impl CorosyncDaemon {
     /// subscriber's stream ends, then stops serving.
     pub async fn shutdown(self) {
         self.membership.close();
+        self.fencer.shutdown().await;
         self.server.shutdown().await;
     }
 }
@@ -715,8 +812,30 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
         });
     }
     let claim = local_socket::claim(&config.socket_path(), config.socket_group.as_deref()).await?;
+    let devices = build_fencer(config, FencerConfig::default()).await?;
     let membership = CorosyncMembership::connect_with(CorosyncOptions::default()).await?;
     let source: Arc<dyn Membership> = Arc::new(membership.clone());
-    let server = serve_claimed(source, claim, ServeOptions::from_config(config));
-    Ok(CorosyncDaemon { membership, server })
+    let mut link = crate::membership::corosync::cpg_link(&config.cluster)
+        .await
+        .map_err(|e| DaemonError::FenceLink(e.to_string()))?;
+    let ends = link
+        .take_ends()
+        .ok_or_else(|| DaemonError::FenceLink("the CPG link's ends were taken already".into()))?;
+    let me = source.local_node().await?;
+    let name = match source.current_view().await {
+        Ok(Some(v)) => v.member(me).map(|m| m.name.clone()),
+        _ => None,
+    };
+    let name = name
+        .or_else(|| format!("node{}", me.get()).parse().ok())
+        .ok_or_else(|| DaemonError::FenceLink(format!("node {me} has no usable name")))?;
+    let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), ends, devices);
+    let options = ServeOptions::from_config(config).with_fencer(Arc::new(fencer.clone()));
+    let server = serve_claimed(source, claim, options);
+    Ok(CorosyncDaemon {
+        membership,
+        server,
+        fencer,
+        _link: link,
+    })
 }
