@@ -25,8 +25,19 @@ const TICK: Duration = Duration::from_millis(50);
 /// How many client calls may wait for the driver at once.
 const COMMANDS: usize = 4096;
 
+/// A claim on one attempt of one incident, made by the executor just before it runs its
+/// devices: a second line of defence for engines with a linearizable store (etcd: a
+/// create-if-absent transaction on `/ocf/<cluster>/fence/<incident>/<attempt>`), so that
+/// exactly one node runs an attempt even if two believed themselves assigned.
+#[async_trait]
+pub trait ExecutionGuard: Send + Sync {
+    /// Claims attempt `attempt` of incident `incident` for this node: `Ok(true)` when this
+    /// node now holds it (or held it already), `Ok(false)` when another node does.
+    async fn claim(&self, incident: FenceId, attempt: u32) -> Result<bool, FenceError>;
+}
+
 /// What a [`ClusterFencer`] needs besides its membership, link and devices.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClusterOptions {
     /// The protocol's settings.
@@ -35,6 +46,8 @@ pub struct ClusterOptions {
     pub caps: Caps,
     /// How many events a subscriber may fall behind before it misses some.
     pub event_buffer: usize,
+    /// The claim made before each execution, if the engine has one.
+    pub guard: Option<Arc<dyn ExecutionGuard>>,
 }
 
 impl ClusterOptions {
@@ -44,7 +57,15 @@ impl ClusterOptions {
             settings: Settings::default(),
             caps,
             event_buffer: 1024,
+            guard: None,
         }
+    }
+
+    /// The same, claiming each execution through `guard` first.
+    #[must_use]
+    pub fn with_guard(mut self, guard: Arc<dyn ExecutionGuard>) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// The same, with these settings.
@@ -52,6 +73,17 @@ impl ClusterOptions {
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
         self
+    }
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field("settings", &self.settings)
+            .field("caps", &self.caps)
+            .field("event_buffer", &self.event_buffer)
+            .field("guard", &self.guard.is_some())
+            .finish()
     }
 }
 
@@ -109,6 +141,7 @@ impl ClusterFencer {
             node,
             link,
             executor,
+            guard: options.guard,
             events: Arc::clone(&events),
             waiting: BTreeMap::new(),
         };
@@ -199,6 +232,7 @@ struct Driver {
     node: FenceNode,
     link: LinkEnds,
     executor: Arc<dyn Fencer>,
+    guard: Option<Arc<dyn ExecutionGuard>>,
     events: Events,
     waiting: BTreeMap<ReqId, oneshot::Sender<Result<FenceRecord, FenceError>>>,
 }
@@ -340,9 +374,20 @@ impl Driver {
                 } => {
                     tracing::info!(target = %request.target, action = %request.action, incident = id, attempt, "this node runs the fence");
                     let executor = Arc::clone(&self.executor);
+                    let guard = self.guard.clone();
                     let done = done.clone();
                     tokio::spawn(async move {
-                        let result = executor.fence(request).await;
+                        let claimed = match &guard {
+                            None => Ok(true),
+                            Some(g) => g.claim(id, attempt).await,
+                        };
+                        let result = match claimed {
+                            Ok(true) => executor.fence(request).await,
+                            Ok(false) => Err(FenceError::unavailable(format!(
+                                "attempt {attempt} of incident {id} is held by another node"
+                            ))),
+                            Err(e) => Err(e),
+                        };
                         let _ = done.send((id, attempt, result));
                     });
                 }

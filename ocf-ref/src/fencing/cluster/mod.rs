@@ -14,4 +14,4 @@ pub mod link;
 pub mod protocol;
 pub mod sim;
 
-pub use driver::{ClusterFencer, ClusterOptions};
+pub use driver::{ClusterFencer, ClusterOptions, ExecutionGuard};
