@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The cluster fencer in one process: five built-in engines on loopback UDP, each with its
 //! own `ClusterFencer` and `LocalFencer`, one simulated PDU reachable from n1–n4. Real
 //! sockets, real protocol; only the power switch is simulated (the multi-process tests use

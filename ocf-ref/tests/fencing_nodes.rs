@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The cluster fencer across real `ocf node` processes on loopback, with a spy fence agent:
 //! a node is shot once, whoever asks and from whichever node.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The cluster fencer's protocol under seeded faults: partitions, crashes of the executing
 //! node, restarts, message loss and duplication, failing devices. Every run is checked by
 //! the named invariants of `FENCING.md`; a failure prints its seed and the replay command.

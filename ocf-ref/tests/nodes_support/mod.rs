@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Real `ocf node` processes on loopback for the cluster fencer's tests: configs with a spy
 //! fence agent in a scratch agents dir (it appends every call to a file), start, wait for one
 //! view, kill -9, and clean up (every process killed and reaped, the directory removed) on

@@ -313,15 +313,9 @@ impl Driver {
                         break;
                     }
                 },
-                msg = self.link.incoming.recv() => match msg {
-                    Some(LinkMessage { peer, payload }) => match Msg::decode(&payload) {
-                        Some(msg) => self.node.receive(now_millis(), peer, msg, &mut out),
-                        None => tracing::debug!(%peer, "dropped an undecodable fencing message"),
-                    },
-                    None => {
-                        tracing::error!("the fencing link closed; the cluster fencer stops");
-                        break;
-                    }
+                msg = self.link.incoming.recv() => if let Some(LinkMessage { peer, payload }) = msg { if let Some(msg) = Msg::decode(&payload) { self.node.receive(now_millis(), peer, msg, &mut out) } else { tracing::debug!(%peer, "dropped an undecodable fencing message") } } else {
+                    tracing::error!("the fencing link closed; the cluster fencer stops");
+                    break;
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Cmd::Fence(request, reply)) => {

@@ -442,6 +442,80 @@ impl Sim {
         }
     }
 
+    /// One step of the faulty phase at time `t`: requests, a partition or heal, a crash, a
+    /// restart, or nothing.
+    fn fault(&mut self, t: u64) {
+        match self.rng.below(10) {
+            0..=4 => {
+                // A burst of requests for one target from several nodes.
+                let target = 1 + self.rng.below(u64::from(NODES)) as u32;
+                let action = if self.rng.chance(0.8) {
+                    FenceAction::Reboot
+                } else {
+                    FenceAction::Off
+                };
+                let incident = self
+                    .rng
+                    .chance(0.5)
+                    .then(|| IncidentId::new(format!("n{target}@burst-{t}")).ok())
+                    .flatten();
+                for _ in 0..=self.rng.below(4) {
+                    let node = 1 + self.rng.below(u64::from(NODES)) as u32;
+                    self.ask(node, target, action, incident.clone());
+                }
+            }
+            5 => {
+                // A 2|3 partition (or heal).
+                let split = self.component.values().collect::<BTreeSet<_>>().len() > 1;
+                if split {
+                    for c in self.component.values_mut() {
+                        *c = 0;
+                    }
+                    self.trace.faults.push(format!("{t}: heal"));
+                } else {
+                    let a = 1 + self.rng.below(u64::from(NODES)) as u32;
+                    let b = 1 + (a + self.rng.below(u64::from(NODES - 1)) as u32) % NODES;
+                    for (&n, c) in &mut self.component {
+                        *c = u32::from(n == a || n == b);
+                    }
+                    self.trace
+                        .faults
+                        .push(format!("{t}: partition {{{a},{b}}}"));
+                }
+                self.reconfigure();
+            }
+            6 => {
+                // Crash the node running a device, if any, else a random one.
+                let busy = self
+                    .trace
+                    .actions
+                    .iter()
+                    .rev()
+                    .find(|a| a.end > t)
+                    .map(|a| a.node);
+                let victim = busy.unwrap_or_else(|| 1 + self.rng.below(u64::from(NODES)) as u32);
+                if self.nodes.remove(&victim).is_some() {
+                    self.leave_primary(victim);
+                    self.trace.crashes.push((victim, t));
+                    self.trace.faults.push(format!("{t}: crash n{victim}"));
+                    self.reconfigure();
+                }
+            }
+            7 => {
+                // Restart a crashed node.
+                let down: Vec<u32> = (1..=NODES)
+                    .filter(|n| !self.nodes.contains_key(n))
+                    .collect();
+                if let Some(&n) = down.get(self.rng.below(down.len().max(1) as u64) as usize) {
+                    self.start_node(n);
+                    self.trace.faults.push(format!("{t}: restart n{n}"));
+                    self.reconfigure();
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn ask(&mut self, node: u32, target: u32, action: FenceAction, incident: Option<IncidentId>) {
         let Some((n, life)) = self.nodes.get_mut(&node) else {
             return;
@@ -523,71 +597,7 @@ pub fn run(seed: u64) -> Trace {
     let mut t = 1_000;
     while t < FAULTY_MS {
         sim.step(t);
-        match sim.rng.below(10) {
-            0..=4 => {
-                // A burst of requests for one target from several nodes.
-                let target = 1 + sim.rng.below(u64::from(NODES)) as u32;
-                let action = if sim.rng.chance(0.8) {
-                    FenceAction::Reboot
-                } else {
-                    FenceAction::Off
-                };
-                let incident = sim
-                    .rng
-                    .chance(0.5)
-                    .then(|| IncidentId::new(format!("n{target}@burst-{t}")).ok())
-                    .flatten();
-                for _ in 0..1 + sim.rng.below(4) {
-                    let node = 1 + sim.rng.below(u64::from(NODES)) as u32;
-                    sim.ask(node, target, action, incident.clone());
-                }
-            }
-            5 => {
-                // A 2|3 partition (or heal).
-                let split = sim.component.values().collect::<BTreeSet<_>>().len() > 1;
-                if split {
-                    for c in sim.component.values_mut() {
-                        *c = 0;
-                    }
-                    sim.trace.faults.push(format!("{t}: heal"));
-                } else {
-                    let a = 1 + sim.rng.below(u64::from(NODES)) as u32;
-                    let b = 1 + (a + sim.rng.below(u64::from(NODES - 1)) as u32) % NODES;
-                    for (&n, c) in sim.component.iter_mut() {
-                        *c = u32::from(n == a || n == b);
-                    }
-                    sim.trace.faults.push(format!("{t}: partition {{{a},{b}}}"));
-                }
-                sim.reconfigure();
-            }
-            6 => {
-                // Crash the node running a device, if any, else a random one.
-                let busy = sim
-                    .trace
-                    .actions
-                    .iter()
-                    .rev()
-                    .find(|a| a.end > t)
-                    .map(|a| a.node);
-                let victim = busy.unwrap_or_else(|| 1 + sim.rng.below(u64::from(NODES)) as u32);
-                if sim.nodes.remove(&victim).is_some() {
-                    sim.leave_primary(victim);
-                    sim.trace.crashes.push((victim, t));
-                    sim.trace.faults.push(format!("{t}: crash n{victim}"));
-                    sim.reconfigure();
-                }
-            }
-            7 => {
-                // Restart a crashed node.
-                let down: Vec<u32> = (1..=NODES).filter(|n| !sim.nodes.contains_key(n)).collect();
-                if let Some(&n) = down.get(sim.rng.below(down.len().max(1) as u64) as usize) {
-                    sim.start_node(n);
-                    sim.trace.faults.push(format!("{t}: restart n{n}"));
-                    sim.reconfigure();
-                }
-            }
-            _ => {}
-        }
+        sim.fault(t);
         t += 200 + sim.rng.below(1_500);
     }
     // Quiet: heal, restart everyone, no loss; everything must settle.
@@ -728,7 +738,9 @@ pub mod check {
                     r.id == a.id
                         && r.executions.iter().any(|e| {
                             e.attempt == a.attempt
-                                && e.outcome.as_ref().is_some_and(|o| o.is_success())
+                                && e.outcome
+                                    .as_ref()
+                                    .is_some_and(ocf_fencing::FenceOutcome::is_success)
                         })
                 })
             })
@@ -814,8 +826,11 @@ pub mod check {
         Ok(())
     }
 
+    /// A checker: `Err` says how the trace broke its invariant.
+    pub type Checker = fn(&Trace) -> Result<(), String>;
+
     /// Every checker, by name.
-    pub const ALL: &[(&str, fn(&Trace) -> Result<(), String>)] = &[
+    pub const ALL: &[(&str, Checker)] = &[
         ("one_action_per_incident", one_action_per_incident),
         ("no_action_outside_primary", no_action_outside_primary),
         ("never_self", never_self),

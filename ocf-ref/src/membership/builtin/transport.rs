@@ -428,13 +428,14 @@ async fn recv_app(
     rx: &mut Option<tokio::sync::mpsc::Receiver<LinkMessage>>,
 ) -> Option<LinkMessage> {
     match rx {
-        Some(r) => match r.recv().await {
-            Some(m) => Some(m),
-            None => {
+        Some(r) => {
+            if let Some(m) = r.recv().await {
+                Some(m)
+            } else {
                 *rx = None;
                 std::future::pending().await
             }
-        },
+        }
         None => std::future::pending().await,
     }
 }

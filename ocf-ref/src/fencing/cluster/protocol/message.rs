@@ -36,10 +36,8 @@ impl Caps {
     pub fn rank(&self, target: &NodeName) -> u8 {
         if self.targets.contains(target) {
             2
-        } else if self.dynamic {
-            1
         } else {
-            0
+            u8::from(self.dynamic)
         }
     }
 }

@@ -393,7 +393,7 @@ impl FenceNode {
                 out,
             ),
             Msg::Entries { epoch, first, ops } => {
-                self.handle_entries(now, from, epoch, first, ops, out)
+                self.handle_entries(now, from, epoch, first, ops, out);
             }
             Msg::Ack { epoch, applied } => {
                 if self.view.as_ref().is_some_and(|v| v.id == epoch) {
@@ -989,44 +989,39 @@ impl FenceNode {
             })
             .collect();
         candidates.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-        match candidates.first() {
-            Some((_, node, name)) => {
-                let attempt = u32::try_from(stored.record.executions.len() + 1).unwrap_or(u32::MAX);
-                let (node, name) = (*node, name.clone());
-                self.append(
-                    now,
-                    Op::Assign {
-                        id,
-                        attempt,
-                        node,
-                        name,
-                        at_ms: now,
-                    },
-                    out,
-                );
-            }
-            None => {
-                let executions = &stored.record.executions;
-                let no_device = executions.is_empty()
-                    || self.table.incidents.get(&id).is_some_and(|s| s.no_device && executions.len() == 1)
-                    || executions.iter().all(|e| {
-                        matches!(&e.outcome, Some(FenceOutcome::Failed { reason }) if reason.starts_with("no device"))
-                    });
-                let reason = executions
-                    .iter()
-                    .rev()
-                    .find_map(|e| match &e.outcome {
-                        Some(FenceOutcome::Failed { reason }) => {
-                            Some(format!("{}: {reason}", e.node))
-                        }
-                        Some(FenceOutcome::TimedOut { after_ms }) => {
-                            Some(format!("{}: timed out after {after_ms} ms", e.node))
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| format!("no member can fence {target}"));
-                self.close(now, id, FenceOutcome::Failed { reason }, no_device, out);
-            }
+        if let Some((_, node, name)) = candidates.first() {
+            let attempt = u32::try_from(stored.record.executions.len() + 1).unwrap_or(u32::MAX);
+            let (node, name) = (*node, name.clone());
+            self.append(
+                now,
+                Op::Assign {
+                    id,
+                    attempt,
+                    node,
+                    name,
+                    at_ms: now,
+                },
+                out,
+            );
+        } else {
+            let executions = &stored.record.executions;
+            let no_device = executions.is_empty()
+                || self.table.incidents.get(&id).is_some_and(|s| s.no_device && executions.len() == 1)
+                || executions.iter().all(|e| {
+                    matches!(&e.outcome, Some(FenceOutcome::Failed { reason }) if reason.starts_with("no device"))
+                });
+            let reason = executions
+                .iter()
+                .rev()
+                .find_map(|e| match &e.outcome {
+                    Some(FenceOutcome::Failed { reason }) => Some(format!("{}: {reason}", e.node)),
+                    Some(FenceOutcome::TimedOut { after_ms }) => {
+                        Some(format!("{}: timed out after {after_ms} ms", e.node))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| format!("no member can fence {target}"));
+            self.close(now, id, FenceOutcome::Failed { reason }, no_device, out);
         }
     }
 

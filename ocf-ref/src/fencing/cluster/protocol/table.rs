@@ -242,57 +242,14 @@ impl Table {
                 outcome,
                 no_device,
                 at_ms,
-            } => {
-                if let Some(s) = self.incidents.get_mut(&id) {
-                    if let Some(e) = s
-                        .record
-                        .executions
-                        .iter_mut()
-                        .find(|e| e.attempt == attempt && e.outcome.is_none())
-                    {
-                        let node = e.node.clone();
-                        e.outcome = Some(outcome);
-                        e.ended_ms = Some(at_ms);
-                        let base = u32::try_from(s.record.levels.len()).unwrap_or(u32::MAX);
-                        s.record
-                            .levels
-                            .extend(levels.into_iter().enumerate().map(|(i, l)| {
-                                let mut l = l.ran_on(node.clone());
-                                l.level = if l.level == 0 {
-                                    base + u32::try_from(i).unwrap_or(0) + 1
-                                } else {
-                                    l.level
-                                };
-                                l
-                            }));
-                        s.no_device = no_device;
-                    }
-                }
-            }
+            } => self.executed(id, attempt, levels, outcome, no_device, at_ms),
             Op::Close {
                 id,
                 outcome,
                 no_device,
                 at_ms,
                 death,
-            } => {
-                if let Some(s) = self.incidents.get_mut(&id) {
-                    if s.is_open() {
-                        s.record.outcome = Some(outcome);
-                        s.record.ended_ms = Some(at_ms);
-                        s.no_device = no_device;
-                        s.death = death.clone();
-                        out.push(Applied::Event(FenceEvent::Finished {
-                            record: Box::new(s.record.clone()),
-                        }));
-                        out.push(Applied::Closed(id));
-                        if let Some(death) = death {
-                            out.push(Applied::Event(FenceEvent::NodeDeath { death }));
-                        }
-                    }
-                }
-                self.trim();
-            }
+            } => self.close(id, outcome, no_device, at_ms, death, out),
             Op::Rejoined { target } => {
                 for s in self.incidents.values_mut() {
                     if s.record.target == target && !s.is_open() {
@@ -300,27 +257,7 @@ impl Table {
                     }
                 }
             }
-            Op::Put { stored } => {
-                let id = stored.record.id;
-                self.next_id = self.next_id.max(id + 1);
-                let was_open = self.incidents.get(&id).map(Stored::is_open);
-                // A close this member missed in the last epoch is announced now, once.
-                if was_open == Some(true) && !stored.is_open() {
-                    out.push(Applied::Event(FenceEvent::Finished {
-                        record: Box::new(stored.record.clone()),
-                    }));
-                    if let Some(death) = stored.death.clone() {
-                        out.push(Applied::Event(FenceEvent::NodeDeath { death }));
-                    }
-                }
-                for req in &stored.reqs {
-                    out.push(Applied::Joined(*req, id));
-                }
-                if let Some(e) = stored.running() {
-                    out.push(Applied::Running(id, e.attempt, e.node.clone()));
-                }
-                self.incidents.insert(id, *stored);
-            }
+            Op::Put { stored } => self.put(*stored, out),
             Op::Epoch {
                 view,
                 members,
@@ -330,6 +267,91 @@ impl Table {
                 self.next_id = self.next_id.max(next_id);
             }
         }
+    }
+
+    fn put(&mut self, stored: Stored, out: &mut Vec<Applied>) {
+        let id = stored.record.id;
+        self.next_id = self.next_id.max(id + 1);
+        let was_open = self.incidents.get(&id).map(Stored::is_open);
+        // A close this member missed in the last epoch is announced now, once.
+        if was_open == Some(true) && !stored.is_open() {
+            out.push(Applied::Event(FenceEvent::Finished {
+                record: Box::new(stored.record.clone()),
+            }));
+            if let Some(death) = stored.death.clone() {
+                out.push(Applied::Event(FenceEvent::NodeDeath { death }));
+            }
+        }
+        for req in &stored.reqs {
+            out.push(Applied::Joined(*req, id));
+        }
+        if let Some(e) = stored.running() {
+            out.push(Applied::Running(id, e.attempt, e.node.clone()));
+        }
+        self.incidents.insert(id, stored);
+    }
+
+    fn executed(
+        &mut self,
+        id: FenceId,
+        attempt: u32,
+        levels: Vec<ocf_fencing::LevelAttempt>,
+        outcome: FenceOutcome,
+        no_device: bool,
+        at_ms: UnixMillis,
+    ) {
+        if let Some(s) = self.incidents.get_mut(&id) {
+            if let Some(e) = s
+                .record
+                .executions
+                .iter_mut()
+                .find(|e| e.attempt == attempt && e.outcome.is_none())
+            {
+                let node = e.node.clone();
+                e.outcome = Some(outcome);
+                e.ended_ms = Some(at_ms);
+                let base = u32::try_from(s.record.levels.len()).unwrap_or(u32::MAX);
+                s.record
+                    .levels
+                    .extend(levels.into_iter().enumerate().map(|(i, l)| {
+                        let mut l = l.ran_on(node.clone());
+                        l.level = if l.level == 0 {
+                            base + u32::try_from(i).unwrap_or(0) + 1
+                        } else {
+                            l.level
+                        };
+                        l
+                    }));
+                s.no_device = no_device;
+            }
+        }
+    }
+
+    fn close(
+        &mut self,
+        id: FenceId,
+        outcome: FenceOutcome,
+        no_device: bool,
+        at_ms: UnixMillis,
+        death: Option<Box<NodeDeath>>,
+        out: &mut Vec<Applied>,
+    ) {
+        if let Some(s) = self.incidents.get_mut(&id) {
+            if s.is_open() {
+                s.record.outcome = Some(outcome);
+                s.record.ended_ms = Some(at_ms);
+                s.no_device = no_device;
+                s.death.clone_from(&death);
+                out.push(Applied::Event(FenceEvent::Finished {
+                    record: Box::new(s.record.clone()),
+                }));
+                out.push(Applied::Closed(id));
+                if let Some(death) = death {
+                    out.push(Applied::Event(FenceEvent::NodeDeath { death }));
+                }
+            }
+        }
+        self.trim();
     }
 
     /// Drops the oldest finished incidents beyond the limit (open ones are never dropped).
