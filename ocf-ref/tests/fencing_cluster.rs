@@ -23,6 +23,7 @@ use ocf_ref::membership::builtin::loopback;
 struct Cluster {
     engines: Vec<Arc<BuiltinEngine>>,
     fencers: Vec<ClusterFencer>,
+    locals: Vec<LocalFencer>,
     device: Arc<SimulatedDevice>,
     _dir: tempfile::TempDir,
 }
@@ -32,6 +33,12 @@ fn name(i: usize) -> NodeName {
 }
 
 async fn cluster(n: usize, step: Step) -> Cluster {
+    cluster_with(n, step, false).await
+}
+
+/// `dynamic`: every node says it may have a device for any target (the conformance suite
+/// registers its own devices on every node's local fencer).
+async fn cluster_with(n: usize, step: Step, dynamic: bool) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let configs = loopback::configs("fc", n as u32, dir.path()).unwrap();
     let key = ClusterKey::random();
@@ -43,16 +50,18 @@ async fn cluster(n: usize, step: Step) -> Cluster {
         step,
     ));
     let mut fencers = Vec::new();
+    let mut locals = Vec::new();
     for (i, engine) in engines.iter().enumerate() {
         let local = LocalFencer::new();
+        locals.push(local.clone());
         // The PDU is on a management network that the last node cannot reach.
-        let reaches = i + 1 < n;
+        let reaches = i + 1 < n && !dynamic;
         if reaches {
             local.register_device(device.clone()).await.unwrap();
         }
         let caps = Caps {
             targets: if reaches { all.clone() } else { Vec::new() },
-            dynamic: false,
+            dynamic,
         };
         let link = engine.take_fence_link().unwrap();
         let membership: Arc<dyn Membership> = engine.clone();
@@ -68,6 +77,7 @@ async fn cluster(n: usize, step: Step) -> Cluster {
     let c = Cluster {
         engines,
         fencers,
+        locals,
         device,
         _dir: dir,
     };
@@ -231,4 +241,174 @@ async fn a_named_incident_merges_across_time_and_nodes() {
     assert_eq!(a.id, b.id);
     assert_eq!(c.device.fence_calls(), 1);
     c.shutdown().await;
+}
+
+/// The fencer conformance suite through the node socket of a three-node cluster: requests,
+/// history and events go through `DaemonFencer` to node 1's cluster fencer, which decides
+/// with the cluster's authority and has some node's local fencer run the suite's devices
+/// (registered on every node, as a shared PDU would be).
+mod conformance {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use ocf_conformance::fencing::{FencerHarness, FencerOptions, run_fencer};
+    use ocf_conformance::{CheckOutcome, Clock};
+    use ocf_fencing::{
+        DeviceId, FenceDevice, FenceError, FenceEventStream, FenceRecord, TopologyLevel,
+    };
+    use ocf_ref::conformance::TokioClock;
+    use ocf_ref::fencing::daemon_fencer::DaemonFencer;
+    use ocf_ref::membership::daemon::{self, ServeOptions, ServerHandle, local_socket};
+
+    use super::*;
+
+    struct Served {
+        cluster: Option<Cluster>,
+        server: Option<ServerHandle>,
+        client: DaemonFencer,
+        _dir: tempfile::TempDir,
+    }
+
+    struct OverCluster {
+        served: tokio::sync::Mutex<Served>,
+        locals: Vec<LocalFencer>,
+        client: DaemonFencer,
+    }
+
+    #[async_trait]
+    impl Fencer for OverCluster {
+        async fn fence(&self, request: FenceRequest) -> Result<FenceRecord, FenceError> {
+            self.client.fence(request).await
+        }
+        async fn history(&self, filter: &HistoryFilter) -> Result<Vec<FenceRecord>, FenceError> {
+            self.client.history(filter).await
+        }
+        async fn subscribe(&self) -> Result<Box<dyn FenceEventStream>, FenceError> {
+            self.client.subscribe().await
+        }
+    }
+
+    #[async_trait]
+    impl FencerAdmin for OverCluster {
+        async fn register_device(&self, device: Arc<dyn FenceDevice>) -> Result<(), FenceError> {
+            for l in &self.locals {
+                l.register_device(Arc::clone(&device)).await?;
+            }
+            Ok(())
+        }
+        async fn unregister_device(&self, id: &DeviceId) -> Result<(), FenceError> {
+            for l in &self.locals {
+                l.unregister_device(id).await?;
+            }
+            Ok(())
+        }
+        async fn devices(&self) -> Result<Vec<DeviceId>, FenceError> {
+            self.locals[0].devices().await
+        }
+        async fn set_topology(
+            &self,
+            target: &NodeName,
+            levels: Vec<TopologyLevel>,
+        ) -> Result<(), FenceError> {
+            for l in &self.locals {
+                l.set_topology(target, levels.clone()).await?;
+            }
+            Ok(())
+        }
+        async fn topology(&self, target: &NodeName) -> Result<Vec<TopologyLevel>, FenceError> {
+            self.locals[0].topology(target).await
+        }
+    }
+
+    struct Harness {
+        made: Mutex<Vec<Arc<OverCluster>>>,
+    }
+
+    #[async_trait]
+    impl FencerHarness for Harness {
+        fn implementation(&self) -> String {
+            "ocf_ref DaemonFencer over a three-node ClusterFencer".into()
+        }
+        fn clock(&self) -> Arc<dyn Clock> {
+            Arc::new(TokioClock::new())
+        }
+        async fn fencer(&self) -> Result<Arc<dyn FencerAdmin>, String> {
+            let c = cluster_with(3, Step::ok(Duration::from_millis(1)), true).await;
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let path = dir.path().join("n1.sock");
+            let claim = local_socket::claim(&path, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let membership: Arc<dyn Membership> = c.engines[0].clone();
+            let options = ServeOptions::default().with_fencer(Arc::new(c.fencers[0].clone()));
+            let server = daemon::serve_claimed(membership, claim, options);
+            let client = DaemonFencer::new(&path);
+            let f = Arc::new(OverCluster {
+                locals: c.locals.clone(),
+                client: client.clone(),
+                served: tokio::sync::Mutex::new(Served {
+                    cluster: Some(c),
+                    server: Some(server),
+                    client,
+                    _dir: dir,
+                }),
+            });
+            self.made.lock().unwrap().push(Arc::clone(&f));
+            Ok(f)
+        }
+        fn replays_incidents(&self) -> bool {
+            true
+        }
+        async fn shut_down(&self, fencer: Arc<dyn FencerAdmin>) {
+            let mine = self
+                .made
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|f| std::ptr::addr_eq(Arc::as_ptr(f), Arc::as_ptr(&fencer)))
+                .cloned();
+            if let Some(f) = mine {
+                let mut s = f.served.lock().await;
+                if let Some(server) = s.server.take() {
+                    server.shutdown().await;
+                }
+                if let Some(c) = s.cluster.take() {
+                    c.shutdown().await;
+                }
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_fencer_suite_passes_through_the_socket_over_the_cluster() {
+        let harness = Harness {
+            made: Mutex::new(Vec::new()),
+        };
+        let report = run_fencer(&harness, &FencerOptions::default()).await;
+        println!("{report}");
+        report.assert_passed();
+        for name in [
+            "fencer.fence",
+            "fencer.merging",
+            "fencer.merged_record",
+            "fencer.topology_order",
+            "fencer.level_all",
+            "fencer.failure",
+            "fencer.incident_replay",
+            "fencer.no_device",
+            "fencer.history",
+            "fencer.events",
+            "fencer.stream_end",
+        ] {
+            assert_eq!(
+                report.outcome(name),
+                Some(&CheckOutcome::Pass),
+                "{name}: {report}"
+            );
+        }
+        let made: Vec<_> = harness.made.lock().unwrap().drain(..).collect();
+        for f in made {
+            harness.shut_down(f).await;
+        }
+    }
 }
