@@ -265,7 +265,6 @@ mod conformance {
     struct Served {
         cluster: Option<Cluster>,
         server: Option<ServerHandle>,
-        client: DaemonFencer,
         _dir: tempfile::TempDir,
     }
 
@@ -345,11 +344,10 @@ mod conformance {
             let client = DaemonFencer::new(&path);
             let f = Arc::new(OverCluster {
                 locals: c.locals.clone(),
-                client: client.clone(),
+                client,
                 served: tokio::sync::Mutex::new(Served {
                     cluster: Some(c),
                     server: Some(server),
-                    client,
                     _dir: dir,
                 }),
             });
