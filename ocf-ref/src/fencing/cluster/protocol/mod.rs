@@ -34,6 +34,9 @@ use table::{Applied, Stored, Table, death_of};
 pub const RESEND_MS: u64 = 100;
 /// The most bytes of records or entries packed into one message.
 pub const PACK_BYTES: usize = 40_000;
+/// The most parts a member's state may come in (a history of 500 records needs about 13); a
+/// `Sync` claiming more is ignored rather than waited for.
+pub const MAX_SYNC_CHUNKS: u32 = 256;
 
 /// The protocol's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -673,7 +676,7 @@ impl FenceNode {
         let Some((want, got)) = sync.got.get_mut(&from) else {
             return;
         };
-        if chunk >= chunks || got.contains(&chunk) {
+        if chunk >= chunks || chunks > MAX_SYNC_CHUNKS || got.contains(&chunk) {
             return;
         }
         *want = chunks;
@@ -1383,4 +1386,118 @@ fn pack(records: Vec<Stored>) -> Vec<Vec<Stored>> {
         }
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name(i: u32) -> NodeName {
+        format!("n{i}").parse().unwrap()
+    }
+
+    fn view(instance: u64, members: &[u32]) -> ViewInfo {
+        ViewInfo {
+            id: ViewId::new(instance, NodeId::new(members[0]), 0),
+            members: members.iter().map(|&m| (NodeId::new(m), name(m))).collect(),
+            primary: members.len() * 2 > 3,
+        }
+    }
+
+    fn request(target: u32) -> FenceRequest {
+        FenceRequest::new(name(target), FenceAction::Reboot, "t@n1".parse().unwrap())
+    }
+
+    fn caps_all() -> Caps {
+        Caps {
+            targets: (1..=3).map(name).collect(),
+            dynamic: false,
+        }
+    }
+
+    #[test]
+    fn only_a_primary_view_decides_and_no_node_runs_its_own_fence() {
+        let mut out = Vec::new();
+        let mut n1 = FenceNode::new(NodeId::new(1), name(1), 1, caps_all(), Settings::default());
+        n1.install_view(0, view(1, &[1]), &mut out);
+        // One member of three is no majority: refused at once, typed.
+        n1.request(1, request(2), &mut out);
+        assert!(matches!(
+            out.pop(),
+            Some(Out::Answer {
+                result: Err(FenceError::NotQuorate { .. }),
+                ..
+            })
+        ));
+        // A primary view of two, n1 its authority: n2 has no device for n3, n1 has.
+        let mut n1 = FenceNode::new(NodeId::new(1), name(1), 1, caps_all(), Settings::default());
+        n1.install_view(0, view(1, &[1, 2]), &mut out);
+        assert!(!n1.is_acting_authority(), "waits for n2's state first");
+        out.clear();
+        let sync = Msg::Sync {
+            epoch: ViewId::new(1, NodeId::new(1), 0),
+            chunk: 0,
+            chunks: 1,
+            caps: Caps::default(),
+            next_id: 1,
+            last_primary: None,
+            records: Vec::new(),
+        };
+        n1.receive(5, NodeId::new(2), sync, &mut out);
+        assert!(n1.is_acting_authority());
+        out.clear();
+        n1.request(10, request(3), &mut out);
+        let runs: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Execute { request, .. } => Some(request.target.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(runs, vec![name(3)], "n1 runs the fence of n3 itself");
+        // n1 is never asked to run the fence of n1: n2 has no device, so it closes as no device.
+        out.clear();
+        n1.request(20, request(1), &mut out);
+        assert!(out.iter().all(|o| !matches!(o, Out::Execute { .. })));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Out::Answer {
+                result: Err(FenceError::NoDevice { .. }),
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_sync_that_claims_too_many_parts_is_not_waited_for() {
+        let mut out = Vec::new();
+        let mut n1 = FenceNode::new(NodeId::new(1), name(1), 1, caps_all(), Settings::default());
+        n1.install_view(0, view(1, &[1, 2]), &mut out);
+        let sync = |chunk, chunks| Msg::Sync {
+            epoch: ViewId::new(1, NodeId::new(1), 0),
+            chunk,
+            chunks,
+            caps: Caps::default(),
+            next_id: 1,
+            last_primary: None,
+            records: Vec::new(),
+        };
+        n1.receive(1, NodeId::new(2), sync(0, u32::MAX), &mut out);
+        assert!(!n1.is_acting_authority());
+        n1.receive(2, NodeId::new(2), sync(0, 1), &mut out);
+        assert!(n1.is_acting_authority());
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Msg::decode(&bytes);
+        }
+
+        #[test]
+        fn decoding_arbitrary_json_never_panics(text in "\\{\"m\":\"(ask|sync|entries|ack|done)\"[ -~]{0,200}\\}") {
+            let _ = Msg::decode(text.as_bytes());
+        }
+    }
 }
