@@ -623,7 +623,7 @@ mod tests {
             assert_eq!(*tag as usize, i);
             assert_eq!(Tag::try_from(*tag as u8), Ok(*tag));
         }
-        assert_eq!(Tag::try_from(15), Err(WireError::Malformed));
+        assert_eq!(Tag::try_from(16), Err(WireError::Malformed));
         // Every sample encodes its body's tag right after the gossip.
         for env in samples() {
             assert_eq!(
