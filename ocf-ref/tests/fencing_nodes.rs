@@ -25,6 +25,7 @@ async fn ten_requesters_on_five_nodes_cause_one_agent_call() {
         &Layout {
             with_device: vec![1, 2, 3, 4],
             delay_s: 1,
+            ..Layout::default()
         },
     );
     c.wait_for_view(&[0, 1, 2, 3, 4]).await;
@@ -105,6 +106,7 @@ async fn the_executor_killed_mid_fence_is_replaced_and_everyone_gets_one_outcome
         &Layout {
             with_device: vec![1, 2, 3, 4],
             delay_s: 4,
+            ..Layout::default()
         },
     );
     c.wait_for_view(&[0, 1, 2, 3, 4]).await;
@@ -169,6 +171,7 @@ async fn bad_requests_on_the_socket_and_cli_are_typed_errors() {
         &Layout {
             with_device: vec![1, 2, 3],
             delay_s: 0,
+            ..Layout::default()
         },
     );
     c.wait_for_view(&[0, 1, 2]).await;

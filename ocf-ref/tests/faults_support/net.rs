@@ -9,6 +9,9 @@
 //! `sendto` succeeds, as on a real network that loses packets; a `blackhole` route would make
 //! it fail with `EINVAL`, which tells the sender that it is cut off. `to → from` is untouched,
 //! so one route is one one-way cut. Flapping takes the node's port on the bridge down and up.
+//!
+//! Without the relay ([`Net::create_direct`], the fencer's partition test), peers send to each
+//! other's own address `10.77.0.k`, and a cut routes that address (`/32`) into the sink.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -107,6 +110,8 @@ pub struct Net {
     bridge: Netns,
     cuts: BTreeSet<(u32, u32)>,
     ports_down: BTreeSet<u32>,
+    /// Peers send to each other's own address, not to the relay's alias.
+    direct: bool,
 }
 
 impl Net {
@@ -118,6 +123,7 @@ impl Net {
             bridge,
             cuts: BTreeSet::new(),
             ports_down: BTreeSet::new(),
+            direct: false,
         };
         let br = net.bridge.name.clone();
         let mut bridge_setup = vec!["link add br0 type bridge".to_string()];
@@ -166,6 +172,19 @@ impl Net {
         net
     }
 
+    /// Like [`Net::create`], for nodes that name each peer by its own address [`addr`] (no
+    /// relay): a cut of `from → to` routes `to`'s own address into `from`'s sink.
+    pub fn create_direct(prefix: &str, size: u32) -> Self {
+        let mut net = Self::create(prefix, size);
+        net.direct = true;
+        net
+    }
+
+    /// The address node `from` sends to to reach `to`, and which a cut of `from → to` routes.
+    fn target(&self, to: u32) -> String {
+        if self.direct { addr(to) } else { alias(to) }
+    }
+
     /// The namespace of node `id`.
     pub fn ns(&self, id: u32) -> &str {
         &self.nodes[id as usize - 1].name
@@ -193,12 +212,12 @@ impl Net {
             per_sender
                 .entry(from)
                 .or_default()
-                .push(format!("route del {}/32", alias(to)));
+                .push(format!("route del {}/32", self.target(to)));
         }
         for &(from, to) in cuts.difference(&self.cuts) {
             per_sender.entry(from).or_default().push(format!(
                 "route add {}/32 via {SINK_HOP} dev sink",
-                alias(to)
+                self.target(to)
             ));
         }
         for (from, lines) in per_sender {

@@ -390,9 +390,14 @@ pub fn death_of(
     let cause = if outcome.is_success() && r.action != FenceAction::On {
         DeathCause::Fenced { action: r.action }
     } else if no_device && stored.lost_in.is_some() {
-        DeathCause::NotFenced {
-            reason: format!("no fence device of any member can fence {}", r.target),
-        }
+        // Closed before any attempt: the authority's reason says why (`lost_node_action =
+        // "none"`, or no member with a device for the target). After attempts, every executor
+        // found no device.
+        let reason = match outcome {
+            FenceOutcome::Failed { reason } if r.executions.is_empty() => reason.clone(),
+            _ => format!("no fence device of any member can fence {}", r.target),
+        };
+        DeathCause::NotFenced { reason }
     } else {
         return None;
     };
@@ -413,4 +418,70 @@ pub fn death_of(
         at_ms,
         record: Some(r.id),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost(executions: usize) -> Stored {
+        let mut record = FenceRecord::start(
+            1,
+            "n1".parse().unwrap(),
+            FenceAction::Off,
+            "ocf@n3".parse().unwrap(),
+            Some("n1@left-view-2.3.0".parse().unwrap()),
+        );
+        for attempt in 1..=executions {
+            let mut e = Execution::new(u32::try_from(attempt).unwrap(), "n3".parse().unwrap(), 0);
+            e.ended_ms = Some(0);
+            e.outcome = Some(FenceOutcome::Failed {
+                reason: "no device of this node can fence n1".into(),
+            });
+            record.executions.push(e);
+        }
+        Stored {
+            record,
+            reqs: Vec::new(),
+            deadline_ms: 0,
+            lost_in: Some("2.3.0".into()),
+            no_device: true,
+            death: None,
+            superseded: false,
+        }
+    }
+
+    /// Regression: with `lost_node_action = "none"` the node-death event said "no fence
+    /// device of any member can fence n1" although members had one (found by
+    /// `tests/fencing_partition.rs`); it must give the authority's reason.
+    #[test]
+    fn a_lost_node_not_fenced_by_policy_says_so() {
+        let policy = FenceOutcome::Failed {
+            reason: "lost_node_action is \"none\": the cluster does not fence lost nodes".into(),
+        };
+        let d = death_of(&lost(0), &policy, true, 5).unwrap();
+        assert_eq!(
+            d.cause,
+            DeathCause::NotFenced {
+                reason: "lost_node_action is \"none\": the cluster does not fence lost nodes"
+                    .into()
+            }
+        );
+        assert!(!d.is_fenced() && d.device.is_none());
+        assert_eq!(d.incident.as_str(), "n1@left-view-2.3.0");
+    }
+
+    #[test]
+    fn a_lost_node_no_executor_could_fence_says_no_device() {
+        let failed = FenceOutcome::Failed {
+            reason: "n3: no device of this node can fence n1".into(),
+        };
+        let d = death_of(&lost(1), &failed, true, 5).unwrap();
+        assert_eq!(
+            d.cause,
+            DeathCause::NotFenced {
+                reason: "no fence device of any member can fence n1".into()
+            }
+        );
+    }
 }
