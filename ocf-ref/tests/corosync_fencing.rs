@@ -6,7 +6,10 @@
 //! - two requesters on each node ask to fence n3 at once: one agent call, all six get the same
 //!   record, the history is the same on all three nodes;
 //! - a late request for n3, through the CLI without an incident id: answered from history, no
-//!   second call.
+//!   second call;
+//! - the node running the fence (its ocf node and its corosync) is killed mid-fence: the
+//!   authority has another node run it again (two executions, one outcome for every requester
+//!   still alive), the dead node is fenced once as lost, and once back it gets the history.
 
 #![cfg(feature = "corosync")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -206,6 +209,108 @@ async fn six_requesters_on_three_corosync_nodes_cause_one_agent_call() {
                 h.len() == 1 && h[0].requesters.iter().any(|r| r.as_str() == "late@n2")
             })
             .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executing_node_dies_mid_fence_and_another_finishes() {
+    if !corosync_support::can_run("the_executing_node_dies_mid_fence_and_another_finishes") {
+        return;
+    }
+    // The spy on n2 and n3; n1 (the authority: the lowest member) is the target, so n2 runs
+    // the fence first.
+    let layout = Layout {
+        with_device: vec![2, 3],
+        delay_s: 4,
+        ..Layout::default()
+    };
+    with_bed("ck", &layout, async |bed: &mut Bed| {
+        bed.nodes.wait_for_view(&[0, 1, 2]).await;
+        let watch = bed.nodes.watch(2);
+        let mut asks = Vec::new();
+        for n in &bed.nodes.nodes {
+            let f = n.fencer();
+            let r = request("n1", &format!("ha@{}", n.name));
+            asks.push((n.name.clone(), tokio::spawn(async move { f.fence(r).await })));
+        }
+        // n2's spy is running: the whole node dies (its ocf node and its corosync).
+        let deadline = std::time::Instant::now() + LIMIT;
+        while bed.nodes.calls().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no agent call\n{}", bed.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            bed.nodes.calls_by(),
+            vec![("reboot".to_owned(), "n1".to_owned(), "n2".to_owned())]
+        );
+        bed.nodes.nodes[1].kill9();
+        bed.corosync.kill9(2);
+
+        let mut outcome = None;
+        for (who, a) in asks {
+            let r = a.await.unwrap();
+            if who == "n2" {
+                assert!(r.is_err(), "n2's requester was answered by a dead node: {r:?}");
+                continue;
+            }
+            let r = r.unwrap_or_else(|e| panic!("{who}: {e}\n{}", bed.logs()));
+            assert!(r.succeeded(), "{r:#?}");
+            let ran: Vec<&str> = r.executions.iter().map(|e| e.node.as_str()).collect();
+            assert_eq!(ran, ["n2", "n3"], "{r:#?}");
+            assert!(!r.executions[0].outcome.as_ref().is_some_and(|o| o.is_success()));
+            let o = (r.id, r.outcome.clone());
+            assert!(outcome.as_ref().is_none_or(|p| *p == o), "{who}: {r:#?}");
+            outcome = Some(o);
+        }
+        let (id, _) = outcome.expect("n1 and n3 answered");
+        // n2, lost from the quorate view, is fenced too: by n3, once.
+        watch
+            .wait_for("the deaths of n1 and n2", |es| {
+                ["n1", "n2"].iter().all(|t| {
+                    es.iter().any(|e| {
+                        matches!(e, FenceEvent::NodeDeath { death } if death.target.as_str() == *t)
+                    })
+                })
+            })
+            .await;
+        let history = bed
+            .nodes
+            .wait_for_same_history(&[0, 2], |h| {
+                h.len() == 2 && h.iter().all(|r| r.outcome.is_some())
+            })
+            .await;
+        let calls = bed.nodes.calls_by();
+        let on = |t: &str| calls.iter().filter(|(_, p, _)| p == t).count();
+        assert_eq!(on("n1"), 2, "one call by the dead executor, one by n3: {calls:?}");
+        assert_eq!(on("n2"), 1, "{calls:?}");
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        let lost = history.iter().find(|r| r.target.as_str() == "n2").unwrap();
+        assert!(
+            lost.incident
+                .as_ref()
+                .is_some_and(|i| i.as_str().starts_with("n2@left-view-")),
+            "{lost:#?}"
+        );
+        println!(
+            "incident {id} (n1, executor killed mid-fence): {} device calls; incident {} ({}): {} device call",
+            on("n1"),
+            lost.id,
+            lost.incident.as_ref().map_or("-", |i| i.as_str()),
+            on("n2")
+        );
+
+        // n2 comes back (corosync, then its ocf node): it gets the history at the next epoch.
+        bed.corosync.restart(2);
+        bed.corosync.wait_formed(3, LIMIT);
+        bed.nodes.spawn(1);
+        bed.nodes.wait_for_view(&[0, 1, 2]).await;
+        let after = bed
+            .nodes
+            .wait_for_same_history(&[0, 1, 2], |h| h.len() == 2)
+            .await;
+        assert_eq!(after, history);
+        assert_eq!(bed.nodes.calls().len(), 3, "the rejoin shot nobody");
     })
     .await;
 }
