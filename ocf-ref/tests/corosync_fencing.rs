@@ -258,7 +258,7 @@ async fn the_executing_node_dies_mid_fence_and_another_finishes() {
             assert!(r.succeeded(), "{r:#?}");
             let ran: Vec<&str> = r.executions.iter().map(|e| e.node.as_str()).collect();
             assert_eq!(ran, ["n2", "n3"], "{r:#?}");
-            assert!(!r.executions[0].outcome.as_ref().is_some_and(|o| o.is_success()));
+            assert!(!r.executions[0].outcome.as_ref().is_some_and(ocf_fencing::FenceOutcome::is_success));
             let o = (r.id, r.outcome.clone());
             assert!(outcome.as_ref().is_none_or(|p| *p == o), "{who}: {r:#?}");
             outcome = Some(o);

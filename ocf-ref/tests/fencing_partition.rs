@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nodes_support::{Backend, Layout, Nodes, Placement};
+use nodes_support::{Backend, Layout, Nodes, Placement, Watch};
 use ocf_fencing::{
     DeathCause, FenceAction, FenceErrorKind, FenceEvent, FenceRecord, FenceRequest, Fencer,
     NodeDeath,
@@ -193,30 +193,7 @@ async fn run(bed: &mut Bed, fence_lost: bool) {
             ["n1", "n2"].iter().all(|t| !deaths_of(es, t).is_empty())
         })
         .await;
-    for lost in ["n1", "n2"] {
-        let deaths = deaths_of(&events, lost);
-        assert_eq!(deaths.len(), 1, "{deaths:#?}");
-        let d = deaths[0];
-        let view = d.view.as_deref().expect("the view it was lost in");
-        assert_eq!(d.incident.as_str(), format!("{lost}@left-view-{view}"));
-        if fence_lost {
-            assert_eq!(
-                d.cause,
-                DeathCause::Fenced {
-                    action: FenceAction::Reboot
-                },
-                "{d:#?}"
-            );
-            assert_eq!(d.device.as_ref().map(|d| d.as_str()), Some("pdu1"));
-        } else {
-            assert!(
-                matches!(&d.cause, DeathCause::NotFenced { reason } if reason.contains("none")),
-                "{d:#?}"
-            );
-            assert!(!d.is_fenced() && d.device.is_none(), "{d:#?}");
-        }
-        println!("node death: {lost} in incident {}", d.incident);
-    }
+    check_lost_deaths(&events, fence_lost);
 
     // The minority: both nodes refuse, typed, and nothing runs.
     for i in MINORITY {
@@ -231,28 +208,7 @@ async fn run(bed: &mut Bed, fence_lost: bool) {
     }
 
     // The majority: six requesters on three nodes, one agent call.
-    let mut asks = Vec::new();
-    for i in MAJORITY {
-        for who in ["ha", "hpc"] {
-            let f = bed.nodes.nodes[i].fencer();
-            let r = request("n5", &format!("{who}@{}", bed.nodes.nodes[i].name));
-            asks.push(tokio::spawn(async move { f.fence(r).await }));
-        }
-    }
-    let mut records = Vec::new();
-    for a in asks {
-        match a.await.unwrap() {
-            Ok(r) => records.push(r),
-            Err(e) => panic!("a majority requester failed: {e}\n{}", bed.nodes.logs()),
-        }
-    }
-    let first = records[0].clone();
-    assert!(
-        records.iter().all(|r| r.id == first.id && r.succeeded()),
-        "{records:#?}"
-    );
-    let all = records.iter().max_by_key(|r| r.requesters.len()).unwrap();
-    assert_eq!(all.requesters.len(), 6, "{all:#?}");
+    let first = majority_fences_n5(&bed.nodes).await;
 
     let calls = bed.nodes.calls_by();
     let mut per_target: BTreeMap<&str, usize> = BTreeMap::new();
@@ -294,6 +250,72 @@ async fn run(bed: &mut Bed, fence_lost: bool) {
     let targets: BTreeSet<&str> = before.iter().map(|r| r.target.as_str()).collect();
     assert_eq!(targets, BTreeSet::from(["n1", "n2", "n5"]));
 
+    heal_and_compare(bed, &before, fence_lost, &watch).await;
+}
+
+/// The node-death events of the lost n1 and n2: one each, named after the view they were lost
+/// in, fenced by the spy or (`fence_lost` false) not fenced, by policy.
+fn check_lost_deaths(events: &[FenceEvent], fence_lost: bool) {
+    for lost in ["n1", "n2"] {
+        let deaths = deaths_of(events, lost);
+        assert_eq!(deaths.len(), 1, "{deaths:#?}");
+        let d = deaths[0];
+        let view = d.view.as_deref().expect("the view it was lost in");
+        assert_eq!(d.incident.as_str(), format!("{lost}@left-view-{view}"));
+        if fence_lost {
+            assert_eq!(
+                d.cause,
+                DeathCause::Fenced {
+                    action: FenceAction::Reboot
+                },
+                "{d:#?}"
+            );
+            assert_eq!(
+                d.device.as_ref().map(ocf_fencing::DeviceId::as_str),
+                Some("pdu1")
+            );
+        } else {
+            assert!(
+                matches!(&d.cause, DeathCause::NotFenced { reason } if reason.contains("none")),
+                "{d:#?}"
+            );
+            assert!(!d.is_fenced() && d.device.is_none(), "{d:#?}");
+        }
+        println!("node death: {lost} in incident {}", d.incident);
+    }
+}
+
+/// Six requesters on the majority's three nodes ask to fence n5; all get one record.
+async fn majority_fences_n5(nodes: &Nodes) -> FenceRecord {
+    let mut asks = Vec::new();
+    for i in MAJORITY {
+        for who in ["ha", "hpc"] {
+            let f = nodes.nodes[i].fencer();
+            let r = request("n5", &format!("{who}@{}", nodes.nodes[i].name));
+            asks.push(tokio::spawn(async move { f.fence(r).await }));
+        }
+    }
+    let mut records = Vec::new();
+    for a in asks {
+        match a.await.unwrap() {
+            Ok(r) => records.push(r),
+            Err(e) => panic!("a majority requester failed: {e}\n{}", nodes.logs()),
+        }
+    }
+    let first = records[0].clone();
+    assert!(
+        records.iter().all(|r| r.id == first.id && r.succeeded()),
+        "{records:#?}"
+    );
+    let all = records.iter().max_by_key(|r| r.requesters.len()).unwrap();
+    assert_eq!(all.requesters.len(), 6, "{all:#?}");
+
+    first
+}
+
+/// Heals the network; the five histories become one, which holds `before` (the majority's);
+/// one device call per execution, and the watcher heard each death of `before` once.
+async fn heal_and_compare(bed: &mut Bed, before: &[FenceRecord], fence_lost: bool, watch: &Watch) {
     // Heal: the minority gets the majority's history at the next epoch.
     bed.heal();
     bed.nodes.wait_for_view(&[0, 1, 2, 3, 4]).await;
@@ -335,7 +357,7 @@ async fn run(bed: &mut Bed, fence_lost: bool) {
         assert_eq!(on_target, incidents, "{calls:?}\n{history:#?}");
     }
     let events = watch.events();
-    for r in &before {
+    for r in before {
         let deaths = deaths_of(&events, r.target.as_str());
         let of_it: Vec<_> = deaths.iter().filter(|d| d.record == Some(r.id)).collect();
         assert_eq!(of_it.len(), 1, "{r:#?}\n{events:#?}");

@@ -113,7 +113,7 @@ pub struct Nodes {
 }
 
 /// How each node's devices are set up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Layout {
     /// The nodes (1-based) that list the spy device (a PDU on a management network).
     pub with_device: Vec<usize>,
@@ -121,16 +121,6 @@ pub struct Layout {
     pub delay_s: u32,
     /// `[fencing] lost_node_action` (`None`: not written, the default `reboot`).
     pub lost_node_action: Option<&'static str>,
-}
-
-impl Default for Layout {
-    fn default() -> Self {
-        Self {
-            with_device: Vec::new(),
-            delay_s: 0,
-            lost_node_action: None,
-        }
-    }
 }
 
 /// Where the nodes run and how they find each other.
