@@ -13,7 +13,7 @@ use ocf_fencing::{
     HistoryFilter,
 };
 use ocf_membership::{EventKind, Membership, View};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::link::{LinkEnds, LinkMessage, MAX_LINK_PAYLOAD};
@@ -48,6 +48,10 @@ pub struct ClusterOptions {
     pub event_buffer: usize,
     /// The claim made before each execution, if the engine has one.
     pub guard: Option<Arc<dyn ExecutionGuard>>,
+    /// The processes whose fencer is running, when the membership engine cannot see a
+    /// fencer die on its own (over Corosync, a node's corosync outlives its `ocf node`): the
+    /// fencer then acts on the membership view limited to them.
+    pub group: Option<watch::Receiver<Vec<(NodeId, u32)>>>,
 }
 
 impl ClusterOptions {
@@ -58,7 +62,16 @@ impl ClusterOptions {
             caps,
             event_buffer: 1024,
             guard: None,
+            group: None,
         }
+    }
+
+    /// The same, acting on views limited to the fencer processes `group` lists (node, pid),
+    /// with a view id that changes whenever that list does.
+    #[must_use]
+    pub fn with_group(mut self, group: watch::Receiver<Vec<(NodeId, u32)>>) -> Self {
+        self.group = Some(group);
+        self
     }
 
     /// The same, claiming each execution through `guard` first.
@@ -83,6 +96,7 @@ impl std::fmt::Debug for ClusterOptions {
             .field("caps", &self.caps)
             .field("event_buffer", &self.event_buffer)
             .field("guard", &self.guard.is_some())
+            .field("group", &self.group.is_some())
             .finish()
     }
 }
@@ -145,7 +159,7 @@ impl ClusterFencer {
             events: Arc::clone(&events),
             waiting: BTreeMap::new(),
         };
-        let task = tokio::spawn(driver.run(membership, rx, me));
+        let task = tokio::spawn(driver.run(membership, rx, me, options.group));
         Self {
             commands,
             events,
@@ -237,18 +251,80 @@ struct Driver {
     waiting: BTreeMap<ReqId, oneshot::Sender<Result<FenceRecord, FenceError>>>,
 }
 
-/// A view as the protocol sees it.
-fn view_info(view: &View, me: NodeId, primary: bool) -> ViewInfo {
+/// A view as the protocol sees it; with a fencer group, limited to the nodes whose fencer
+/// runs, under an id whose epoch says which fencer processes those are.
+fn view_info(view: &View, me: NodeId, primary: bool, group: Option<&[(NodeId, u32)]>) -> ViewInfo {
     let mut members: Vec<(NodeId, NodeName)> = view
         .members()
         .iter()
+        .filter(|m| group.is_none_or(|g| g.iter().any(|(n, _)| *n == m.id)))
         .map(|m| (m.id, m.name.clone()))
         .collect();
     members.sort_by_key(|(id, _)| *id);
+    let mut id = view.id;
+    if let Some(g) = group {
+        // FNV-1a over the group: every node that sees the same group computes the same id.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (n, pid) in g {
+            for b in n.get().to_be_bytes().into_iter().chain(pid.to_be_bytes()) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        id.epoch ^= h;
+    }
+    let contains_me = members.iter().any(|(n, _)| *n == me);
     ViewInfo {
-        id: view.id,
+        id,
         members,
-        primary: primary && view.is_quorate() && view.contains(me),
+        primary: primary && view.is_quorate() && contains_me,
+    }
+}
+
+/// What the driver last saw of membership, and what it gave the protocol.
+#[derive(Default)]
+struct Seen {
+    /// The engine's latest view and whether it is primary.
+    raw: Option<(View, bool)>,
+    /// The id and primacy the protocol was last given.
+    installed: Option<(ocf_membership::ViewId, bool)>,
+}
+
+impl Seen {
+    /// Gives the protocol the view it should act on now, if that changed.
+    fn apply(
+        &mut self,
+        node: &mut FenceNode,
+        me: NodeId,
+        group: Option<&[(NodeId, u32)]>,
+        out: &mut Vec<Out>,
+    ) {
+        let Some((view, primary)) = &self.raw else {
+            return;
+        };
+        let info = view_info(view, me, *primary, group);
+        let now = now_millis();
+        match &mut self.installed {
+            Some((id, was)) if *id == info.id => {
+                if *was != info.primary {
+                    *was = info.primary;
+                    node.set_primary(now, info.primary, out);
+                }
+            }
+            _ => {
+                self.installed = Some((info.id, info.primary));
+                node.install_view(now, info, out);
+            }
+        }
+    }
+}
+
+/// Waits for the fencer group to change: `true` when it did, `false` when its sender is gone;
+/// pending for ever without a group.
+async fn changed(group: &mut Option<watch::Receiver<Vec<(NodeId, u32)>>>) -> bool {
+    match group {
+        Some(g) => g.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 
@@ -258,9 +334,9 @@ impl Driver {
         membership: Arc<dyn Membership>,
         mut commands: mpsc::Receiver<Cmd>,
         me: NodeId,
+        mut group: Option<watch::Receiver<Vec<(NodeId, u32)>>>,
     ) {
-        let (done_tx, mut done_rx) =
-            mpsc::unbounded_channel::<(FenceId, u32, Result<FenceRecord, FenceError>)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut sub = match membership.subscribe().await {
             Ok(s) => s,
             Err(e) => {
@@ -269,43 +345,34 @@ impl Driver {
                 return;
             }
         };
-        let mut current = None;
+        let mut seen = Seen::default();
         if let Some(v) = sub.initial_view().cloned() {
-            let mut out = Vec::new();
-            self.node
-                .install_view(now_millis(), view_info(&v, me, true), &mut out);
-            current = Some(v.id);
-            self.handle(out, &done_tx);
+            seen.raw = Some((v, true));
         }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut out = Vec::new();
+            let g = group.as_ref().map(|g| g.borrow().clone());
+            seen.apply(&mut self.node, me, g.as_deref(), &mut out);
             tokio::select! {
                 event = sub.next_event() => match event {
                     Ok(Some(e)) => {
-                        let now = now_millis();
-                        let primary = matches!(e.kind, EventKind::NewMembership | EventKind::PrimaryRestored);
                         if e.kind == EventKind::Evicted {
-                            let mut gone = view_info(&e.view, me, false);
+                            let mut gone = view_info(&e.view, me, false, None);
                             gone.members.retain(|(id, _)| *id != me);
-                            self.node.install_view(now, gone, &mut out);
-                            current = None;
-                        } else if current == Some(e.view.id) {
-                            self.node.set_primary(now, primary, &mut out);
+                            self.node.install_view(now_millis(), gone, &mut out);
+                            seen = Seen::default();
                         } else {
-                            current = Some(e.view.id);
-                            self.node.install_view(now, view_info(&e.view, me, primary), &mut out);
+                            let primary = matches!(e.kind, EventKind::NewMembership | EventKind::PrimaryRestored);
+                            seen.raw = Some((e.view, primary));
                         }
                     }
                     Ok(None) => break,
                     Err(ocf_membership::MembershipError::Lagged { .. }) => {
                         // Re-read the view: the protocol needs only the latest.
                         if let Ok(Some(v)) = membership.current_view().await {
-                            if current != Some(v.id) {
-                                current = Some(v.id);
-                                self.node.install_view(now_millis(), view_info(&v, me, true), &mut out);
-                            }
+                            seen.raw = Some((v, true));
                         }
                     }
                     Err(e) => {
@@ -313,9 +380,22 @@ impl Driver {
                         break;
                     }
                 },
-                msg = self.link.incoming.recv() => if let Some(LinkMessage { peer, payload }) = msg { if let Some(msg) = Msg::decode(&payload) { self.node.receive(now_millis(), peer, msg, &mut out) } else { tracing::debug!(%peer, "dropped an undecodable fencing message") } } else {
-                    tracing::error!("the fencing link closed; the cluster fencer stops");
-                    break;
+                alive = changed(&mut group) => {
+                    if !alive {
+                        tracing::error!("the fencer group's watch ended; the cluster fencer stops");
+                        break;
+                    }
+                }
+                msg = self.link.incoming.recv() => {
+                    let Some(LinkMessage { peer, payload }) = msg else {
+                        tracing::error!("the fencing link closed; the cluster fencer stops");
+                        break;
+                    };
+                    if let Some(msg) = Msg::decode(&payload) {
+                        self.node.receive(now_millis(), peer, msg, &mut out);
+                    } else {
+                        tracing::debug!(%peer, "dropped an undecodable fencing message");
+                    }
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Cmd::Fence(request, reply)) => {
@@ -337,6 +417,9 @@ impl Driver {
                 }
                 _ = tick.tick() => self.node.tick(now_millis(), &mut out),
             }
+            // The view the protocol acts on may have changed with this event.
+            let g = group.as_ref().map(|g| g.borrow().clone());
+            seen.apply(&mut self.node, me, g.as_deref(), &mut out);
             self.handle(out, &done_tx);
         }
         self.close();

@@ -185,6 +185,7 @@ pub struct CpgLink {
     local: NodeId,
     ends: Option<LinkEnds>,
     members: watch::Receiver<Vec<NodeId>>,
+    processes: watch::Receiver<Vec<(NodeId, u32)>>,
     counters: Arc<Counters>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -229,6 +230,7 @@ pub async fn cpg_link(cluster: &str) -> Result<CpgLink, CpgLinkError> {
     let local = NodeId::new(local);
     let (fencer, engine) = pair();
     let (members_tx, members) = watch::channel(Vec::new());
+    let (processes_tx, processes) = watch::channel(Vec::new());
     let counters = Arc::new(Counters::default());
     let (stop, stopped) = oneshot::channel();
     tracing::info!(group = %group, node = %local, "joined the fence link's CPG group");
@@ -238,6 +240,7 @@ pub async fn cpg_link(cluster: &str) -> Result<CpgLink, CpgLinkError> {
         local,
         notifications,
         members: members_tx,
+        processes: processes_tx,
         counters: Arc::clone(&counters),
         incoming_dropping: false,
     };
@@ -247,6 +250,7 @@ pub async fn cpg_link(cluster: &str) -> Result<CpgLink, CpgLinkError> {
         local,
         ends: Some(fencer),
         members,
+        processes,
         counters,
         stop: Some(stop),
         task: Some(task),
@@ -273,6 +277,13 @@ impl CpgLink {
     /// and leave; empty until corosync reports the group after the join.
     pub fn members(&self) -> watch::Receiver<Vec<NodeId>> {
         self.members.clone()
+    }
+
+    /// The processes that have a link in the group now, as `(node, pid)` (sorted): a fencer
+    /// that restarts on a node comes back with another pid, so the group changes even when
+    /// its node list does not.
+    pub fn processes(&self) -> watch::Receiver<Vec<(NodeId, u32)>> {
+        self.processes.clone()
     }
 
     /// The link's counters so far.
@@ -355,6 +366,7 @@ struct Carrier {
     local: NodeId,
     notifications: mpsc::UnboundedReceiver<Notification>,
     members: watch::Sender<Vec<NodeId>>,
+    processes: watch::Sender<Vec<(NodeId, u32)>>,
     counters: Arc<Counters>,
     /// True while the fencer's incoming queue is full (warn once per episode).
     incoming_dropping: bool,
@@ -535,6 +547,12 @@ impl Carrier {
                 }
             },
             Notification::GroupChange { members } => {
+                let mut processes: Vec<(NodeId, u32)> = members
+                    .iter()
+                    .map(|&(n, pid)| (NodeId::new(n), pid))
+                    .collect();
+                processes.sort_unstable();
+                self.processes.send_replace(processes);
                 let mut nodes: Vec<NodeId> = members.iter().map(|&(n, _)| NodeId::new(n)).collect();
                 nodes.sort_unstable();
                 nodes.dedup();

@@ -634,6 +634,7 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
         Arc::clone(&source),
         link,
         devices,
+        None,
     );
     let options = ServeOptions::from_config(config)
         .with_packets(Arc::clone(engine.stats()))
@@ -654,6 +655,7 @@ fn start_cluster_fencer(
     membership: Arc<dyn Membership>,
     link: crate::fencing::cluster::link::LinkEnds,
     devices: NodeDevices,
+    group: Option<tokio::sync::watch::Receiver<Vec<(ocf_core::NodeId, u32)>>>,
 ) -> ClusterFencer {
     let mut targets: Vec<ocf_core::NodeName> = Vec::new();
     let mut dynamic = false;
@@ -676,13 +678,17 @@ fn start_cluster_fencer(
         dynamic,
         "cluster fencer starting"
     );
+    let mut options = ClusterOptions::new(Caps { targets, dynamic }).with_settings(settings);
+    if let Some(group) = group {
+        options = options.with_group(group);
+    }
     ClusterFencer::start(
         me,
         name,
         membership,
         link,
         Arc::new(devices.fencer),
-        ClusterOptions::new(Caps { targets, dynamic }).with_settings(settings),
+        options,
     )
 }
 
@@ -829,7 +835,10 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
     let name = name
         .or_else(|| format!("node{}", me.get()).parse().ok())
         .ok_or_else(|| DaemonError::FenceLink(format!("node {me} has no usable name")))?;
-    let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), ends, devices);
+    // Corosync sees a node, not its ocf node: the fencer acts on the members whose fencer
+    // process is in the CPG group, so one that dies alone (its corosync up) leaves the view.
+    let group = Some(link.processes());
+    let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), ends, devices, group);
     let options = ServeOptions::from_config(config).with_fencer(Arc::new(fencer.clone()));
     let server = serve_claimed(source, claim, options);
     Ok(CorosyncDaemon {
