@@ -65,6 +65,23 @@ fn replay() {
         .ok()
         .and_then(|v| v.parse().ok())
         .expect("set OCF_FENCE_SIM_SEED");
+    let t = sim::run(seed);
+    for a in &t.actions {
+        println!("action {a:?}");
+    }
+    if let Some(h) = t.histories.values().next() {
+        for r in h {
+            let execs: Vec<_> = r
+                .executions
+                .iter()
+                .map(|e| (e.attempt, e.node.to_string(), e.outcome.clone()))
+                .collect();
+            println!(
+                "record {} {} {:?} {:?} executions {execs:?} outcome {:?}",
+                r.id, r.target, r.action, r.incident, r.outcome
+            );
+        }
+    }
     match verify(seed) {
         Ok(t) => println!(
             "seed {seed} passes: {} actions, faults {:#?}",

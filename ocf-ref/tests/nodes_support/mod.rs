@@ -100,6 +100,32 @@ impl NodeProc {
     }
 }
 
+impl Drop for Nodes {
+    /// Kills every node, then whatever else still runs from the scratch directory (a fence
+    /// agent whose daemon was killed under it finishes on its own otherwise), before the
+    /// directory goes.
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill9();
+        }
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(self.dir.path())
+            .status();
+        for _ in 0..50 {
+            let alive = Command::new("pgrep")
+                .args(["-f"])
+                .arg(self.dir.path())
+                .output()
+                .is_ok_and(|o| !o.stdout.is_empty());
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for NodeProc {
     fn drop(&mut self) {
         self.kill9();

@@ -1216,27 +1216,21 @@ impl FenceNode {
                 }
                 Applied::Closed(id) => self.answer_if_closed(id, out),
                 Applied::Running(id, attempt, node) => {
+                    // The merged table says this node runs the attempt, and it does not know
+                    // it: it never got the assignment, or it restarted since. Either way the
+                    // authority waits for it, and an unknown outcome means running it (again).
                     if node == self.name && !self.running.contains_key(&(id, attempt)) {
-                        let outcome = FenceOutcome::Failed {
-                            reason: format!(
-                                "{} restarted during the attempt; its outcome is unknown",
-                                self.name
-                            ),
-                        };
                         self.running.insert(
                             (id, attempt),
                             Running {
-                                done: Some(Msg::Done {
-                                    id,
-                                    attempt,
-                                    levels: Vec::new(),
-                                    outcome,
-                                    no_device: false,
-                                }),
+                                done: None,
                                 next_send_ms: now,
-                                started: true,
+                                started: false,
                             },
                         );
+                        if self.primary_now {
+                            self.start_execution(now, id, attempt, out);
+                        }
                     }
                 }
                 Applied::Assigned(id, attempt, node) => {

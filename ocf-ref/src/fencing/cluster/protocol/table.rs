@@ -75,8 +75,8 @@ pub enum Applied {
     Closed(FenceId),
     /// Request `req` joined incident `id` (answered at once when it is closed).
     Joined(ReqId, FenceId),
-    /// Attempt `attempt` of `id` runs on the node named so (from a merged table: a node that
-    /// does not know it restarted since, and reports the attempt's outcome as unknown).
+    /// Attempt `attempt` of `id` runs on the node named so, by the merged table at an epoch's
+    /// start (that node may not know it yet: it missed the assignment, or restarted since).
     Running(FenceId, u32, NodeName),
     /// Attempt `attempt` of `id` is this node's to run (checked by the caller).
     Assigned(FenceId, u32, ocf_core::NodeId),
