@@ -175,6 +175,10 @@ pub enum Msg {
         first: u64,
         /// The entries.
         ops: Vec<Op>,
+        /// The last entry every member of the view holds: the follower applies entries up
+        /// to it (answers, events and executions follow), and holds the rest.
+        #[serde(default)]
+        commit: u64,
     },
     /// A follower has applied the epoch's log up to `applied`.
     Ack {

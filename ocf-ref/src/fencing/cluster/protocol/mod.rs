@@ -159,6 +159,10 @@ struct Authority {
     base: u64,
     acked: BTreeMap<NodeId, u64>,
     sent: BTreeMap<NodeId, u64>,
+    /// The last entry every member holds.
+    commit: u64,
+    /// The commit each follower was last told.
+    told: BTreeMap<NodeId, u64>,
     caps: BTreeMap<NodeId, Caps>,
     queued: Vec<(ReqId, FenceRequest)>,
     next_resend_ms: UnixMillis,
@@ -173,7 +177,12 @@ impl Authority {
 #[derive(Debug)]
 struct Follower {
     authority: NodeId,
+    /// The last entry received in order.
     applied: u64,
+    /// The last entry applied to the committed table.
+    committed: u64,
+    /// Entries received and not yet committed, from `committed + 1`.
+    held: std::collections::VecDeque<Op>,
     next_sync_ms: UnixMillis,
 }
 
@@ -192,6 +201,11 @@ pub struct FenceNode {
     inc: u64,
     caps: Caps,
     settings: Settings,
+    /// What every member of the view holds: the history, and the source of every answer
+    /// and event.
+    committed: Table,
+    /// The authority's working copy: `committed` and the entries not yet held by every
+    /// member. Decisions are made on it; nothing outside the log depends on it.
     table: Table,
     view: Option<ViewInfo>,
     role: Role,
@@ -211,6 +225,7 @@ impl FenceNode {
             inc,
             caps,
             table: Table::new(settings.history_limit),
+            committed: Table::new(settings.history_limit),
             settings,
             view: None,
             role: Role::Outside,
@@ -221,9 +236,10 @@ impl FenceNode {
         }
     }
 
-    /// The replicated table (the history every member shows).
+    /// The replicated table (the history every member shows): the entries every member of
+    /// the view holds.
     pub fn table(&self) -> &Table {
-        &self.table
+        &self.committed
     }
 
     /// Whether this node is its view's authority and has finished gathering the members'
@@ -265,7 +281,7 @@ impl FenceNode {
 
     /// The records matching `target` (all when `None`), oldest first.
     pub fn history(&self, target: Option<&NodeName>) -> Vec<FenceRecord> {
-        self.table
+        self.committed
             .incidents
             .values()
             .filter(|s| target.is_none_or(|t| s.record.target == *t))
@@ -294,6 +310,9 @@ impl FenceNode {
             return;
         }
         if authority == Some(self.me) {
+            // Decisions of a previous epoch that not every member held are dropped: nothing
+            // outside the log acted on them.
+            self.table = self.committed.clone();
             let mut got = BTreeMap::new();
             if let Some(v) = &self.view {
                 for (m, _) in &v.members {
@@ -313,6 +332,8 @@ impl FenceNode {
                 base: 0,
                 acked: BTreeMap::new(),
                 sent: BTreeMap::new(),
+                commit: 0,
+                told: BTreeMap::new(),
                 caps: BTreeMap::new(),
                 queued: Vec::new(),
                 next_resend_ms: now,
@@ -322,6 +343,8 @@ impl FenceNode {
             self.role = Role::Follower(Follower {
                 authority,
                 applied: 0,
+                committed: 0,
+                held: std::collections::VecDeque::new(),
                 next_sync_ms: now,
             });
             self.send_sync(now, id, authority, out);
@@ -395,15 +418,20 @@ impl FenceNode {
                 records,
                 out,
             ),
-            Msg::Entries { epoch, first, ops } => {
-                self.handle_entries(now, from, epoch, first, ops, out);
-            }
+            Msg::Entries {
+                epoch,
+                first,
+                ops,
+                commit,
+            } => self.handle_entries(now, from, epoch, first, ops, commit, out),
             Msg::Ack { epoch, applied } => {
                 if self.view.as_ref().is_some_and(|v| v.id == epoch) {
                     if let Role::Authority(a) = &mut self.role {
                         let e = a.acked.entry(from).or_insert(0);
                         *e = (*e).max(applied);
                     }
+                    // The commit may advance: answers and events follow it.
+                    self.flush(now, out);
                 }
             }
             Msg::Done {
@@ -576,7 +604,7 @@ impl FenceNode {
 
     fn send_dones(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
         // Results already in the log need no more sending.
-        let table = &self.table;
+        let table = &self.committed;
         self.running.retain(|(id, attempt), _| {
             table.incidents.get(id).is_some_and(|s| {
                 s.record
@@ -632,7 +660,7 @@ impl FenceNode {
         if let Role::Follower(f) = &mut self.role {
             f.next_sync_ms = now + RESEND_MS * 3;
         }
-        let chunks = pack(self.table.incidents.values().cloned().collect());
+        let chunks = pack(self.committed.incidents.values().cloned().collect());
         let n = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
         for (i, records) in chunks.into_iter().enumerate() {
             out.push(Out::Send {
@@ -642,8 +670,8 @@ impl FenceNode {
                     chunk: u32::try_from(i).unwrap_or(u32::MAX),
                     chunks: n,
                     caps: self.caps.clone(),
-                    next_id: self.table.next_id,
-                    last_primary: self.table.last_primary.clone(),
+                    next_id: self.committed.next_id,
+                    last_primary: self.committed.last_primary.clone(),
                     records,
                 },
             });
@@ -1092,9 +1120,11 @@ impl FenceNode {
             return;
         };
         a.log.push(op.clone());
-        let mut applied = Vec::new();
-        self.table.apply(op, &mut applied);
-        self.on_applied(now, applied, out);
+        // The working copy only: answers, events and executions follow the commit.
+        let _ = now;
+        let mut ignored = Vec::new();
+        self.table.apply(op, &mut ignored);
+        let _ = out;
     }
 
     /// Sends every follower the entries it has not been sent.
@@ -1113,17 +1143,35 @@ impl FenceNode {
         if a.syncing.is_some() {
             return;
         }
+        let len = a.len();
+        // Committed: what every member of the (primary) view holds, so every later primary
+        // view has a member that holds it.
+        let min_acked = view_min(&a.acked, view, self.me).unwrap_or(len).min(len);
+        let mut newly = Vec::new();
+        if min_acked > a.commit {
+            for k in a.commit + 1..=min_acked {
+                if let Some(op) = usize::try_from(k - 1 - a.base)
+                    .ok()
+                    .and_then(|i| a.log.get(i))
+                {
+                    newly.push(op.clone());
+                }
+            }
+            a.commit = min_acked;
+        }
+        let commit = a.commit;
         let resend = now >= a.next_resend_ms;
         if resend {
             a.next_resend_ms = now + RESEND_MS;
         }
-        let len = a.len();
         for f in followers {
             let acked = a.acked.get(&f).copied().unwrap_or(0);
             let sent = a.sent.entry(f).or_insert(0);
             if resend && acked < len {
                 *sent = acked; // what was not acknowledged goes again
             }
+            let told = a.told.entry(f).or_insert(0);
+            let mut any = false;
             while *sent < len {
                 let first = *sent + 1;
                 let mut ops = Vec::new();
@@ -1148,23 +1196,47 @@ impl FenceNode {
                     break; // entries below `base` were acknowledged by everyone
                 }
                 *sent = k - 1;
+                any = true;
                 out.push(Out::Send {
                     to: f,
-                    msg: Msg::Entries { epoch, first, ops },
+                    msg: Msg::Entries {
+                        epoch,
+                        first,
+                        ops,
+                        commit,
+                    },
                 });
             }
+            // A follower learns of a commit with the next entries, or alone.
+            if !any && (*told < commit || (resend && acked >= len && *told < commit)) {
+                out.push(Out::Send {
+                    to: f,
+                    msg: Msg::Entries {
+                        epoch,
+                        first: len + 1,
+                        ops: Vec::new(),
+                        commit,
+                    },
+                });
+            }
+            *told = commit;
         }
-        // Entries every follower acknowledged are dropped.
-        let min_acked = view_min(&a.acked, view, self.me).unwrap_or(len);
-        if min_acked > a.base {
-            let drop = usize::try_from(min_acked - a.base)
+        // Entries every follower holds and that are committed are dropped from the log.
+        if commit > a.base {
+            let drop = usize::try_from(commit - a.base)
                 .unwrap_or(0)
                 .min(a.log.len());
             a.log.drain(..drop);
             a.base += drop as u64;
         }
+        let mut applied = Vec::new();
+        for op in newly {
+            self.committed.apply(op, &mut applied);
+        }
+        self.on_applied(now, applied, out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_entries(
         &mut self,
         now: UnixMillis,
@@ -1172,6 +1244,7 @@ impl FenceNode {
         epoch: ViewId,
         first: u64,
         ops: Vec<Op>,
+        commit: u64,
         out: &mut Vec<Out>,
     ) {
         if self.view.as_ref().map(|v| v.id) != Some(epoch) {
@@ -1183,16 +1256,24 @@ impl FenceNode {
         if f.authority != from {
             return;
         }
-        let mut applied = Vec::new();
         for (k, op) in (first..).zip(ops) {
             if k == f.applied + 1 {
-                self.table.apply(op, &mut applied);
+                f.held.push_back(op);
                 f.applied = k;
             } else if k > f.applied + 1 {
                 break;
             }
         }
         let ack = f.applied;
+        let upto = commit.min(f.applied);
+        let mut newly = Vec::new();
+        while f.committed < upto {
+            match f.held.pop_front() {
+                Some(op) => newly.push(op),
+                None => break,
+            }
+            f.committed += 1;
+        }
         out.push(Out::Send {
             to: from,
             msg: Msg::Ack {
@@ -1200,6 +1281,10 @@ impl FenceNode {
                 applied: ack,
             },
         });
+        let mut applied = Vec::new();
+        for op in newly {
+            self.committed.apply(op, &mut applied);
+        }
         self.on_applied(now, applied, out);
     }
 
@@ -1253,7 +1338,7 @@ impl FenceNode {
     }
 
     fn start_execution(&mut self, now: UnixMillis, id: FenceId, attempt: u32, out: &mut Vec<Out>) {
-        let Some(stored) = self.table.incidents.get(&id) else {
+        let Some(stored) = self.committed.incidents.get(&id) else {
             return;
         };
         let Some(r) = self.running.get_mut(&(id, attempt)) else {
@@ -1284,7 +1369,7 @@ impl FenceNode {
     }
 
     fn answer_if_closed(&mut self, id: FenceId, out: &mut Vec<Out>) {
-        let Some(stored) = self.table.incidents.get(&id) else {
+        let Some(stored) = self.committed.incidents.get(&id) else {
             return;
         };
         if stored.is_open() {
@@ -1442,6 +1527,13 @@ mod tests {
         assert!(n1.is_acting_authority());
         out.clear();
         n1.request(10, request(3), &mut out);
+        // Nothing runs until n2 holds the decision too.
+        assert!(out.iter().all(|o| !matches!(o, Out::Execute { .. })));
+        let ack = |applied| Msg::Ack {
+            epoch: ViewId::new(1, NodeId::new(1), 0),
+            applied,
+        };
+        n1.receive(11, NodeId::new(2), ack(100), &mut out);
         let runs: Vec<_> = out
             .iter()
             .filter_map(|o| match o {
@@ -1453,6 +1545,7 @@ mod tests {
         // n1 is never asked to run the fence of n1: n2 has no device, so it closes as no device.
         out.clear();
         n1.request(20, request(1), &mut out);
+        n1.receive(21, NodeId::new(2), ack(200), &mut out);
         assert!(out.iter().all(|o| !matches!(o, Out::Execute { .. })));
         assert!(out.iter().any(|o| matches!(
             o,
