@@ -184,8 +184,11 @@ pub enum Msg {
     Ack {
         /// The epoch.
         epoch: ViewId,
-        /// The last entry applied.
+        /// The last entry received in order.
         applied: u64,
+        /// The last entry committed (so a lost commit is told again).
+        #[serde(default)]
+        committed: u64,
     },
     /// An executor's result, to the authority (re-sent until it is in the log).
     Done {

@@ -163,6 +163,8 @@ struct Authority {
     commit: u64,
     /// The commit each follower was last told.
     told: BTreeMap<NodeId, u64>,
+    /// The commit each follower says it applied (a lost commit message is sent again).
+    committed_at: BTreeMap<NodeId, u64>,
     caps: BTreeMap<NodeId, Caps>,
     queued: Vec<(ReqId, FenceRequest)>,
     next_resend_ms: UnixMillis,
@@ -171,6 +173,28 @@ struct Authority {
 impl Authority {
     fn len(&self) -> u64 {
         self.base + self.log.len() as u64
+    }
+
+    /// The entries from number `first` on that fit one message (at least one, if any).
+    fn pack_from(&self, first: u64) -> Vec<Op> {
+        let mut ops = Vec::new();
+        let mut bytes = 0;
+        let start = first.saturating_sub(1).saturating_sub(self.base);
+        let Ok(start) = usize::try_from(start) else {
+            return ops;
+        };
+        if first <= self.base {
+            return ops;
+        }
+        for op in self.log.iter().skip(start) {
+            let size = serde_json::to_vec(op).map_or(0, |v| v.len());
+            if !ops.is_empty() && bytes + size > PACK_BYTES {
+                break;
+            }
+            bytes += size;
+            ops.push(op.clone());
+        }
+        ops
     }
 }
 
@@ -238,7 +262,7 @@ impl FenceNode {
 
     /// The replicated table (the history every member shows): the entries every member of
     /// the view holds.
-    pub fn table(&self) -> &Table {
+    pub fn committed(&self) -> &Table {
         &self.committed
     }
 
@@ -334,6 +358,7 @@ impl FenceNode {
                 sent: BTreeMap::new(),
                 commit: 0,
                 told: BTreeMap::new(),
+                committed_at: BTreeMap::new(),
                 caps: BTreeMap::new(),
                 queued: Vec::new(),
                 next_resend_ms: now,
@@ -424,11 +449,17 @@ impl FenceNode {
                 ops,
                 commit,
             } => self.handle_entries(now, from, epoch, first, ops, commit, out),
-            Msg::Ack { epoch, applied } => {
+            Msg::Ack {
+                epoch,
+                applied,
+                committed,
+            } => {
                 if self.view.as_ref().is_some_and(|v| v.id == epoch) {
                     if let Role::Authority(a) = &mut self.role {
                         let e = a.acked.entry(from).or_insert(0);
                         *e = (*e).max(applied);
+                        let c = a.committed_at.entry(from).or_insert(0);
+                        *c = (*c).max(committed);
                     }
                     // The commit may advance: answers and events follow it.
                     self.flush(now, out);
@@ -1166,36 +1197,18 @@ impl FenceNode {
         }
         for f in followers {
             let acked = a.acked.get(&f).copied().unwrap_or(0);
-            let sent = a.sent.entry(f).or_insert(0);
+            let mut sent = a.sent.get(&f).copied().unwrap_or(0);
             if resend && acked < len {
-                *sent = acked; // what was not acknowledged goes again
+                sent = acked; // what was not acknowledged goes again
             }
-            let told = a.told.entry(f).or_insert(0);
             let mut any = false;
-            while *sent < len {
-                let first = *sent + 1;
-                let mut ops = Vec::new();
-                let mut bytes = 0;
-                let mut k = first;
-                while k <= len {
-                    let Some(op) = usize::try_from(k - 1 - a.base)
-                        .ok()
-                        .and_then(|i| a.log.get(i))
-                    else {
-                        break;
-                    };
-                    let size = serde_json::to_vec(op).map_or(0, |v| v.len());
-                    if !ops.is_empty() && bytes + size > PACK_BYTES {
-                        break;
-                    }
-                    bytes += size;
-                    ops.push(op.clone());
-                    k += 1;
-                }
+            while sent < len {
+                let first = sent + 1;
+                let ops = a.pack_from(first);
                 if ops.is_empty() {
                     break; // entries below `base` were acknowledged by everyone
                 }
-                *sent = k - 1;
+                sent = first + ops.len() as u64 - 1;
                 any = true;
                 out.push(Out::Send {
                     to: f,
@@ -1208,7 +1221,9 @@ impl FenceNode {
                 });
             }
             // A follower learns of a commit with the next entries, or alone.
-            if !any && (*told < commit || (resend && acked >= len && *told < commit)) {
+            let told = a.told.get(&f).copied().unwrap_or(0);
+            let holds = a.committed_at.get(&f).copied().unwrap_or(0);
+            if !any && (told < commit || (resend && holds < commit)) {
                 out.push(Out::Send {
                     to: f,
                     msg: Msg::Entries {
@@ -1219,7 +1234,8 @@ impl FenceNode {
                     },
                 });
             }
-            *told = commit;
+            a.sent.insert(f, sent);
+            a.told.insert(f, commit);
         }
         // Entries every follower holds and that are committed are dropped from the log.
         if commit > a.base {
@@ -1279,6 +1295,7 @@ impl FenceNode {
             msg: Msg::Ack {
                 epoch,
                 applied: ack,
+                committed: f.committed,
             },
         });
         let mut applied = Vec::new();
@@ -1532,6 +1549,7 @@ mod tests {
         let ack = |applied| Msg::Ack {
             epoch: ViewId::new(1, NodeId::new(1), 0),
             applied,
+            committed: 0,
         };
         n1.receive(11, NodeId::new(2), ack(100), &mut out);
         let runs: Vec<_> = out
