@@ -1,0 +1,5 @@
+//! HPC on the same truth as HA: hostlists as Slurm writes them, the Slurm bridge that sets a
+//! dead node DOWN once the cluster fencer has confirmed it, and power actions (Slurm's
+//! suspend, resume and reboot hooks) through that same fencer.
+
+pub mod hostlist;
