@@ -19,6 +19,7 @@ pub mod fence;
 pub mod node;
 pub mod output;
 pub mod ra;
+pub mod slurm;
 pub mod timing;
 
 /// What every subcommand returns: its exit code, or an error to print.
@@ -99,6 +100,9 @@ pub enum Command {
     /// Print the membership timers a node's configuration gives (refused with the arithmetic
     /// when they do not fit together).
     Timing(timing::TimingArgs),
+    /// Slurm on ocf's node-death truth: the bridge that sets fenced nodes DOWN.
+    #[command(subcommand)]
+    Slurm(slurm::SlurmCommand),
     /// Form a cluster on loopback, kill a node, fence it and recover its resource.
     Demo(demo::DemoArgs),
 }
@@ -151,6 +155,7 @@ pub async fn run(command: Command) -> CliResult {
         Command::Members(a) => node::run_members(a).await,
         Command::Keygen(a) => node::run_keygen(a),
         Command::Timing(a) => timing::run_timing(&a),
+        Command::Slurm(c) => slurm::run(c).await,
         Command::Demo(a) => demo::run(a).await,
     }
 }

@@ -3,3 +3,4 @@
 //! suspend, resume and reboot hooks) through that same fencer.
 
 pub mod hostlist;
+pub mod slurm;
