@@ -250,6 +250,10 @@ impl Bridge {
             self.on_death(death).await?;
         }
         self.ledger.save()?;
+        tracing::info!(
+            records = records.len(),
+            "slurm bridge caught up from the fence history"
+        );
         Ok(())
     }
 

@@ -1,0 +1,183 @@
+//! `ocf slurm bridge` against a real Slurm (munged, slurmctld, one slurmd per node) and real
+//! `ocf node` processes with a spy fence agent: a killed node is fenced once, then Slurm
+//! shows it DOWN with ocf's reason, never before; an admin's DRAIN survives the node leaving
+//! and rejoining; a bridge restarted while a node dies still sets it DOWN exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod nodes_support;
+mod slurm_support;
+
+use std::time::Duration;
+
+use nodes_support::{Layout, Nodes};
+use ocf_fencing::{Fencer, HistoryFilter};
+use slurm_support::{BridgeProc, Slurm};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn layout() -> Layout {
+    Layout {
+        with_device: vec![1, 2, 3],
+        delay_s: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_is_fenced_once_then_down_in_slurm_then_resumed() {
+    let mut nodes = Nodes::start(3, &layout());
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let mut slurm = Slurm::start(&["n1", "n2", "n3"], "");
+    let bridge = BridgeProc::start(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &nodes.dir.path().join("bridge.json"),
+        &nodes.dir.path().join("bridge.log"),
+    );
+    bridge.wait_caught_up(WAIT);
+
+    nodes.nodes[2].kill9();
+    slurm.kill9_slurmd("n3");
+    let down = bridge.wait_action("n3", "down", WAIT);
+
+    // Fenced once, by the spy, before anything reached Slurm.
+    assert_eq!(
+        nodes.calls(),
+        vec![("reboot".to_owned(), "n3".to_owned())],
+        "{}",
+        nodes.logs()
+    );
+    let history = nodes.nodes[0]
+        .fencer()
+        .history(&HistoryFilter::all().target("n3".parse().unwrap()))
+        .await
+        .unwrap();
+    let record = history
+        .iter()
+        .find(|r| r.succeeded())
+        .expect("a fenced record");
+    let incident = record.incident.as_ref().unwrap().to_string();
+    assert!(incident.starts_with("n3@left-view-"), "{incident}");
+    assert_eq!(down["incident"], incident.as_str());
+    assert!(
+        down["at_ms"].as_u64().unwrap() >= record.ended_ms.unwrap(),
+        "Slurm was told at {} before fencing was confirmed at {:?}",
+        down["at_ms"],
+        record.ended_ms
+    );
+    let (state, reason) = slurm.node("n3").unwrap();
+    assert!(state.starts_with("DOWN"), "{state}");
+    assert_eq!(
+        reason.as_deref(),
+        Some(format!("ocf: fenced (reboot), incident {incident}").as_str())
+    );
+
+    // n3 comes back: its ocf node rejoins, the bridge resumes the node it holds.
+    nodes.spawn(2);
+    slurm.start_slurmd("n3", true);
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    bridge.wait_action("n3", "resume", WAIT);
+    slurm.wait_node("n3", "out of DOWN", WAIT, |s, _| !s.starts_with("DOWN"));
+    assert_eq!(
+        bridge
+            .actions("n3")
+            .iter()
+            .filter(|a| a["action"] == "down")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_drain_survives_the_node_leaving_and_rejoining() {
+    let mut nodes = Nodes::start(3, &layout());
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let slurm = Slurm::start(&["n1", "n2", "n3"], "");
+    let (code, _, err) = slurm.scontrol(&["update", "NodeName=n2", "State=DRAIN", "Reason=maint"]);
+    assert_eq!(code, 0, "{err}");
+    let bridge = BridgeProc::start(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &nodes.dir.path().join("bridge.json"),
+        &nodes.dir.path().join("bridge.log"),
+    );
+    bridge.wait_caught_up(WAIT);
+
+    nodes.nodes[1].kill9();
+    let kept = bridge.wait_action("n2", "kept", WAIT);
+    assert!(kept["detail"].as_str().unwrap().contains("maint"), "{kept}");
+    assert_eq!(nodes.calls(), vec![("reboot".to_owned(), "n2".to_owned())]);
+
+    nodes.spawn(1);
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    // Several of the bridge's ticks with n2 back in the view.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (state, reason) = slurm.node("n2").unwrap();
+    assert!(state.contains("DRAIN"), "{state}");
+    assert_eq!(reason.as_deref(), Some("maint"));
+    let did: Vec<_> = bridge
+        .actions("n2")
+        .iter()
+        .map(|a| a["action"].clone())
+        .collect();
+    assert_eq!(did, vec!["kept"], "{did:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_restarted_while_a_node_dies_sets_it_down_once() {
+    let mut nodes = Nodes::start(3, &layout());
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let mut slurm = Slurm::start(&["n1", "n2", "n3"], "");
+    let state = nodes.dir.path().join("bridge.json");
+    let mut first = BridgeProc::start(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &state,
+        &nodes.dir.path().join("bridge1.log"),
+    );
+    first.wait_caught_up(WAIT);
+    first.kill9();
+
+    nodes.nodes[2].kill9();
+    slurm.kill9_slurmd("n3");
+    // Fencing ends while no bridge runs.
+    let fencer = nodes.nodes[0].fencer();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !fencer
+        .history(&HistoryFilter::all().target("n3".parse().unwrap()))
+        .await
+        .unwrap()
+        .iter()
+        .any(ocf_fencing::FenceRecord::succeeded)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", nodes.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        slurm.node("n3").map(|(s, _)| s.starts_with("DOWN")),
+        Some(false)
+    );
+
+    let second = BridgeProc::start(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &state,
+        &nodes.dir.path().join("bridge2.log"),
+    );
+    second.wait_action("n3", "down", WAIT);
+    slurm.wait_node("n3", "DOWN by ocf", WAIT, |s, r| {
+        s.starts_with("DOWN") && r.is_some_and(|r| r.starts_with("ocf: fenced"))
+    });
+    drop(second);
+
+    // A third start finds it done: nothing applied again.
+    let third = BridgeProc::start(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &state,
+        &nodes.dir.path().join("bridge3.log"),
+    );
+    third.wait_caught_up(WAIT);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(third.actions("n3").is_empty(), "{:?}", third.actions("n3"));
+    assert_eq!(nodes.calls().len(), 1);
+}
