@@ -3,4 +3,5 @@
 //! suspend, resume and reboot hooks) through that same fencer.
 
 pub mod hostlist;
+pub mod power;
 pub mod slurm;

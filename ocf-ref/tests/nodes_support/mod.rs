@@ -18,7 +18,8 @@ use ocf_ref::membership::daemon::DaemonClient;
 pub const OCF: &str = env!("CARGO_BIN_EXE_ocf");
 
 /// The spy agent: every call but meta-data/monitor/list/status is appended to `calls` in its
-/// directory as `<action> <plug>`; `delay=N` (a parameter) makes fencing actions take N s.
+/// directory as `<action> <plug>`; `delay=N` (a parameter) makes fencing actions take N s; a
+/// file `fail_<action>` in its directory makes that action fail (exit 1) after recording it.
 const SPY: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 input=$(cat)
@@ -46,6 +47,7 @@ XML
   on|off|reboot)
     printf '%s %s %s\n' "$action" "$plug" "$$" >> "$dir/calls"
     if [ -n "$delay" ]; then sleep "$delay"; fi
+    if [ -e "$dir/fail_$action" ]; then exit 1; fi
     exit 0 ;;
   *) exit 1 ;;
 esac
