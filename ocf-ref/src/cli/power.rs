@@ -94,11 +94,12 @@ pub async fn run(args: PowerArgs) -> CliResult {
     if let Ok(file) = std::env::var("SLURM_RESUME_FILE") {
         eprintln!("ocf: Slurm's resume file {file} (the nodes come from the hostlist argument)");
     }
-    let mut options = PowerOptions::default();
-    options.concurrency = args.concurrency.max(1);
-    options.min_gap = Duration::from_millis(args.min_gap_ms);
-    options.deadline = Duration::from_secs(args.timeout.max(1));
-    options.wait_rejoin = args.wait_rejoin;
+    let options = PowerOptions {
+        concurrency: args.concurrency.max(1),
+        min_gap: Duration::from_millis(args.min_gap_ms),
+        deadline: Duration::from_secs(args.timeout.max(1)),
+        wait_rejoin: args.wait_rejoin,
+    };
     eprintln!(
         "ocf: power {action} {} ({} nodes)",
         hostlist::compress(&names),

@@ -29,7 +29,6 @@ pub const CLUSTER_LIMIT: &str = "cluster";
 
 /// How a power run is paced and bounded.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct PowerOptions {
     /// Actions at once per device (at least 1).
     pub concurrency: usize,

@@ -303,7 +303,10 @@ impl Bridge {
         let node = match self.slurm.node(&name).await {
             Ok(n) => n,
             Err(e @ SlurmError::Missing { .. }) => return Err(e.into()),
-            Err(e) => return self.defer(death, &e),
+            Err(e) => {
+                self.defer(death, &e);
+                return Ok(());
+            }
         };
         match holds::owner(&node) {
             HoldOwner::Other(reason) => {
@@ -324,7 +327,8 @@ impl Bridge {
             if matches!(e, SlurmError::Missing { .. }) {
                 return Err(e.into());
             }
-            return self.defer(death, &e);
+            self.defer(death, &e);
+            return Ok(());
         }
         let absent = self
             .members()
@@ -343,7 +347,7 @@ impl Bridge {
         Ok(())
     }
 
-    fn defer(&mut self, death: NodeDeath, e: &SlurmError) -> Result<(), BridgeError> {
+    fn defer(&mut self, death: NodeDeath, e: &SlurmError) {
         self.emit(
             &death.target,
             "error",
@@ -353,7 +357,6 @@ impl Bridge {
         if !self.pending.iter().any(|d| d.incident == death.incident) {
             self.pending.push(death);
         }
-        Ok(())
     }
 
     async fn retry_pending(&mut self) -> Result<(), BridgeError> {
