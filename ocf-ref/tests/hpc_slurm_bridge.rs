@@ -181,3 +181,57 @@ async fn a_bridge_restarted_while_a_node_dies_sets_it_down_once() {
     assert!(third.actions("n3").is_empty(), "{:?}", third.actions("n3"));
     assert_eq!(nodes.calls().len(), 1);
 }
+
+/// Prints kill → DOWN with ocf (n3: ocf node and slurmd killed) beside Slurm alone (n2: only
+/// its slurmd killed, SlurmdTimeout=10). A measurement, not a check: `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+async fn measure_kill_to_down() {
+    let mut nodes = Nodes::start(3, &layout());
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let mut slurm = Slurm::start(&["n1", "n2", "n3"], "");
+    let bridge = BridgeProc::start(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &nodes.dir.path().join("bridge.json"),
+        &nodes.dir.path().join("bridge.log"),
+    );
+    bridge.wait_caught_up(WAIT);
+    let now_ms = || {
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    let killed = std::time::Instant::now();
+    let killed_ms = now_ms();
+    slurm.kill9_slurmd("n2");
+    nodes.nodes[2].kill9();
+    slurm.kill9_slurmd("n3");
+    slurm.wait_node("n3", "DOWN by ocf", WAIT, |s, r| {
+        s.starts_with("DOWN") && r.is_some_and(|r| r.starts_with("ocf: "))
+    });
+    let ocf_down = killed.elapsed();
+    let down = bridge.wait_action("n3", "down", WAIT);
+    let record = nodes.nodes[0]
+        .fencer()
+        .history(&HistoryFilter::all().target("n3".parse().unwrap()))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(ocf_fencing::FenceRecord::succeeded)
+        .unwrap();
+    let ended = record.ended_ms.unwrap();
+    slurm.wait_node("n2", "DOWN by Slurm", WAIT, |s, _| s.starts_with("DOWN"));
+    let slurm_down = killed.elapsed();
+    eprintln!(
+        "kill -> DOWN with ocf: {} ms (kill -> fence confirmed {} ms, confirmed -> scontrol done {} ms); Slurm alone: {} ms",
+        ocf_down.as_millis(),
+        ended.saturating_sub(killed_ms),
+        down["at_ms"].as_u64().unwrap().saturating_sub(ended),
+        slurm_down.as_millis()
+    );
+}
