@@ -9,7 +9,7 @@ mod slurm_support;
 
 use std::time::Duration;
 
-use nodes_support::{Layout, Nodes};
+use nodes_support::{Layout, Nodes, OCF};
 use ocf_fencing::{Fencer, HistoryFilter};
 use slurm_support::{BridgeProc, Slurm};
 

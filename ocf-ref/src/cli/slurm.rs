@@ -1,4 +1,5 @@
-//! `ocf slurm bridge`: Slurm learns of a dead node from ocf ([`crate::hpc::slurm::bridge`]).
+//! `ocf slurm bridge`: Slurm learns of a dead node from ocf ([`crate::hpc::slurm::bridge`]);
+//! `ocf slurm holds`: who holds each Slurm node out ([`crate::hpc::slurm::holds`]).
 //!
 //! Runs until stopped; prints one line per thing it did (one JSON object per line with
 //! `--json`). Exits 70 only when it cannot go on: `scontrol` missing, its state file
@@ -15,6 +16,7 @@ use ocf_core::NodeName;
 use super::output::print_json_line;
 use super::{CliResult, Failure};
 use crate::hpc::slurm::bridge::Bridge;
+use crate::hpc::slurm::holds::HoldView;
 use crate::hpc::slurm::ledger::Ledger;
 use crate::hpc::slurm::scontrol::Scontrol;
 use crate::membership::config::NodeConfig;
@@ -24,6 +26,23 @@ use crate::membership::config::NodeConfig;
 pub enum SlurmCommand {
     /// Set nodes DOWN in Slurm once ocf has fenced them, and resume them when they come back.
     Bridge(BridgeArgs),
+    /// Show who holds each Slurm node out of service: ocf, Slurm or another owner, the
+    /// reason, and who set it when.
+    Holds(HoldsArgs),
+}
+
+/// `ocf slurm holds`.
+#[derive(Debug, Args)]
+pub struct HoldsArgs {
+    /// Only these nodes (a hostlist, `n[1-3]`).
+    #[arg(value_name = "HOSTLIST")]
+    pub hosts: Option<String>,
+    /// Slurm's configuration (given to scontrol as `SLURM_CONF`).
+    #[arg(long, env = "SLURM_CONF", value_name = "PATH")]
+    pub slurm_conf: Option<PathBuf>,
+    /// Print one JSON object per node.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ocf slurm bridge`.
@@ -53,7 +72,38 @@ pub struct BridgeArgs {
 pub async fn run(command: SlurmCommand) -> CliResult {
     match command {
         SlurmCommand::Bridge(args) => bridge(args).await,
+        SlurmCommand::Holds(args) => holds(args).await,
     }
+}
+
+async fn holds(args: HoldsArgs) -> CliResult {
+    let only = match &args.hosts {
+        Some(expr) => Some(crate::hpc::hostlist::expand(expr).map_err(Failure::usage)?),
+        None => None,
+    };
+    let nodes = Scontrol::new(args.slurm_conf).nodes().await?;
+    let mut out = std::io::stdout().lock();
+    for n in nodes
+        .iter()
+        .filter(|n| only.as_ref().is_none_or(|o| o.contains(&n.name)))
+    {
+        let view = HoldView::of(n);
+        if args.json {
+            serde_json::to_writer(&mut out, &view)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{} {} owner={} reason={} since={}",
+                view.node,
+                view.state,
+                view.owner,
+                view.reason.as_deref().unwrap_or("-"),
+                view.since.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_map(items: &[String]) -> Result<BTreeMap<NodeName, String>, Failure> {

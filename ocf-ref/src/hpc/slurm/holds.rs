@@ -55,6 +55,40 @@ pub fn owner(node: &SlurmNode) -> HoldOwner {
     }
 }
 
+/// One node's hold as `ocf slurm holds` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct HoldView {
+    /// The Slurm node.
+    pub node: String,
+    /// Its Slurm state.
+    pub state: String,
+    /// `free`, `ocf`, `slurm` or `other`.
+    pub owner: &'static str,
+    /// The reason of the hold.
+    pub reason: Option<String>,
+    /// Who set it and since when (`root@2026-12-01T06:00:20`), as Slurm records it.
+    pub since: Option<String>,
+}
+
+impl HoldView {
+    /// The view of `node`'s hold.
+    pub fn of(node: &SlurmNode) -> Self {
+        Self {
+            node: node.name.clone(),
+            state: node.state.clone(),
+            owner: match owner(node) {
+                HoldOwner::Free => "free",
+                HoldOwner::Ocf => "ocf",
+                HoldOwner::Slurm => "slurm",
+                HoldOwner::Other(_) => "other",
+            },
+            reason: node.reason.clone(),
+            since: node.set_by.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,8 @@ pub struct SlurmNode {
     pub state: String,
     /// The reason of its hold, without Slurm's `[user@time]` suffix; `None` when unset.
     pub reason: Option<String>,
+    /// Who set the reason and when, from that suffix (`root@2026-12-01T06:00:20`).
+    pub set_by: Option<String>,
 }
 
 impl SlurmNode {
@@ -82,6 +84,7 @@ impl SlurmNode {
     /// assert_eq!(n.name, "n2");
     /// assert!(n.has_flag("DRAIN"));
     /// assert_eq!(n.reason.as_deref(), Some("maint work"));
+    /// assert_eq!(n.set_by.as_deref(), Some("root@2026-12-01T06:00:20"));
     /// ```
     pub fn parse(line: &str) -> Option<Self> {
         let field = |key: &str| {
@@ -91,17 +94,25 @@ impl SlurmNode {
         let name = field("NodeName=")?;
         let state = field("State=")?;
         // The reason is the last field and may hold spaces.
-        let reason = line.find(" Reason=").map(|at| {
-            let text = line[at + " Reason=".len()..].trim_end();
-            match text.rfind(" [") {
-                Some(cut) if text.ends_with(']') => text[..cut].to_owned(),
-                _ => text.to_owned(),
+        let (reason, set_by) = match line.find(" Reason=") {
+            Some(at) => {
+                let text = line[at + " Reason=".len()..].trim_end();
+                match text.rfind(" [") {
+                    Some(cut) if text.ends_with(']') => (
+                        Some(text[..cut].to_owned()),
+                        Some(text[cut + 2..text.len() - 1].to_owned()),
+                    ),
+                    _ => (Some(text.to_owned()), None),
+                }
             }
-        });
+            None => (None, None),
+        };
+        let reason = reason.filter(|r| !r.is_empty() && r != "(null)");
         Some(Self {
             name,
             state,
-            reason: reason.filter(|r| !r.is_empty() && r != "(null)"),
+            set_by: set_by.filter(|_| reason.is_some()),
+            reason,
         })
     }
 
@@ -249,6 +260,15 @@ impl Scontrol {
         self.run(&["update", &node, "State=DOWN", &reason])
             .await
             .map(drop)
+    }
+
+    /// Every node (`scontrol -o show node`).
+    ///
+    /// # Errors
+    /// As [`Scontrol::run`].
+    pub async fn nodes(&self) -> Result<Vec<SlurmNode>, SlurmError> {
+        let out = self.run(&["-o", "show", "node"]).await?;
+        Ok(out.lines().filter_map(SlurmNode::parse).collect())
     }
 
     /// `scontrol update NodeName=NAME State=RESUME`.
