@@ -164,3 +164,64 @@ async fn a_failed_power_on_keeps_the_node_out_and_names_it() {
     );
     assert!(nodes.calls().iter().any(|(a, p)| a == "on" && p == "n3"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_powered_off_by_slurm_is_not_fenced_again_when_it_leaves_the_view() {
+    let mut nodes = Nodes::start(
+        3,
+        &Layout {
+            with_device: vec![1, 2, 3],
+            delay_s: 0,
+        },
+    );
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let hooks = nodes.dir.path().join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    let slurm = Slurm::start(
+        &["n1", "n2", "n3"],
+        &power_conf(&hooks, &nodes.nodes[0].config),
+    );
+    let (code, _, err) = slurm.scontrol(&["update", "NodeName=n3", "State=POWER_DOWN_FORCE"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        wait_file(&hooks.join("off.rc"), "SuspendProgram's exit").trim(),
+        "0"
+    );
+
+    // The power is cut: n3's ocf node is gone, the others see it leave.
+    nodes.nodes[2].kill9();
+    nodes.wait_for_view(&[0, 1]).await;
+    // Whatever the cluster fencer decides about the lost n3 is in its history once the
+    // next incident (a fence request about n1's neighbour n2, asked now) has been decided
+    // after it: the authority handles the view change before any later request.
+    let record = nodes.nodes[0]
+        .fencer()
+        .fence(
+            FenceRequest::new(
+                "n2".parse().unwrap(),
+                FenceAction::Off,
+                "probe@n1".parse().unwrap(),
+            )
+            .with_timeout(Duration::from_secs(50)),
+        )
+        .await
+        .unwrap();
+    assert!(record.succeeded());
+    let history = nodes.nodes[0]
+        .fencer()
+        .history(&ocf_fencing::HistoryFilter::all().target("n3".parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        history.len(),
+        1,
+        "n3 was fenced again after its power-off: {history:#?}"
+    );
+    assert_eq!(
+        nodes.calls(),
+        vec![
+            ("off".to_owned(), "n3".to_owned()),
+            ("off".to_owned(), "n2".to_owned())
+        ]
+    );
+}
