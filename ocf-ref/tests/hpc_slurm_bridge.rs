@@ -235,3 +235,63 @@ async fn measure_kill_to_down() {
         slurm_down.as_millis()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_node_stays_out_of_slurm_until_its_health_passes() {
+    let mut nodes = Nodes::start(3, &layout());
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let mut slurm = Slurm::start(&["n1", "n2", "n3"], "");
+    let health = nodes.dir.path().join("health");
+    std::fs::create_dir(&health).unwrap();
+    let param = format!("state={}/%n", health.display());
+    let bridge = BridgeProc::start_with(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &nodes.dir.path().join("bridge.json"),
+        &nodes.dir.path().join("bridge.log"),
+        &[
+            "--health-agent",
+            "ocf:heartbeat:Dummy",
+            "--health-param",
+            &param,
+        ],
+    );
+    bridge.wait_caught_up(WAIT);
+
+    nodes.nodes[2].kill9();
+    slurm.kill9_slurmd("n3");
+    bridge.wait_action("n3", "down", WAIT);
+    nodes.spawn(2);
+    slurm.start_slurmd("n3", true);
+    nodes.wait_for_view(&[0, 1, 2]).await;
+
+    // Back in the view, but the real Dummy agent's monitor says "not running": it stays out.
+    let failed = bridge.wait_action("n3", "health_failed", WAIT);
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("OCF_NOT_RUNNING"),
+        "{failed}"
+    );
+    let (state, reason) = slurm.wait_node("n3", "held by health", WAIT, |s, r| {
+        s.starts_with("DOWN") && r.is_some_and(|r| r.starts_with("ocf: health failed"))
+    });
+    assert!(
+        bridge.actions("n3").iter().all(|a| a["action"] != "resume"),
+        "{state} {reason:?}"
+    );
+    let out = std::process::Command::new(OCF)
+        .args(["slurm", "holds", "--json", "n3", "--slurm-conf"])
+        .arg(&slurm.conf)
+        .output()
+        .unwrap();
+    let hold: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!(hold["owner"], "health", "{hold}");
+
+    // The check passes: the node returns.
+    std::fs::write(health.join("n3"), "").unwrap();
+    bridge.wait_action("n3", "resume", WAIT);
+    slurm.wait_node("n3", "out of DOWN", WAIT, |s, _| !s.starts_with("DOWN"));
+}

@@ -15,6 +15,7 @@ use ocf_core::NodeName;
 
 use super::output::print_json_line;
 use super::{CliResult, Failure};
+use crate::hpc::health::HealthCheck;
 use crate::hpc::slurm::bridge::Bridge;
 use crate::hpc::slurm::holds::HoldView;
 use crate::hpc::slurm::ledger::Ledger;
@@ -63,6 +64,19 @@ pub struct BridgeArgs {
     /// Where the bridge remembers what it did (default: `<socket>.slurm-bridge.json`).
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
+    /// Resume a node only when this OCF agent's monitor passes for it (`ocf:heartbeat:Dummy`).
+    #[arg(long, value_name = "AGENT")]
+    pub health_agent: Option<String>,
+    /// A parameter of the health agent, `KEY=VALUE` (repeatable; `%n` in the value is the
+    /// node's name).
+    #[arg(long = "health-param", value_name = "KEY=VALUE")]
+    pub health_params: Vec<String>,
+    /// Seconds one health check may take.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub health_timeout: u64,
+    /// The OCF root the health agent is found under.
+    #[arg(long, env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
+    pub ocf_root: PathBuf,
     /// Print one JSON object per line.
     #[arg(long)]
     pub json: bool,
@@ -141,9 +155,27 @@ async fn bridge(args: BridgeArgs) -> CliResult {
         socket.display(),
         state.display()
     );
-    let bridge = Bridge::new(&socket, slurm, ledger)
+    let mut bridge = Bridge::new(&socket, slurm, ledger)
         .with_map(map)
         .with_report(tx);
+    if let Some(agent) = &args.health_agent {
+        let id = agent
+            .parse()
+            .map_err(|e| Failure::usage(format!("--health-agent {agent:?}: {e}")))?;
+        let mut params = BTreeMap::new();
+        for p in &args.health_params {
+            let (k, v) = p.split_once('=').ok_or_else(|| {
+                Failure::usage(format!("--health-param {p:?}: expected KEY=VALUE"))
+            })?;
+            params.insert(k.to_owned(), v.to_owned());
+        }
+        bridge = bridge.with_health(HealthCheck::new(
+            &args.ocf_root,
+            id,
+            params,
+            std::time::Duration::from_secs(args.health_timeout.max(1)),
+        ));
+    }
     let task = tokio::spawn(bridge.run());
     while let Some(action) = rx.recv().await {
         let written = if args.json {

@@ -2,6 +2,7 @@
 //! dead node DOWN once the cluster fencer has confirmed it, and power actions (Slurm's
 //! suspend, resume and reboot hooks) through that same fencer.
 
+pub mod health;
 pub mod hostlist;
 pub mod power;
 pub mod slurm;

@@ -314,6 +314,17 @@ pub struct BridgeProc {
 impl BridgeProc {
     /// Starts the bridge for the node config `config`, remembering in `state`.
     pub fn start(config: &Path, slurm_conf: &Path, state: &Path, stderr: &Path) -> Self {
+        Self::start_with(config, slurm_conf, state, stderr, &[])
+    }
+
+    /// As [`BridgeProc::start`], with more arguments.
+    pub fn start_with(
+        config: &Path,
+        slurm_conf: &Path,
+        state: &Path,
+        stderr: &Path,
+        extra: &[&str],
+    ) -> Self {
         let log = std::fs::File::create(stderr).expect("log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ocf"))
             .args(["slurm", "bridge", "--json", "--config"])
@@ -322,6 +333,7 @@ impl BridgeProc {
             .arg(slurm_conf)
             .arg("--state")
             .arg(state)
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -11,9 +11,13 @@
 //!   catches up from the fence history: the newest confirmed off/reboot of every node that
 //!   is still out of the view. No incident is applied twice.
 //! - A death Slurm could not take (slurmctld down) is kept and tried again every tick.
+//! - With a health check ([`crate::hpc::health`]), a node back in the view is resumed only
+//!   when its check passes; a failing check turns ocf's reason into
+//!   `ocf: health failed (…)`, the node stays DOWN; an unknown result changes nothing. Checks
+//!   of one node run at most every [`HEALTH_INTERVAL`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ocf_core::NodeName;
 use ocf_fencing::history::now_millis;
@@ -28,6 +32,7 @@ use super::holds::{self, HoldOwner, OCF_REASON_PREFIX};
 use super::ledger::{Hold, Ledger, LedgerError};
 use super::scontrol::{Scontrol, SlurmError};
 use crate::fencing::daemon_fencer::DaemonFencer;
+use crate::hpc::health::{Health, HealthCheck};
 use crate::membership::daemon::DaemonClient;
 
 /// The requester prefix of power actions (`ocf power`): their records are not deaths.
@@ -35,6 +40,9 @@ pub const POWER_REQUESTER_PREFIX: &str = "power@";
 
 /// How often the bridge looks at the view and retries what Slurm did not take.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(250);
+
+/// The least time between two health checks of one node.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the bridge did about one node; printed one JSON line each by `ocf slurm bridge --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +54,7 @@ pub struct BridgeAction {
     pub slurm_node: String,
     /// `down`, `resume`, `kept` (another owner's hold left alone), `skipped` (not a death
     /// for Slurm: a power action, a node already back), `released` (another owner took
-    /// over the hold) or `error`.
+    /// over the hold), `health_failed`, `health_unknown` (the node stays out) or `error`.
     pub action: &'static str,
     /// The incident, when there is one.
     pub incident: Option<String>,
@@ -78,6 +86,8 @@ pub struct Bridge {
     tick: Duration,
     pending: Vec<NodeDeath>,
     report: Option<mpsc::UnboundedSender<BridgeAction>>,
+    health: Option<HealthCheck>,
+    last_check: BTreeMap<String, (Instant, Health)>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -102,7 +112,16 @@ impl Bridge {
             tick: DEFAULT_TICK,
             pending: Vec::new(),
             report: None,
+            health: None,
+            last_check: BTreeMap::new(),
         }
+    }
+
+    /// Resumes a node only once `check` passes for it.
+    #[must_use]
+    pub fn with_health(mut self, check: HealthCheck) -> Self {
+        self.health = Some(check);
+        self
     }
 
     /// Uses these Slurm names for these ocf nodes.
@@ -404,6 +423,7 @@ impl Bridge {
                 }
             };
             match holds::owner(&state) {
+                HoldOwner::Ocf if !self.health_passes(&target, &name, &state, &hold).await => {}
                 HoldOwner::Ocf => match self.slurm.resume(&name).await {
                     Ok(()) => {
                         self.ledger.release(&node);
@@ -429,6 +449,64 @@ impl Bridge {
             }
         }
         Ok(())
+    }
+}
+
+impl Bridge {
+    /// Whether `node`'s health lets it return (true without a health check). A failure turns
+    /// ocf's reason into the failure's; an unknown result is reported once and changes
+    /// nothing.
+    async fn health_passes(
+        &mut self,
+        target: &NodeName,
+        name: &str,
+        state: &super::scontrol::SlurmNode,
+        hold: &Hold,
+    ) -> bool {
+        let Some(check) = &self.health else {
+            return true;
+        };
+        let key = target.as_str().to_owned();
+        if let Some((at, _)) = self.last_check.get(&key)
+            && at.elapsed() < HEALTH_INTERVAL
+        {
+            return false;
+        }
+        let health = check.check(name).await;
+        let before = self
+            .last_check
+            .insert(key, (Instant::now(), health.clone()))
+            .map(|(_, h)| h);
+        let changed = before.as_ref() != Some(&health);
+        match health {
+            Health::Pass => true,
+            Health::Fail(why) => {
+                let reason = format!(
+                    "{OCF_REASON_PREFIX}health failed ({why}), after incident {}",
+                    hold.incident
+                );
+                if state.reason.as_deref() != Some(reason.as_str()) {
+                    match self.slurm.set_down(name, &reason).await {
+                        Ok(()) => self.emit(target, "health_failed", Some(&hold.incident), reason),
+                        Err(e) => {
+                            tracing::debug!(error = %e, node = %name, "cannot set the health reason; later")
+                        }
+                    }
+                }
+                false
+            }
+            Health::Unknown(why) => {
+                if changed {
+                    self.emit(
+                        target,
+                        "health_unknown",
+                        Some(&hold.incident),
+                        format!("the health check could not say ({why}); the node stays as it is"),
+                    );
+                }
+                false
+            }
+        }
     }
 }
 

@@ -63,7 +63,8 @@ pub struct HoldView {
     pub node: String,
     /// Its Slurm state.
     pub state: String,
-    /// `free`, `ocf`, `slurm` or `other`.
+    /// `free`; ocf's holds by what set them: `fencing`, `power`, `health`; `slurm`; `other`
+    /// (an admin, a health script of someone else's).
     pub owner: &'static str,
     /// The reason of the hold.
     pub reason: Option<String>,
@@ -79,7 +80,17 @@ impl HoldView {
             state: node.state.clone(),
             owner: match owner(node) {
                 HoldOwner::Free => "free",
-                HoldOwner::Ocf => "ocf",
+                HoldOwner::Ocf => {
+                    let r = node.reason.as_deref().unwrap_or_default();
+                    let r = r.strip_prefix(OCF_REASON_PREFIX).unwrap_or(r);
+                    if r.starts_with("health") {
+                        "health"
+                    } else if r.starts_with("power") {
+                        "power"
+                    } else {
+                        "fencing"
+                    }
+                }
                 HoldOwner::Slurm => "slurm",
                 HoldOwner::Other(_) => "other",
             },
