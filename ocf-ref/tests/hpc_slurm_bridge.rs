@@ -295,3 +295,44 @@ async fn a_fenced_node_stays_out_of_slurm_until_its_health_passes() {
     bridge.wait_action("n3", "resume", WAIT);
     slurm.wait_node("n3", "out of DOWN", WAIT, |s, _| !s.starts_with("DOWN"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_death_while_slurmctld_is_down_reaches_slurm_when_it_is_back() {
+    let mut nodes = Nodes::start(3, &layout());
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let mut slurm = Slurm::start(&["n1", "n2", "n3"], "");
+    let bridge = BridgeProc::start(
+        &nodes.nodes[0].config,
+        &slurm.conf,
+        &nodes.dir.path().join("bridge.json"),
+        &nodes.dir.path().join("bridge.log"),
+    );
+    bridge.wait_caught_up(WAIT);
+
+    slurm.stop_slurmctld();
+    nodes.nodes[2].kill9();
+    slurm.kill9_slurmd("n3");
+    // scontrol cannot reach slurmctld: a typed error, and the death is kept.
+    let error = bridge.wait_action("n3", "error", WAIT);
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("slurmctld does not answer"),
+        "{error}"
+    );
+    slurm.start_slurmctld();
+    bridge.wait_action("n3", "down", WAIT);
+    slurm.wait_node("n3", "DOWN by ocf", WAIT, |s, r| {
+        s.starts_with("DOWN") && r.is_some_and(|r| r.starts_with("ocf: fenced"))
+    });
+    assert_eq!(
+        bridge
+            .actions("n3")
+            .iter()
+            .filter(|a| a["action"] == "down")
+            .count(),
+        1
+    );
+    assert_eq!(nodes.calls(), vec![("reboot".to_owned(), "n3".to_owned())]);
+}

@@ -163,20 +163,14 @@ impl Slurm {
         );
         let conf_path = d.join("slurm.conf");
         std::fs::write(&conf_path, conf).expect("slurm.conf");
-        let slurmctld = Daemon::spawn(
-            "slurmctld",
-            Command::new("/usr/sbin/slurmctld")
-                .args(["-D", "-i", "-f"])
-                .arg(&conf_path),
-            &d.join("slurmctld.out"),
-        );
         let mut s = Self {
             conf: conf_path,
             dir,
             slurmds: Vec::new(),
-            slurmctld: Some(slurmctld),
+            slurmctld: None,
             munged: Some(munged),
         };
+        s.start_slurmctld();
         for n in nodes {
             s.start_slurmd(n, false);
         }
@@ -196,6 +190,25 @@ impl Slurm {
                 s.logs()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts slurmctld (again: it reads its saved state).
+    pub fn start_slurmctld(&mut self) {
+        let mut cmd = Command::new("/usr/sbin/slurmctld");
+        cmd.args(["-D", "-f"]).arg(&self.conf);
+        if self.slurmctld.is_none() && !self.dir.path().join("state/node_state").exists() {
+            cmd.arg("-i");
+        }
+        let log = self.dir.path().join("slurmctld.out");
+        let _ = std::fs::remove_file(&log);
+        self.slurmctld = Some(Daemon::spawn("slurmctld", &mut cmd, &log));
+    }
+
+    /// Stops slurmctld (SIGTERM, waited for).
+    pub fn stop_slurmctld(&mut self) {
+        if let Some(mut c) = self.slurmctld.take() {
+            c.stop(Duration::from_secs(15));
         }
     }
 
