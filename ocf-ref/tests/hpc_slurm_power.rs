@@ -225,3 +225,64 @@ async fn a_node_powered_off_by_slurm_is_not_fenced_again_when_it_leaves_the_view
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scontrol_reboot_runs_ocf_power_reboot_from_the_controller() {
+    let nodes = Nodes::start(
+        3,
+        &Layout {
+            with_device: vec![1, 2, 3],
+            delay_s: 0,
+        },
+    );
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let hooks = nodes.dir.path().join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    let conf = format!(
+        "RebootProgram={}\nSlurmctldParameters=reboot_from_controller\nResumeTimeout=60\n",
+        hook(&hooks, "reboot", &nodes.nodes[0].config).display()
+    );
+    let mut slurm = Slurm::start(&["n1", "n2", "n3"], &conf);
+    let (code, _, err) = slurm.scontrol(&["reboot", "n2,n3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        wait_file(&hooks.join("reboot.rc"), "RebootProgram's exit").trim(),
+        "0"
+    );
+    let out = std::fs::read_to_string(hooks.join("reboot.out")).unwrap();
+    let mut done: Vec<(String, bool)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["node"].as_str().unwrap().to_owned(),
+                v["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    done.sort();
+    assert_eq!(
+        done,
+        vec![("n2".to_owned(), true), ("n3".to_owned(), true)],
+        "{out}"
+    );
+    let mut calls = nodes.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        vec![
+            ("reboot".to_owned(), "n2".to_owned()),
+            ("reboot".to_owned(), "n3".to_owned())
+        ]
+    );
+    // The "rebooted" slurmds come back with a new boot time: Slurm completes the reboot.
+    for n in ["n2", "n3"] {
+        slurm.kill9_slurmd(n);
+        slurm.start_slurmd(n, true);
+    }
+    for n in ["n2", "n3"] {
+        slurm.wait_node(n, "back from its reboot", WAIT, |s, _| {
+            s == "IDLE" || (s.starts_with("IDLE") && !s.contains("REBOOT"))
+        });
+    }
+}
