@@ -489,7 +489,7 @@ impl Bridge {
                     match self.slurm.set_down(name, &reason).await {
                         Ok(()) => self.emit(target, "health_failed", Some(&hold.incident), reason),
                         Err(e) => {
-                            tracing::debug!(error = %e, node = %name, "cannot set the health reason; later")
+                            tracing::debug!(error = %e, node = %name, "cannot set the health reason; later");
                         }
                     }
                 }
