@@ -120,6 +120,67 @@ async fn an_admin_drain_survives_the_node_leaving_and_rejoining() {
         .map(|a| a["action"].clone())
         .collect();
     assert_eq!(did, vec!["kept"], "{did:?}");
+
+    // `ocf slurm holds` names the owners.
+    let out = std::process::Command::new(OCF)
+        .args(["slurm", "holds", "--json", "n[1-2]", "--slurm-conf"])
+        .arg(&slurm.conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let holds: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(holds.len(), 2, "{holds:?}");
+    assert_eq!(holds[0]["node"], "n1");
+    assert_eq!(holds[0]["owner"], "free");
+    assert_eq!(holds[1]["owner"], "other");
+    assert_eq!(holds[1]["reason"], "maint");
+    assert!(
+        holds[1]["since"].as_str().unwrap().starts_with("root@"),
+        "{holds:?}"
+    );
+
+    // `ocf node state` on n2: in the view, the admin's hold, the last fencing about it.
+    let state = node_state(&nodes.nodes[1].config, Some(&slurm.conf));
+    assert_eq!(state["node"], "n2");
+    assert_eq!(state["in_view"], true, "{state}");
+    assert_eq!(state["holds"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["holds"][0]["owner"], "other");
+    assert_eq!(state["holds"][0]["reason"], "maint");
+    assert_eq!(state["last_fence"]["action"], "reboot", "{state}");
+    assert_eq!(state["last_fence"]["succeeded"], true);
+    // A node whose daemon is gone: what cannot be known is said, not guessed.
+    nodes.nodes[2].kill9();
+    let state = node_state(&nodes.nodes[2].config, None);
+    assert_eq!(state["in_view"], serde_json::Value::Null, "{state}");
+    assert!(
+        !state["unavailable"].as_array().unwrap().is_empty(),
+        "{state}"
+    );
+}
+
+fn node_state(config: &std::path::Path, slurm_conf: Option<&std::path::Path>) -> serde_json::Value {
+    let mut cmd = std::process::Command::new(OCF);
+    cmd.args(["node", "state", "--json", "--timeout", "2", "--config"])
+        .arg(config)
+        .env_remove("SLURM_CONF");
+    if let Some(c) = slurm_conf {
+        cmd.arg("--slurm-conf").arg(c);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

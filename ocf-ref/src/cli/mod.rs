@@ -17,6 +17,7 @@ pub mod corosync;
 pub mod demo;
 pub mod fence;
 pub mod node;
+pub mod node_state;
 pub mod output;
 pub mod power;
 pub mod ra;

@@ -4,5 +4,6 @@
 
 pub mod health;
 pub mod hostlist;
+pub mod node_state;
 pub mod power;
 pub mod slurm;
