@@ -15,7 +15,28 @@ use ocf_membership::Membership;
 use ocf_ref::fencing::daemon_fencer::DaemonFencer;
 use ocf_ref::membership::daemon::DaemonClient;
 
-pub const OCF: &str = env!("CARGO_BIN_EXE_ocf");
+/// The `ocf` binary cargo built for these tests (empty when this module is compiled outside
+/// cargo's tests, as by the benches: see [`ocf`]).
+pub const OCF: &str = match option_env!("CARGO_BIN_EXE_ocf") {
+    Some(p) => p,
+    None => "",
+};
+
+/// The `ocf` binary to run: [`OCF`] in tests; elsewhere `$OCF_BIN`, else `target/<profile>/ocf`
+/// beside the running executable (`target/<profile>/deps/…`), else `ocf` from `PATH`.
+pub fn ocf() -> PathBuf {
+    if !OCF.is_empty() {
+        return PathBuf::from(OCF);
+    }
+    if let Some(p) = std::env::var_os("OCF_BIN") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("ocf")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("ocf"))
+}
 
 /// The spy agent: every call but meta-data/monitor/list/status is appended to `calls` in its
 /// directory as `<action> <plug>`; `delay=N` (a parameter) makes fencing actions take N s; a
@@ -165,7 +186,7 @@ impl Nodes {
         let node = &mut self.nodes[i];
         let log =
             std::fs::File::create(self.dir.path().join(format!("{}.log", node.name))).expect("log");
-        let child = Command::new(OCF)
+        let child = Command::new(ocf())
             .args(["node", "--config"])
             .arg(&node.config)
             .env("RUST_LOG", "info")

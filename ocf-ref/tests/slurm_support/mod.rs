@@ -339,7 +339,7 @@ impl BridgeProc {
         extra: &[&str],
     ) -> Self {
         let log = std::fs::File::create(stderr).expect("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ocf"))
+        let mut child = Command::new(crate::nodes_support::ocf())
             .args(["slurm", "bridge", "--json", "--config"])
             .arg(config)
             .arg("--slurm-conf")
