@@ -239,7 +239,7 @@ pub fn compress<S: AsRef<str>>(names: &[S]) -> String {
                     if r.lo == r.hi {
                         format!("{:0w$}", r.lo, w = r.width)
                     } else {
-                        format!("{:0w$}-{}", r.lo, r.hi, w = r.width)
+                        format!("{:0w$}-{:0w$}", r.lo, r.hi, w = r.width)
                     }
                 })
                 .collect();
@@ -312,6 +312,8 @@ mod tests {
         assert_eq!(compress(&["n9", "n10", "x"]), "n[9-10],x");
         assert_eq!(compress(&["n09", "n10"]), "n[09-10]");
         assert_eq!(compress(&["n9", "n010"]), "n[9,010]");
+        assert_eq!(compress(&["n098", "n099", "n100"]), "n[098-100]");
+        assert_eq!(compress(&["n01", "n02", "n03"]), "n[01-03]");
     }
 
     #[test]
