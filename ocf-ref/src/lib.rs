@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod demo;
 pub mod failover;
 pub mod fencing;
+pub mod hpc;
 pub mod membership;
 pub mod process;
 pub mod resources;

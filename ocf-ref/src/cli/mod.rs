@@ -17,8 +17,11 @@ pub mod corosync;
 pub mod demo;
 pub mod fence;
 pub mod node;
+pub mod node_state;
 pub mod output;
+pub mod power;
 pub mod ra;
+pub mod slurm;
 pub mod timing;
 
 /// What every subcommand returns: its exit code, or an error to print.
@@ -99,6 +102,11 @@ pub enum Command {
     /// Print the membership timers a node's configuration gives (refused with the arithmetic
     /// when they do not fit together).
     Timing(timing::TimingArgs),
+    /// Power nodes off, on or reboot them through the cluster fencer (Slurm's power hooks).
+    Power(power::PowerArgs),
+    /// Slurm on ocf's node-death truth: the bridge that sets fenced nodes DOWN.
+    #[command(subcommand)]
+    Slurm(slurm::SlurmCommand),
     /// Form a cluster on loopback, kill a node, fence it and recover its resource.
     Demo(demo::DemoArgs),
 }
@@ -151,6 +159,8 @@ pub async fn run(command: Command) -> CliResult {
         Command::Members(a) => node::run_members(a).await,
         Command::Keygen(a) => node::run_keygen(a),
         Command::Timing(a) => timing::run_timing(&a),
+        Command::Power(a) => power::run(a).await,
+        Command::Slurm(c) => slurm::run(c).await,
         Command::Demo(a) => demo::run(a).await,
     }
 }

@@ -17,10 +17,14 @@ use crate::membership::daemon::local_api::DaemonStats;
 
 /// `ocf node` arguments.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct NodeArgs {
     /// The node's configuration file (TOML).
-    #[arg(long)]
-    pub config: PathBuf,
+    #[arg(long, required = true)]
+    pub config: Option<PathBuf>,
+    /// Instead of running the daemon: ask about this node.
+    #[command(subcommand)]
+    pub command: Option<super::node_state::NodeCommand>,
 }
 
 /// Which membership engine `ocf members` asks.
@@ -75,7 +79,13 @@ pub struct KeygenArgs {
 /// Runs `ocf node`: the membership daemon of the config's backend (built-in or Corosync),
 /// until SIGINT or SIGTERM.
 pub async fn run_node(args: NodeArgs) -> CliResult {
-    let config = NodeConfig::load(&args.config)?;
+    if let Some(command) = args.command {
+        return super::node_state::run(command).await;
+    }
+    let Some(path) = args.config else {
+        return Err(super::Failure::usage("ocf node needs --config FILE").into());
+    };
+    let config = NodeConfig::load(&path)?;
     let daemon = daemon::start(&config).await?;
     let local = daemon.membership().local_node().await?;
     eprintln!(

@@ -25,11 +25,33 @@ use ocf_membership::{Membership, View};
 use ocf_ref::fencing::daemon_fencer::DaemonFencer;
 use ocf_ref::membership::daemon::DaemonClient;
 
-pub const OCF: &str = env!("CARGO_BIN_EXE_ocf");
+/// The `ocf` binary cargo built for these tests (empty when this module is compiled outside
+/// cargo's tests, as by the benches: see [`ocf`]).
+pub const OCF: &str = match option_env!("CARGO_BIN_EXE_ocf") {
+    Some(p) => p,
+    None => "",
+};
+
+/// The `ocf` binary to run: [`OCF`] in tests; elsewhere `$OCF_BIN`, else `target/<profile>/ocf`
+/// beside the running executable (`target/<profile>/deps/…`), else `ocf` from `PATH`.
+pub fn ocf() -> PathBuf {
+    if !OCF.is_empty() {
+        return PathBuf::from(OCF);
+    }
+    if let Some(p) = std::env::var_os("OCF_BIN") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("ocf")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("ocf"))
+}
 
 /// The spy agent: every call but meta-data/monitor/list/status is appended to `calls` in its
 /// directory as `<action> <plug> <pid> <caller>` (`caller`, a parameter, is the node whose
-/// device it is); `delay=N` (a parameter) makes fencing actions take N s.
+/// device it is); `delay=N` (a parameter) makes fencing actions take N s; a file
+/// `fail_<action>` in its directory makes that action fail (exit 1) after recording it.
 const SPY: &str = r#"#!/bin/sh
 dir=$(dirname "$0")
 input=$(cat)
@@ -59,6 +81,7 @@ XML
   on|off|reboot)
     printf '%s %s %s %s\n' "$action" "$plug" "$$" "$caller" >> "$dir/calls"
     if [ -n "$delay" ]; then sleep "$delay"; fi
+    if [ -e "$dir/fail_$action" ]; then exit 1; fi
     exit 0 ;;
   *) exit 1 ;;
 esac
@@ -277,13 +300,14 @@ impl Nodes {
         let node = &mut self.nodes[i];
         let log =
             std::fs::File::create(self.dir.path().join(format!("{}.log", node.name))).expect("log");
+        let ocf = ocf();
         let mut cmd = match &node.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, OCF]);
+                c.args(["netns", "exec", ns]).arg(&ocf);
                 c
             }
-            None => Command::new(OCF),
+            None => Command::new(&ocf),
         };
         let child = cmd
             .args(["node", "--config"])
@@ -437,7 +461,7 @@ pub struct Watch {
 
 impl Watch {
     fn start(node: &NodeProc) -> Self {
-        let mut child = Command::new(OCF)
+        let mut child = Command::new(ocf())
             .args(["fence", "watch", "--json", "--config"])
             .arg(&node.config)
             .env("NO_COLOR", "1")

@@ -873,6 +873,16 @@ impl FenceNode {
         if self.table.open_for(lost).is_some() {
             return; // an incident in flight already settles it
         }
+        if self
+            .table
+            .answer_from_history(lost, FenceAction::Off, None)
+            .is_some()
+        {
+            // Powered off on purpose (a confirmed `off`, the node not back since: a
+            // scheduler's power saving): its death was announced then; a lost-node action now
+            // would power it back on.
+            return;
+        }
         let Ok(requester) = RequesterId::new(format!("ocf@{}", self.name)) else {
             return;
         };
