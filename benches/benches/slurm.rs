@@ -54,6 +54,7 @@ fn one_kill(rt: &tokio::runtime::Runtime, slurm_alone: bool) -> Sample {
         &Layout {
             with_device: vec![1, 2, 3],
             delay_s: 0,
+            ..Layout::default()
         },
     );
     rt.block_on(nodes.wait_for_view(&[0, 1, 2]));

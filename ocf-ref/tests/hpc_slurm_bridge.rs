@@ -19,6 +19,7 @@ fn layout() -> Layout {
     Layout {
         with_device: vec![1, 2, 3],
         delay_s: 0,
+        ..Layout::default()
     }
 }
 

@@ -66,6 +66,7 @@ async fn slurm_power_down_and_an_ha_fence_at_once_are_one_device_action() {
         &Layout {
             with_device: vec![1, 2, 3],
             delay_s: 3,
+            ..Layout::default()
         },
     );
     nodes.wait_for_view(&[0, 1, 2]).await;
@@ -123,6 +124,7 @@ async fn a_failed_power_on_keeps_the_node_out_and_names_it() {
         &Layout {
             with_device: vec![1, 2, 3],
             delay_s: 0,
+            ..Layout::default()
         },
     );
     nodes.wait_for_view(&[0, 1, 2]).await;
@@ -172,6 +174,7 @@ async fn a_node_powered_off_by_slurm_is_not_fenced_again_when_it_leaves_the_view
         &Layout {
             with_device: vec![1, 2, 3],
             delay_s: 0,
+            ..Layout::default()
         },
     );
     nodes.wait_for_view(&[0, 1, 2]).await;
@@ -233,6 +236,7 @@ async fn scontrol_reboot_runs_ocf_power_reboot_from_the_controller() {
         &Layout {
             with_device: vec![1, 2, 3],
             delay_s: 0,
+            ..Layout::default()
         },
     );
     nodes.wait_for_view(&[0, 1, 2]).await;
