@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use ocf_fencing::Fencer;
 use ocf_membership::{Membership, MembershipError};
+use ocf_resources::ExecutorAdmin;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -28,6 +29,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub mod client;
+mod executor_service;
 mod fence_service;
 pub mod local_api;
 pub mod local_socket;
@@ -49,6 +51,7 @@ use crate::fencing::cluster::protocol::message::Caps;
 use crate::fencing::cluster::{ClusterFencer, ClusterOptions};
 use crate::fencing::fencer::FencerConfig;
 use crate::fencing::node_devices::{NodeDevices, build_fencer};
+use crate::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 
 /// Why the daemon did not start.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +167,9 @@ pub struct ServeOptions {
     /// The fencer that answers `fence`, `fence_history` and `fence_subscribe`; `None`: those
     /// requests are answered with an `unavailable` error saying this daemon serves no fencer.
     pub fencer: Option<Arc<dyn Fencer>>,
+    /// The executor that answers the `exec_*` requests; `None`: they are answered `closed`,
+    /// saying this daemon serves no executor.
+    pub executor: Option<Arc<dyn ExecutorAdmin>>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -173,6 +179,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("socket_group", &self.socket_group)
             .field("packets", &self.packets)
             .field("fencer", &self.fencer.as_ref().map(|_| "dyn Fencer"))
+            .field("executor", &self.executor.as_ref().map(|_| "dyn ExecutorAdmin"))
             .finish()
     }
 }
@@ -184,6 +191,7 @@ impl Default for ServeOptions {
             socket_group: None,
             packets: None,
             fencer: None,
+            executor: None,
         }
     }
 }
@@ -196,6 +204,7 @@ impl ServeOptions {
             socket_group: config.socket_group.clone(),
             packets: None,
             fencer: None,
+            executor: None,
         }
     }
 
@@ -210,6 +219,13 @@ impl ServeOptions {
     #[must_use]
     pub fn with_fencer(mut self, fencer: Arc<dyn Fencer>) -> Self {
         self.fencer = Some(fencer);
+        self
+    }
+
+    /// The same, serving `executor` to the socket's `exec_*` requests (see [`local_api`]).
+    #[must_use]
+    pub fn with_executor(mut self, executor: Arc<dyn ExecutorAdmin>) -> Self {
+        self.executor = Some(executor);
         self
     }
 
@@ -276,6 +292,7 @@ struct Shared {
     refused_busy: AtomicU64,
     packets: Option<Arc<TransportStats>>,
     fencer: Option<Arc<dyn Fencer>>,
+    executor: Option<Arc<executor_service::ServedExecutor>>,
     /// Turns true when the server stops: fence subscribers then get their `end` line.
     stopping: watch::Receiver<bool>,
 }
@@ -306,6 +323,9 @@ pub fn serve_claimed(
         refused_busy: AtomicU64::new(0),
         packets: options.packets,
         fencer: options.fencer,
+        executor: options
+            .executor
+            .map(|e| Arc::new(executor_service::ServedExecutor::new(e))),
         stopping,
     });
     let listener = claim.take_listener();
@@ -443,6 +463,27 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
         if text.trim().is_empty() {
             continue;
         }
+        if let Some(request) = exec_request(text.trim()) {
+            let request = match request {
+                Ok(r) => r,
+                Err(e) => {
+                    write_reply(&mut w, &Reply::error(format!("bad request: {e}"))).await?;
+                    continue;
+                }
+            };
+            let flow = executor_service::handle(
+                shared.executor.as_ref(),
+                request,
+                shared.stopping.clone(),
+                &mut reader,
+                &mut w,
+            )
+            .await?;
+            match flow {
+                executor_service::Flow::Continue => continue,
+                executor_service::Flow::Close => return Ok(()),
+            }
+        }
         let request: Request = match serde_json::from_str(text.trim()) {
             Ok(r) => r,
             Err(e) => {
@@ -497,6 +538,19 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
         };
         write_reply(&mut w, &reply).await?;
     }
+}
+
+/// The line as an executor request, when its `op` starts with `exec_`.
+fn exec_request(text: &str) -> Option<Result<local_api::ExecRequest, serde_json::Error>> {
+    #[derive(serde::Deserialize)]
+    struct Op<'a> {
+        #[serde(borrow)]
+        op: std::borrow::Cow<'a, str>,
+    }
+    let op: Op<'_> = serde_json::from_str(text).ok()?;
+    op.op
+        .starts_with("exec_")
+        .then(|| serde_json::from_str(text))
 }
 
 /// Streams events until the source ends or fails, or the client hangs up (a lag is reported
@@ -562,6 +616,7 @@ pub struct Daemon {
     engine: Arc<BuiltinEngine>,
     server: ServerHandle,
     fencer: ClusterFencer,
+    executor: Arc<LocalExecutor>,
 }
 
 impl Daemon {
@@ -578,6 +633,11 @@ impl Daemon {
     /// The node's share of the cluster fencer (what the socket's `fence` lines reach).
     pub fn fencer(&self) -> &ClusterFencer {
         &self.fencer
+    }
+
+    /// The node's executor (what the socket's `exec_*` lines reach).
+    pub fn executor(&self) -> &Arc<LocalExecutor> {
+        &self.executor
     }
 
     /// Stops the engine, then the fencer and the socket (subscribers see the end of their
@@ -635,15 +695,29 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
         link,
         devices,
     );
+    let executor = node_executor();
     let options = ServeOptions::from_config(config)
         .with_packets(Arc::clone(engine.stats()))
-        .with_fencer(Arc::new(fencer.clone()));
+        .with_fencer(Arc::new(fencer.clone()))
+        .with_executor(Arc::clone(&executor) as Arc<dyn ExecutorAdmin>);
     let server = serve_claimed(source, claim, options);
     Ok(Daemon {
         engine,
         server,
         fencer,
+        executor,
     })
+}
+
+/// The node's one executor: the agents under `$OCF_ROOT` and the native ones, with the
+/// default limits.
+pub fn node_executor() -> Arc<LocalExecutor> {
+    let registry = AgentRegistry::from_env();
+    registry.add_native(Arc::new(NativeDummy::new()));
+    Arc::new(LocalExecutor::new(
+        Arc::new(registry),
+        ExecutorConfig::default(),
+    ))
 }
 
 /// Starts the node's share of the cluster fencer over `link`, running `devices`.
@@ -830,7 +904,9 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
         .or_else(|| format!("node{}", me.get()).parse().ok())
         .ok_or_else(|| DaemonError::FenceLink(format!("node {me} has no usable name")))?;
     let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), ends, devices);
-    let options = ServeOptions::from_config(config).with_fencer(Arc::new(fencer.clone()));
+    let options = ServeOptions::from_config(config)
+        .with_fencer(Arc::new(fencer.clone()))
+        .with_executor(node_executor() as Arc<dyn ExecutorAdmin>);
     let server = serve_claimed(source, claim, options);
     Ok(CorosyncDaemon {
         membership,
