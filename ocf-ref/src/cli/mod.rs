@@ -19,6 +19,7 @@ pub mod fence;
 pub mod node;
 pub mod output;
 pub mod ra;
+pub mod ra_node;
 pub mod timing;
 
 /// What every subcommand returns: its exit code, or an error to print.
