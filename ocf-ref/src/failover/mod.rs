@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_core::{NodeId, NodeName};
-use ocf_fencing::{FenceAction, FenceRequest, Fencer, RequesterId};
+use ocf_fencing::{FenceAction, FenceEvent, FenceRequest, Fencer, NodeDeath, RequesterId};
 use ocf_membership::{EventKind, Membership, MembershipError, MembershipErrorKind, View};
 use ocf_resources::{Action, Executor, ExitCode, Operation};
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, broadcast, watch};
 
 pub use crate::fencing::policy::QuorumPolicy;
 
@@ -71,6 +71,11 @@ pub struct FailoverConfig {
     pub fence_action: FenceAction,
     /// Timeout for each fence request.
     pub fence_timeout: Duration,
+    /// When set, recovery waits (at most this long) for the fencer's node-death event of a
+    /// fenced node before anything is restarted: what a manager does with the cluster fencer,
+    /// whose node-death event is the one cluster-wide word that a node is dead. `None`: the
+    /// fence request's own success is enough (a fencer that sends no such event).
+    pub await_node_death: Option<Duration>,
 }
 
 impl Default for FailoverConfig {
@@ -79,7 +84,17 @@ impl Default for FailoverConfig {
             operation_timeout: Duration::from_secs(20),
             fence_action: FenceAction::Reboot,
             fence_timeout: Duration::from_secs(60),
+            await_node_death: None,
         }
+    }
+}
+
+impl FailoverConfig {
+    /// The same, waiting up to `limit` for each fenced node's node-death event.
+    #[must_use]
+    pub fn await_node_death(mut self, limit: Duration) -> Self {
+        self.await_node_death = Some(limit);
+        self
     }
 }
 
@@ -110,6 +125,16 @@ pub enum FailoverEvent {
         /// The fencer's record id.
         record: u64,
     },
+    /// The fencer's node-death event for a fenced node arrived (with
+    /// [`FailoverConfig::await_node_death`]): recovery may go on.
+    NodeDeath {
+        /// The dead node.
+        node: NodeId,
+        /// The incident that settled it.
+        incident: String,
+        /// How it is known (`fenced`, `not_fenced`).
+        how: String,
+    },
     /// Fencing an unclean node failed; recovery waits.
     FenceFailed {
         /// The node.
@@ -133,6 +158,15 @@ pub enum FailoverEvent {
         /// Why.
         reason: String,
     },
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Why the manager stopped.
@@ -159,6 +193,8 @@ pub struct FailoverManager {
     config: FailoverConfig,
     events: broadcast::Sender<FailoverEvent>,
     unclean: Mutex<BTreeSet<NodeId>>,
+    /// The node-death events the fencer sent since `run` started.
+    deaths: watch::Sender<Vec<NodeDeath>>,
 }
 
 impl std::fmt::Debug for FailoverManager {
@@ -191,6 +227,7 @@ impl FailoverManager {
             config,
             events,
             unclean: Mutex::new(BTreeSet::new()),
+            deaths: watch::Sender::new(Vec::new()),
         }
     }
 
@@ -204,6 +241,12 @@ impl FailoverManager {
         let wrap = |source| FailoverError::Membership {
             node: self.local,
             source,
+        };
+        // The fencer's node-death events are followed from before the first view, so none
+        // that a fence request of this manager leads to is missed.
+        let _deaths = match self.config.await_node_death {
+            Some(_) => Some(self.follow_deaths().await),
+            None => None,
         };
         let mut sub = self.membership.subscribe().await.map_err(wrap)?;
         let mut last: Option<View> = sub.initial_view().cloned();
@@ -239,6 +282,64 @@ impl FailoverManager {
             self.on_view(&event.view).await;
             last = Some(event.view);
         }
+    }
+
+    /// Subscribes to the fencer's events and keeps the node-death ones (bounded: the newest
+    /// 256); the returned guard stops following when dropped.
+    async fn follow_deaths(&self) -> AbortOnDrop {
+        let stream = match self.fencer.subscribe().await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(node = %self.local, error = %e,
+                    "cannot follow the fencer's node-death events; recovery after a fence will wait for them in vain");
+                None
+            }
+        };
+        let deaths = self.deaths.clone();
+        let local = self.local;
+        AbortOnDrop(tokio::spawn(async move {
+            let Some(mut stream) = stream else { return };
+            loop {
+                match stream.next_event().await {
+                    Ok(Some(FenceEvent::NodeDeath { death })) => deaths.send_modify(|d| {
+                        if d.len() >= 256 {
+                            d.remove(0);
+                        }
+                        d.push(*death);
+                    }),
+                    Ok(Some(_)) => {}
+                    Err(e) if e.kind() == ocf_fencing::FenceErrorKind::Lagged => {
+                        tracing::warn!(node = %local, error = %e, "fence events missed");
+                    }
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        }))
+    }
+
+    /// Waits for the node-death event of `target` in the incident of `record` (or `asked`).
+    async fn node_death(
+        &self,
+        target: &NodeName,
+        record: &ocf_fencing::FenceRecord,
+        asked: &ocf_fencing::IncidentId,
+        limit: Duration,
+    ) -> Option<NodeDeath> {
+        let mut rx = self.deaths.subscribe();
+        let matches = |d: &NodeDeath| {
+            &d.target == target
+                && (record.incident.as_ref() == Some(&d.incident)
+                    || &d.incident == asked
+                    || d.record == Some(record.id))
+        };
+        let found = tokio::time::timeout(limit, rx.wait_for(|v| v.iter().any(matches)))
+            .await
+            .ok()?
+            .ok()?
+            .iter()
+            .find(|d| matches(d))
+            .cloned();
+        found
     }
 
     /// Handles one installed view: remembers who left, and acts if this node is the actor.
@@ -299,13 +400,39 @@ impl FailoverManager {
             let request = FenceRequest::new(peer.name.clone(), self.config.fence_action, requester)
                 .with_timeout(self.config.fence_timeout)
                 .with_incident(incident);
+            let asked = request.incident.clone();
             match self.fencer.fence(request).await {
                 Ok(record) => {
-                    self.unclean.lock().await.remove(&node);
                     self.emit(FailoverEvent::Fenced {
                         node,
                         record: record.id,
                     });
+                    if let (Some(limit), Some(asked)) = (self.config.await_node_death, asked) {
+                        let Some(death) = self.node_death(&peer.name, &record, &asked, limit).await
+                        else {
+                            all = false;
+                            self.emit(FailoverEvent::FenceFailed {
+                                node,
+                                reason: format!(
+                                    "{} was fenced (record {}) but no node-death event came within {} ms",
+                                    peer.name,
+                                    record.id,
+                                    limit.as_millis()
+                                ),
+                            });
+                            continue;
+                        };
+                        self.emit(FailoverEvent::NodeDeath {
+                            node,
+                            incident: death.incident.to_string(),
+                            how: if death.is_fenced() {
+                                "fenced".into()
+                            } else {
+                                "not_fenced".into()
+                            },
+                        });
+                    }
+                    self.unclean.lock().await.remove(&node);
                 }
                 Err(e) => {
                     all = false;
