@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 #[cfg(feature = "corosync")]
 pub mod corosync;
 pub mod demo;
+pub mod explain;
 pub mod fence;
 pub mod node;
 pub mod output;
@@ -102,6 +103,9 @@ pub enum Command {
     Timing(timing::TimingArgs),
     /// Form a cluster on loopback, kill a node, fence it and recover its resource.
     Demo(demo::DemoArgs),
+    /// The causal record of an incident: detection, view change, fence decision, node death
+    /// and recoveries.
+    Explain(explain::ExplainArgs),
 }
 
 /// Parses the command line, runs the command on a tokio runtime and turns errors into a
@@ -153,6 +157,7 @@ pub async fn run(command: Command) -> CliResult {
         Command::Keygen(a) => node::run_keygen(a),
         Command::Timing(a) => timing::run_timing(&a),
         Command::Demo(a) => demo::run(a).await,
+        Command::Explain(a) => explain::run(a).await,
     }
 }
 

@@ -135,6 +135,10 @@ pub struct DemoReport {
     pub formed_ms: u64,
     /// The steps, in the order they happened.
     pub timeline: Vec<TimelineEntry>,
+    /// The incident's causal record, as every survivor gave it (the same on each; real
+    /// processes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<crate::explain::Explanation>,
 }
 
 /// Why the demo could not run at all (as opposed to running and failing a step).
@@ -633,6 +637,11 @@ async fn run_processes(
             timeline.record(step, detail);
         }
     }
+    let (explain, explain_failure) = if watch.failure.is_none() {
+        check_explanations(victim, cluster.explanations(deadline).await)
+    } else {
+        (None, None)
+    };
     let per_node = cluster.fence_actions(victim).await;
     let fence_actions = per_node.first().map_or(0, |(_, c)| *c);
     let running = cluster.running().await;
@@ -642,7 +651,7 @@ async fn run_processes(
                 "the survivors' fence histories disagree on the actions against node {victim}: {per_node:?}"
             ));
         }
-        verify(&timeline.entries, &PROCESS_STEPS, fence_actions, &running)
+        verify(&timeline.entries, &PROCESS_STEPS, fence_actions, &running).or(explain_failure)
     });
     if failure.is_some() {
         timeline.say(&cluster.log_tails());
@@ -659,7 +668,52 @@ async fn run_processes(
         fence_actions,
         formed_ms,
         timeline: timeline.entries,
+        explain,
     })
+}
+
+/// Checks the survivors' explanations: each one there, all the same, naming the victim, the
+/// detection, a fence attempt, the node-death event and the restart.
+fn check_explanations(
+    victim: NodeId,
+    all: Vec<(NodeId, Result<crate::explain::Explanation, String>)>,
+) -> (Option<crate::explain::Explanation>, Option<String>) {
+    let mut first: Option<crate::explain::Explanation> = None;
+    for (node, e) in all {
+        let e = match e {
+            Ok(e) => e,
+            Err(why) => return (first, Some(format!("no explanation from node {node}: {why}"))),
+        };
+        if let Some(f) = &mut first {
+            if !f.agrees_with(&e) {
+                return (first, Some(format!("node {node} explains the incident differently")));
+            }
+            f.merge(&e);
+        } else {
+            first = Some(e);
+        }
+    }
+    let Some(e) = first else {
+        return (None, Some("no survivor gave an explanation".into()));
+    };
+    let why = if e.target != format!("n{victim}") {
+        Some(format!("the explanation is about {}, not n{victim}", e.target))
+    } else if e.detection.is_none() {
+        Some("the explanation lacks the detection".into())
+    } else if !e
+        .fence
+        .as_ref()
+        .is_some_and(|f| f.record.levels.iter().any(|l| !l.attempts.is_empty()))
+    {
+        Some("the explanation lacks the fence attempt".into())
+    } else if e.node_death.is_none() {
+        Some("the explanation lacks the node-death event".into())
+    } else if e.recoveries.is_empty() {
+        Some("the explanation lacks the restart".into())
+    } else {
+        None
+    };
+    (Some(e), why)
 }
 
 /// The in-process demo.
@@ -733,6 +787,7 @@ async fn run_in_process(
         fence_actions,
         formed_ms,
         timeline: timeline.entries,
+        explain: None,
     })
 }
 

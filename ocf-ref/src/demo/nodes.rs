@@ -226,21 +226,6 @@ impl NodeCluster {
         Ok(cluster)
     }
 
-    /// The scratch directory.
-    #[allow(dead_code)]
-    pub(super) fn scratch(&self) -> &Path {
-        self.scratch.path()
-    }
-
-    /// The sockets of the nodes still running, by node.
-    #[allow(dead_code)]
-    pub(super) fn sockets(&self) -> Vec<(NodeId, PathBuf)> {
-        self.nodes
-            .iter()
-            .filter(|n| n.child.is_some())
-            .map(|n| (n.id, n.socket.clone()))
-            .collect()
-    }
 
     /// The last lines of each node's log, for a failure's message.
     pub(super) fn log_tails(&self) -> String {
@@ -341,6 +326,7 @@ impl NodeCluster {
                 executor: Arc::new(n.executor()) as Arc<dyn Executor>,
             })
             .collect();
+        let sockets: Vec<PathBuf> = self.nodes.iter().map(|n| n.socket.clone()).collect();
         for node in &mut self.nodes {
             let manager = Arc::new(FailoverManager::new(
                 node.id,
@@ -352,7 +338,9 @@ impl NodeCluster {
                     name: RESOURCE.to_owned(),
                     prefer: vec![prefer],
                 }],
-                FailoverConfig::default().await_node_death(await_death),
+                FailoverConfig::default()
+                    .await_node_death(await_death)
+                    .note_to(sockets.clone()),
             ));
             super::forward_events(node.id, &manager, self.events_tx.clone());
             node.manager = Some(tokio::spawn(async move {
@@ -376,6 +364,30 @@ impl NodeCluster {
     pub(super) async fn kill(&mut self, victim: NodeId) {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.id == victim) {
             node.kill9().await;
+        }
+    }
+
+    /// The explanation of the last incident from every survivor, once each holds a recovery
+    /// (the acting manager notes it just after the restart), at most until `deadline`.
+    pub(super) async fn explanations(
+        &self,
+        deadline: Instant,
+    ) -> Vec<(NodeId, Result<crate::explain::Explanation, String>)> {
+        loop {
+            let mut out = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+                let e = crate::explain::client::explain_at(&node.socket, None)
+                    .await
+                    .map_err(|e| e.to_string());
+                out.push((node.id, e));
+            }
+            let complete = out
+                .iter()
+                .all(|(_, e)| e.as_ref().is_ok_and(|e| !e.recoveries.is_empty()));
+            if complete || Instant::now() >= deadline {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

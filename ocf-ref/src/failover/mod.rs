@@ -76,6 +76,9 @@ pub struct FailoverConfig {
     /// whose node-death event is the one cluster-wide word that a node is dead. `None`: the
     /// fence request's own success is enough (a fencer that sends no such event).
     pub await_node_death: Option<Duration>,
+    /// The node daemons' sockets that get a recovery note (see [`crate::explain`]) for each
+    /// resource restarted after an incident, so `ocf explain` on any of them shows it.
+    pub note_to: Vec<std::path::PathBuf>,
 }
 
 impl Default for FailoverConfig {
@@ -85,11 +88,19 @@ impl Default for FailoverConfig {
             fence_action: FenceAction::Reboot,
             fence_timeout: Duration::from_secs(60),
             await_node_death: None,
+            note_to: Vec::new(),
         }
     }
 }
 
 impl FailoverConfig {
+    /// The same, noting each recovery in the incident logs of the daemons at `sockets`.
+    #[must_use]
+    pub fn note_to(mut self, sockets: Vec<std::path::PathBuf>) -> Self {
+        self.note_to = sockets;
+        self
+    }
+
     /// The same, waiting up to `limit` for each fenced node's node-death event.
     #[must_use]
     pub fn await_node_death(mut self, limit: Duration) -> Self {
@@ -195,6 +206,8 @@ pub struct FailoverManager {
     unclean: Mutex<BTreeSet<NodeId>>,
     /// The node-death events the fencer sent since `run` started.
     deaths: watch::Sender<Vec<NodeDeath>>,
+    /// The incidents settled and not yet recovered from (their recoveries get noted).
+    settled: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for FailoverManager {
@@ -228,6 +241,7 @@ impl FailoverManager {
             events,
             unclean: Mutex::new(BTreeSet::new()),
             deaths: watch::Sender::new(Vec::new()),
+            settled: Mutex::new(Vec::new()),
         }
     }
 
@@ -366,8 +380,37 @@ impl FailoverManager {
             tracing::warn!(node = %self.local, "fencing incomplete; no recovery in view {}", view.id);
             return;
         }
+        let mut started = Vec::new();
         for resource in &self.resources {
-            self.place(resource, view).await;
+            if let Some(s) = self.place(resource, view).await {
+                started.push(s);
+            }
+        }
+        let settled = std::mem::take(&mut *self.settled.lock().await);
+        self.note_recoveries(&settled, &started).await;
+    }
+
+    /// Notes each resource started after each settled incident on the configured daemons.
+    async fn note_recoveries(&self, incidents: &[String], started: &[(String, NodeId, Option<i32>)]) {
+        if self.config.note_to.is_empty() {
+            return;
+        }
+        let by = format!("failover@node-{}", self.local);
+        for incident in incidents {
+            for (resource, node, code) in started {
+                let name = self
+                    .peers
+                    .get(node)
+                    .map_or_else(|| format!("node{node}"), |p| p.name.to_string());
+                let note = crate::explain::Note::now(crate::explain::NoteKind::Recovery(
+                    crate::explain::Recovery::new(incident, resource, name, *code, &by),
+                ));
+                for socket in &self.config.note_to {
+                    if let Err(e) = crate::explain::client::note(socket, note.clone()).await {
+                        tracing::debug!(error = %e, "recovery note not kept");
+                    }
+                }
+            }
         }
     }
 
@@ -422,6 +465,7 @@ impl FailoverManager {
                             });
                             continue;
                         };
+                        self.settled.lock().await.push(death.incident.to_string());
                         self.emit(FailoverEvent::NodeDeath {
                             node,
                             incident: death.incident.to_string(),
@@ -447,23 +491,29 @@ impl FailoverManager {
     }
 
     /// Makes sure `resource` runs on exactly one member, starting it where it belongs if it
-    /// runs nowhere.
-    async fn place(&self, resource: &ResourcePolicy, view: &View) {
+    /// runs nowhere; what it started, where, with the agent's exit code.
+    async fn place(
+        &self,
+        resource: &ResourcePolicy,
+        view: &View,
+    ) -> Option<(String, NodeId, Option<i32>)> {
         let running = self.probe(&resource.name, view).await;
         if !running.is_empty() {
             if running.len() > 1 {
                 tracing::error!(resource = %resource.name, ?running, "active on more than one node");
             }
-            return;
+            return None;
         }
-        let Some(target) = plan::choose_location(view, &resource.prefer) else {
-            return;
-        };
-        let Some(peer) = self.peers.get(&target) else {
-            return;
-        };
+        let target = plan::choose_location(view, &resource.prefer)?;
+        let peer = self.peers.get(&target)?;
         let op = Operation::new(Action::Start, self.config.operation_timeout);
-        let event = match peer.executor.execute(&resource.name, op).await {
+        let executed = peer.executor.execute(&resource.name, op).await;
+        let code = executed.as_ref().ok().and_then(|r| {
+            r.outcome()
+                .and_then(ocf_resources::AgentOutcome::exit_code)
+                .map(|c| i32::from(c.code()))
+        });
+        let event = match executed {
             Ok(result) if result.succeeded() => FailoverEvent::Started {
                 resource: resource.name.clone(),
                 node: target,
@@ -482,7 +532,9 @@ impl FailoverManager {
                 reason: e.to_string(),
             },
         };
+        let started = matches!(event, FailoverEvent::Started { .. });
         self.emit(event);
+        started.then(|| (resource.name.clone(), target, code))
     }
 
     /// The members on which `resource` reports running (a `monitor` on each).

@@ -120,6 +120,28 @@ pub enum Request {
     },
     /// The fencer's events from now on, one [`FenceReply`] line each.
     FenceSubscribe,
+    /// Keeps a note in the node's incident log (a manager's recovery); answered with one
+    /// [`NotesReply`].
+    IncidentNote {
+        /// The note.
+        note: crate::explain::Note,
+    },
+    /// The notes of the node's incident log, oldest first; answered with one [`NotesReply`].
+    IncidentNotes,
+}
+
+/// A reply line to `incident_note` and `incident_notes`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NotesReply {
+    /// False when `error` says what went wrong.
+    pub ok: bool,
+    /// The notes (answer to `incident_notes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<crate::explain::Note>>,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A request to the executor the daemon serves (the node's local resource manager): a

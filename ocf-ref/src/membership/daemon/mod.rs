@@ -51,6 +51,8 @@ use crate::fencing::cluster::protocol::message::Caps;
 use crate::fencing::cluster::{ClusterFencer, ClusterOptions};
 use crate::fencing::fencer::FencerConfig;
 use crate::fencing::node_devices::{NodeDevices, build_fencer};
+use crate::explain::IncidentLog;
+use crate::explain::recorder::{self, DetectorTimers};
 use crate::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 
 /// Why the daemon did not start.
@@ -170,6 +172,9 @@ pub struct ServeOptions {
     /// The executor that answers the `exec_*` requests; `None`: they are answered `closed`,
     /// saying this daemon serves no executor.
     pub executor: Option<Arc<dyn ExecutorAdmin>>,
+    /// The incident log that answers `incident_note` and `incident_notes`; `None`: they are
+    /// answered with an error saying this daemon keeps none.
+    pub incidents: Option<Arc<IncidentLog>>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -192,6 +197,7 @@ impl Default for ServeOptions {
             packets: None,
             fencer: None,
             executor: None,
+            incidents: None,
         }
     }
 }
@@ -205,6 +211,7 @@ impl ServeOptions {
             packets: None,
             fencer: None,
             executor: None,
+            incidents: None,
         }
     }
 
@@ -226,6 +233,13 @@ impl ServeOptions {
     #[must_use]
     pub fn with_executor(mut self, executor: Arc<dyn ExecutorAdmin>) -> Self {
         self.executor = Some(executor);
+        self
+    }
+
+    /// The same, keeping and serving `log` (the `incident_*` lines of [`local_api`]).
+    #[must_use]
+    pub fn with_incidents(mut self, log: Arc<IncidentLog>) -> Self {
+        self.incidents = Some(log);
         self
     }
 
@@ -293,6 +307,7 @@ struct Shared {
     packets: Option<Arc<TransportStats>>,
     fencer: Option<Arc<dyn Fencer>>,
     executor: Option<Arc<executor_service::ServedExecutor>>,
+    incidents: Option<Arc<IncidentLog>>,
     /// Turns true when the server stops: fence subscribers then get their `end` line.
     stopping: watch::Receiver<bool>,
 }
@@ -326,6 +341,7 @@ pub fn serve_claimed(
         executor: options
             .executor
             .map(|e| Arc::new(executor_service::ServedExecutor::new(e))),
+        incidents: options.incidents,
         stopping,
     });
     let listener = claim.take_listener();
@@ -526,6 +542,32 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
                 write_reply(&mut w, &reply).await?;
                 continue;
             }
+            Request::IncidentNote { note } => {
+                let reply = match &shared.incidents {
+                    Some(log) => {
+                        log.append(note);
+                        local_api::NotesReply {
+                            ok: true,
+                            ..local_api::NotesReply::default()
+                        }
+                    }
+                    None => no_incident_log(),
+                };
+                write_reply(&mut w, &reply).await?;
+                continue;
+            }
+            Request::IncidentNotes => {
+                let reply = match &shared.incidents {
+                    Some(log) => local_api::NotesReply {
+                        ok: true,
+                        notes: Some(log.notes()),
+                        ..local_api::NotesReply::default()
+                    },
+                    None => no_incident_log(),
+                };
+                write_reply(&mut w, &reply).await?;
+                continue;
+            }
             Request::FenceSubscribe => {
                 return fence_service::subscribe(
                     shared.fencer.as_ref(),
@@ -537,6 +579,14 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
             }
         };
         write_reply(&mut w, &reply).await?;
+    }
+}
+
+fn no_incident_log() -> local_api::NotesReply {
+    local_api::NotesReply {
+        ok: false,
+        error: Some("this node daemon keeps no incident log".into()),
+        ..local_api::NotesReply::default()
     }
 }
 
@@ -617,6 +667,7 @@ pub struct Daemon {
     server: ServerHandle,
     fencer: ClusterFencer,
     executor: Arc<LocalExecutor>,
+    recorder: JoinHandle<()>,
 }
 
 impl Daemon {
@@ -643,6 +694,7 @@ impl Daemon {
     /// Stops the engine, then the fencer and the socket (subscribers see the end of their
     /// stream first).
     pub async fn shutdown(self) {
+        self.recorder.abort();
         self.engine.stop();
         self.fencer.shutdown().await;
         self.server.shutdown().await;
@@ -696,17 +748,40 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
         devices,
     );
     let executor = node_executor();
+    let log = Arc::new(IncidentLog::open(&config.state_path()).map_err(|e| {
+        DaemonError::Socket {
+            path: e.path,
+            source: e.source,
+        }
+    })?);
+    let recorder = recorder::spawn(
+        Arc::clone(&log),
+        Arc::clone(&source),
+        Some(Arc::new(fencer.clone())),
+        detector_timers(config),
+    );
     let options = ServeOptions::from_config(config)
         .with_packets(Arc::clone(engine.stats()))
         .with_fencer(Arc::new(fencer.clone()))
-        .with_executor(Arc::clone(&executor) as Arc<dyn ExecutorAdmin>);
+        .with_executor(Arc::clone(&executor) as Arc<dyn ExecutorAdmin>)
+        .with_incidents(log);
     let server = serve_claimed(source, claim, options);
     Ok(Daemon {
         engine,
         server,
         fencer,
         executor,
+        recorder,
     })
+}
+
+/// The detector's timers of `config`, for the incident log's notes.
+fn detector_timers(config: &NodeConfig) -> DetectorTimers {
+    let spec = config.cluster_spec();
+    DetectorTimers {
+        heartbeat_ms: spec.timing.heartbeat_ms,
+        dead_ms: spec.timing.dead_ms,
+    }
 }
 
 /// The node's one executor: the agents under `$OCF_ROOT` and the native ones, with the
