@@ -84,6 +84,38 @@ fn check_failover(json: &Value, nodes: u64, steps: &[&str]) {
     }
 }
 
+/// The incident's record, as every survivor told it: the victim, the evidence, the fence
+/// attempt, the node-death event and the restart.
+fn check_explain(json: &Value) {
+    let e = &json["explain"];
+    let victim = format!("n{}", json["killed_node"]);
+    assert_eq!(e["target"], victim.as_str(), "{e:#}");
+    assert!(
+        e["detection"]["evidence"]
+            .as_str()
+            .is_some_and(|t| t.contains(&victim)),
+        "{e:#}"
+    );
+    let attempts = e["fence"]["record"]["levels"][0]["attempts"]
+        .as_array()
+        .unwrap();
+    assert_eq!(attempts.len(), 1, "{e:#}");
+    assert_eq!(e["node_death"]["target"], victim.as_str(), "{e:#}");
+    let recoveries = e["recoveries"].as_array().unwrap();
+    assert_eq!(recoveries.len(), 1, "{e:#}");
+    assert_eq!(
+        recoveries[0]["node"],
+        format!("n{}", json["recovered_on"]).as_str()
+    );
+    assert_eq!(recoveries[0]["exit_code"], 0);
+    let survivors = json["nodes"].as_u64().unwrap() - 1;
+    assert_eq!(
+        e["installed"].as_object().unwrap().len() as u64,
+        survivors,
+        "every survivor's install time: {e:#}"
+    );
+}
+
 const PROCESS_STEPS: [&str; 6] = [
     "killed",
     "detected",
@@ -99,6 +131,7 @@ fn three_node_processes_fail_over_once_and_leave_nothing() {
     assert_eq!(code, 0, "exit code; stderr:\n{stderr}");
     assert_eq!(json["mode"], "processes");
     check_failover(&json, 3, &PROCESS_STEPS);
+    check_explain(&json);
     assert_nothing_left(&stderr);
 }
 
@@ -107,6 +140,7 @@ fn five_node_processes_fail_over_once_and_leave_nothing() {
     let (code, json, stderr) = demo(&["--nodes", "5"]);
     assert_eq!(code, 0, "exit code; stderr:\n{stderr}");
     check_failover(&json, 5, &PROCESS_STEPS);
+    check_explain(&json);
     assert_nothing_left(&stderr);
 }
 

@@ -9,6 +9,7 @@
 //! socket = "/run/ocf/c1-1.sock"      # optional
 //! socket_group = "ocf"               # optional: who may use the socket (mode 0660)
 //! max_clients = 256                  # optional: local API connections at once
+//! state_dir = "/var/lib/ocf/c1-1"    # optional: the incident log (default beside the socket)
 //! backend = "builtin"                # optional: "builtin" or "corosync"
 //! [timing]                           # optional: one budget, every timer derived
 //! detect_ms = 500                    # a death is agreed within this (`ocf timing` shows how)
