@@ -152,7 +152,13 @@ fn the_in_process_fast_path_fails_over_once() {
     check_failover(
         &json,
         3,
-        &["killed", "detected", "view_installed", "fenced", "restarted"],
+        &[
+            "killed",
+            "detected",
+            "view_installed",
+            "fenced",
+            "restarted",
+        ],
     );
 }
 

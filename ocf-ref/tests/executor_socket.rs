@@ -40,7 +40,10 @@ impl Membership for NoViews {
         Ok(None)
     }
     async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
-        Err(MembershipError::unavailable("test source", "no events here"))
+        Err(MembershipError::unavailable(
+            "test source",
+            "no events here",
+        ))
     }
 }
 
@@ -261,7 +264,10 @@ async fn resources_outlive_the_client_and_another_process_sees_them() {
             .param("state", state.display().to_string());
         first.register(spec).await.unwrap();
         let started = first
-            .execute("web", Operation::new(Action::Start, Duration::from_secs(20)))
+            .execute(
+                "web",
+                Operation::new(Action::Start, Duration::from_secs(20)),
+            )
             .await
             .unwrap();
         assert!(started.succeeded(), "{started:?}\n{}", nodes.logs());
@@ -294,7 +300,10 @@ async fn resources_outlive_the_client_and_another_process_sees_them() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let r = second
-        .execute("web", Operation::new(Action::Start, Duration::from_secs(20)))
+        .execute(
+            "web",
+            Operation::new(Action::Start, Duration::from_secs(20)),
+        )
         .await
         .unwrap();
     assert!(r.succeeded());
@@ -321,8 +330,14 @@ async fn resources_outlive_the_client_and_another_process_sees_them() {
         .map(|h| h["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions.first(), Some(&"start"), "{actions:?}");
-    assert!(actions.contains(&"stop"), "the abandoned stop ran: {actions:?}");
-    assert!(actions.contains(&"monitor"), "the recurring monitor runs: {actions:?}");
+    assert!(
+        actions.contains(&"stop"),
+        "the abandoned stop ran: {actions:?}"
+    );
+    assert!(
+        actions.contains(&"monitor"),
+        "the recurring monitor runs: {actions:?}"
+    );
 
     // `ocf ra run --config` goes through the node too: stop it there, and it is stopped.
     let out = std::process::Command::new(nodes_support::OCF)
@@ -331,7 +346,12 @@ async fn resources_outlive_the_client_and_another_process_sees_them() {
         .args(["ocf:heartbeat:Dummy", "stop", "--instance", "web"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!state.exists(), "the stop through the node ran");
     let h = second.history("web").await.unwrap();
     assert_eq!(h.last().map(|r| r.action), Some(Action::Stop));

@@ -33,11 +33,15 @@ async fn wait_fenced(nodes: &Nodes, at: usize, target: &str) {
     loop {
         let filter = HistoryFilter::all().target(target.parse().unwrap());
         if let Ok(records) = nodes.nodes[at].fencer().history(&filter).await
-            && records.iter().any(|r| r.succeeded())
+            && records.iter().any(ocf_fencing::FenceRecord::succeeded)
         {
             return;
         }
-        assert!(Instant::now() < deadline, "{target} never fenced\n{}", nodes.logs());
+        assert!(
+            Instant::now() < deadline,
+            "{target} never fenced\n{}",
+            nodes.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -63,17 +67,34 @@ async fn every_survivor_explains_the_lost_node_the_same_way_even_after_a_restart
     assert_eq!(v["disagree"], serde_json::json!([]), "{v:#}");
     let e = &v["explanation"];
     assert_eq!(e["target"], "n3", "{e:#}");
-    assert!(e["incident"].as_str().unwrap().starts_with("n3@left-view-"), "{e:#}");
-    assert!(e["detection"]["evidence"].as_str().unwrap().contains("n3"), "{e:#}");
+    assert!(
+        e["incident"].as_str().unwrap().starts_with("n3@left-view-"),
+        "{e:#}"
+    );
+    assert!(
+        e["detection"]["evidence"].as_str().unwrap().contains("n3"),
+        "{e:#}"
+    );
     assert_eq!(e["view_change"]["left"], serde_json::json!(["n3"]), "{e:#}");
     assert_eq!(e["view_change"]["threshold"], 2, "{e:#}");
-    assert_eq!(e["installed"].as_object().unwrap().len(), 2, "both survivors: {e:#}");
-    let attempts = e["fence"]["record"]["levels"][0]["attempts"].as_array().unwrap();
+    assert_eq!(
+        e["installed"].as_object().unwrap().len(),
+        2,
+        "both survivors: {e:#}"
+    );
+    let attempts = e["fence"]["record"]["levels"][0]["attempts"]
+        .as_array()
+        .unwrap();
     assert_eq!(attempts.len(), 1, "{e:#}");
     assert_eq!(attempts[0]["device"], "pdu1");
     assert_eq!(e["node_death"]["target"], "n3", "{e:#}");
     assert_eq!(e["node_death"]["cause"]["how"], "fenced", "{e:#}");
-    assert_eq!(nodes.calls().len(), 1, "one agent call: {:?}", nodes.calls());
+    assert_eq!(
+        nodes.calls().len(),
+        1,
+        "one agent call: {:?}",
+        nodes.calls()
+    );
 
     // Named, and in text, the same incident.
     let incident = e["incident"].as_str().unwrap().to_owned();

@@ -72,7 +72,11 @@ pub async fn run(args: ExplainArgs) -> CliResult {
 pub fn text(e: &Explanation) -> String {
     let mut out = format!("incident {} (node {})\n", e.incident, e.target);
     if let Some(d) = &e.detection {
-        let _ = writeln!(out, "detection: {} proposed the view without {}", d.by, d.target);
+        let _ = writeln!(
+            out,
+            "detection: {} proposed the view without {}",
+            d.by, d.target
+        );
         let _ = writeln!(out, "  evidence: {}", d.evidence);
     }
     if let Some(v) = &e.view_change {

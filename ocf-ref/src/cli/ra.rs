@@ -477,23 +477,8 @@ async fn run_action(args: RunArgs) -> CliResult {
         }
     }
     if let Some(config) = &args.config {
-        return super::ra_node::run(super::ra_node::NodeRun {
-            config,
-            agent: &args.agent,
-            action: args.action,
-            instance: args
-                .instance
-                .clone()
-                .unwrap_or_else(|| args.agent.agent_type().to_owned()),
-            params,
-            meta,
-            timeout: args.timeout.or(meta_timeout).unwrap_or(DEFAULT_TIMEOUT),
-            interval,
-            check_level: args.check_level,
-            strict: args.strict,
-            json: args.json,
-        })
-        .await;
+        let timeout = args.timeout.or(meta_timeout).unwrap_or(DEFAULT_TIMEOUT);
+        return through_node(&args, config, params, meta, timeout, interval).await;
     }
     let needs_timeout = args.timeout.is_none() && meta_timeout.is_none();
     let pre = preflight(&agent, &args, &params, needs_timeout).await;
@@ -562,6 +547,34 @@ async fn run_action(args: RunArgs) -> CliResult {
         pass_through(&args, &raw);
     }
     Ok(ProcessExit::from(code))
+}
+
+/// `ocf ra run --config`: the action through the node's executor.
+async fn through_node(
+    args: &RunArgs,
+    config: &std::path::Path,
+    params: BTreeMap<String, String>,
+    meta: BTreeMap<String, String>,
+    timeout: Duration,
+    interval: Duration,
+) -> CliResult {
+    super::ra_node::run(super::ra_node::NodeRun {
+        config,
+        agent: &args.agent,
+        action: args.action,
+        instance: args
+            .instance
+            .clone()
+            .unwrap_or_else(|| args.agent.agent_type().to_owned()),
+        params,
+        meta,
+        timeout,
+        interval,
+        check_level: args.check_level,
+        strict: args.strict,
+        json: args.json,
+    })
+    .await
 }
 
 /// Text mode: the agent's bytes unchanged, then ocf's own remarks on stderr.

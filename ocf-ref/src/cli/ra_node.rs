@@ -89,7 +89,12 @@ pub async fn run(req: NodeRun<'_>) -> CliResult {
         print!("{}", outcome.stdout);
         eprint!("{}", outcome.stderr);
         if code != 0 {
-            eprintln!("ocf: {} {} on the node: {}", req.instance, req.action, outcome.summary());
+            eprintln!(
+                "ocf: {} {} on the node: {}",
+                req.instance,
+                req.action,
+                outcome.summary()
+            );
         }
     }
     Ok(ProcessExit::from(code))
@@ -155,9 +160,10 @@ pub async fn status(config: &Path, resource: Option<&str>, json: bool) -> CliRes
         };
         println!("{} ({}): {state}", r.name, r.agent);
         for h in r.history.iter().rev().take(10).rev() {
-            let what = h
-                .outcome()
-                .map_or_else(|| format!("{:?}", h.result), ocf_resources::AgentOutcome::summary);
+            let what = h.outcome().map_or_else(
+                || format!("{:?}", h.result),
+                ocf_resources::AgentOutcome::summary,
+            );
             println!(
                 "  #{} {}{} at {} ms: {what}",
                 h.call_id,

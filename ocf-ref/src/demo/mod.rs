@@ -582,7 +582,7 @@ pub async fn run_until(
     }
     let started = Instant::now();
     let setup = Setup::of(options);
-    let mut cluster = nodes::NodeCluster::start(options, &setup, progress).await?;
+    let mut cluster = nodes::NodeCluster::start(options, &setup, progress)?;
     let outcome = tokio::select! {
         r = run_processes(&mut cluster, options, &setup, started, progress) => r,
         () = interrupt => Err(DemoError::Interrupted),
@@ -682,11 +682,19 @@ fn check_explanations(
     for (node, e) in all {
         let e = match e {
             Ok(e) => e,
-            Err(why) => return (first, Some(format!("no explanation from node {node}: {why}"))),
+            Err(why) => {
+                return (
+                    first,
+                    Some(format!("no explanation from node {node}: {why}")),
+                );
+            }
         };
         if let Some(f) = &mut first {
             if !f.agrees_with(&e) {
-                return (first, Some(format!("node {node} explains the incident differently")));
+                return (
+                    first,
+                    Some(format!("node {node} explains the incident differently")),
+                );
             }
             f.merge(&e);
         } else {
@@ -697,7 +705,10 @@ fn check_explanations(
         return (None, Some("no survivor gave an explanation".into()));
     };
     let why = if e.target != format!("n{victim}") {
-        Some(format!("the explanation is about {}, not n{victim}", e.target))
+        Some(format!(
+            "the explanation is about {}, not n{victim}",
+            e.target
+        ))
     } else if e.detection.is_none() {
         Some("the explanation lacks the detection".into())
     } else if !e
@@ -771,9 +782,14 @@ async fn run_in_process(
 
     let fence_actions = count_fence_actions(&cluster.nodes, victim).await;
     let running = running_survivors(&cluster.nodes, victim).await;
-    let failure = watch
-        .failure
-        .or_else(|| verify(&timeline.entries, &IN_PROCESS_STEPS, fence_actions, &running));
+    let failure = watch.failure.or_else(|| {
+        verify(
+            &timeline.entries,
+            &IN_PROCESS_STEPS,
+            fence_actions,
+            &running,
+        )
+    });
     cluster.shutdown().await;
     Ok(DemoReport {
         ok: failure.is_none(),
@@ -1054,6 +1070,9 @@ mod tests {
         assert!(verify(&all, &steps, 2, &[id(1)]).is_some());
         assert!(verify(&all, &steps, 1, &[id(1), id(2)]).is_some());
         assert!(verify(&all[..4], &steps, 1, &[id(1)]).is_some());
-        assert!(verify(&all, &PROCESS_STEPS, 1, &[id(1)]).is_some(), "no node-death step");
+        assert!(
+            verify(&all, &PROCESS_STEPS, 1, &[id(1)]).is_some(),
+            "no node-death step"
+        );
     }
 }

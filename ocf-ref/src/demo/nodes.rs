@@ -150,7 +150,7 @@ fn config_text(
 impl NodeCluster {
     /// Writes `options.nodes` configs and a key in a fresh scratch directory and starts one
     /// `ocf node` per config.
-    pub(super) async fn start(
+    pub(super) fn start(
         options: &DemoOptions,
         setup: &Setup,
         progress: &(dyn Fn(&str) + Sync),
@@ -226,14 +226,12 @@ impl NodeCluster {
         Ok(cluster)
     }
 
-
     /// The last lines of each node's log, for a failure's message.
     pub(super) fn log_tails(&self) -> String {
         let mut out = String::new();
         for n in &self.nodes {
-            let log =
-                std::fs::read_to_string(self.scratch.path().join(format!("{}.log", n.name)))
-                    .unwrap_or_default();
+            let log = std::fs::read_to_string(self.scratch.path().join(format!("{}.log", n.name)))
+                .unwrap_or_default();
             let _ = writeln!(out, "--- {} ---", n.name);
             let lines: Vec<&str> = log.lines().rev().take(15).collect();
             for l in lines.iter().rev() {
@@ -352,7 +350,10 @@ impl NodeCluster {
     }
 
     /// The next failover event, or `None` once `deadline` passes.
-    pub(super) async fn next_event(&mut self, deadline: Instant) -> Option<(NodeId, FailoverEvent)> {
+    pub(super) async fn next_event(
+        &mut self,
+        deadline: Instant,
+    ) -> Option<(NodeId, FailoverEvent)> {
         let left = deadline.saturating_duration_since(Instant::now());
         tokio::time::timeout(left, self.events.recv())
             .await

@@ -66,8 +66,8 @@ async fn exchange(path: &Path, request: &Request) -> Result<NotesReply, ExplainE
             .read_until(b'\n', &mut answer)
             .await
             .map_err(|e| fail(format!("connection broke: {e}")))?;
-        let reply: NotesReply = serde_json::from_slice(&answer)
-            .map_err(|e| fail(format!("unreadable reply: {e}")))?;
+        let reply: NotesReply =
+            serde_json::from_slice(&answer).map_err(|e| fail(format!("unreadable reply: {e}")))?;
         if !reply.ok {
             return Err(fail(reply.error.unwrap_or_else(|| "refused".into())));
         }
@@ -80,7 +80,9 @@ async fn exchange(path: &Path, request: &Request) -> Result<NotesReply, ExplainE
 
 /// Keeps `note` in the incident log of the node at `path`.
 pub async fn note(path: &Path, note: Note) -> Result<(), ExplainError> {
-    exchange(path, &Request::IncidentNote { note }).await.map(|_| ())
+    exchange(path, &Request::IncidentNote { note })
+        .await
+        .map(|_| ())
 }
 
 /// The notes of the node at `path`.

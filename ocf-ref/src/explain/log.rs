@@ -87,16 +87,18 @@ impl IncidentLog {
         let line = serde_json::to_string(&note);
         s.notes.push_back(note);
         let written = if s.lines_in_file + 1 >= 2 * MAX_NOTES {
-            self.rewrite(&s.notes).map(|()| s.lines_in_file = s.notes.len())
+            self.rewrite(&s.notes)
+                .map(|()| s.lines_in_file = s.notes.len())
         } else {
-            line.map_err(std::io::Error::other).and_then(|line| {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?;
-                writeln!(f, "{line}")
-            })
-            .map(|()| s.lines_in_file += 1)
+            line.map_err(std::io::Error::other)
+                .and_then(|line| {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&self.path)?;
+                    writeln!(f, "{line}")
+                })
+                .map(|()| s.lines_in_file += 1)
         };
         if let Err(e) = written {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot write the incident log");

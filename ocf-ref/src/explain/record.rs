@@ -217,16 +217,18 @@ pub fn explain(incident: &str, notes: &[Note], records: &[FenceRecord]) -> Optio
         .rev()
         .find(|r| r.incident.as_ref().is_some_and(|i| i.as_str() == incident));
     let death = notes.iter().rev().find_map(|n| match &n.kind {
-        NoteKind::NodeDeath { death } if death.incident.as_str() == incident => {
-            Some(death.clone())
-        }
+        NoteKind::NodeDeath { death } if death.incident.as_str() == incident => Some(death.clone()),
         _ => None,
     });
     let target = record
         .map(|r| r.target.to_string())
         .or_else(|| death.as_ref().map(|d| d.target.to_string()))
         // The lost-node name: `<node>@left-view-<view>`.
-        .or_else(|| incident.split_once("@left-view-").map(|(n, _)| n.to_owned()))?;
+        .or_else(|| {
+            incident
+                .split_once("@left-view-")
+                .map(|(n, _)| n.to_owned())
+        })?;
     let lost_in = incident
         .split_once("@left-view-")
         .map(|(_, v)| v.to_owned())
@@ -351,7 +353,13 @@ mod wire_tests {
 
     #[test]
     fn a_note_request_roundtrips() {
-        let note = Note::now(NoteKind::Recovery(Recovery::new("i", "r", "n1", Some(0), "m")));
+        let note = Note::now(NoteKind::Recovery(Recovery::new(
+            "i",
+            "r",
+            "n1",
+            Some(0),
+            "m",
+        )));
         let line = serde_json::to_string(&Request::IncidentNote { note: note.clone() }).unwrap();
         let back: Request = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(back, Request::IncidentNote { note });

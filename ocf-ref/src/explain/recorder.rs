@@ -37,7 +37,10 @@ pub fn view_note(view: &View, prev: Option<&View>, timers: DetectorTimers) -> Vi
         coordinator: view
             .member(view.id.coordinator)
             .or_else(|| prev.and_then(|p| p.member(view.id.coordinator)))
-            .map_or_else(|| format!("node{}", view.id.coordinator), |m| m.name.to_string()),
+            .map_or_else(
+                || format!("node{}", view.id.coordinator),
+                |m| m.name.to_string(),
+            ),
         members: member_names(view),
         previous: prev.map(|p| p.id.to_string()),
         previous_members: prev.map(member_names).unwrap_or_default(),
@@ -84,9 +87,8 @@ pub fn spawn(
                             log.append(note);
                             last = Some(ev.view);
                         }
-                        Ok(None) => return,
                         Err(e) if e.kind() == ocf_membership::MembershipErrorKind::Lagged => {}
-                        Err(_) => return,
+                        Ok(None) | Err(_) => return,
                     }
                 }
             }

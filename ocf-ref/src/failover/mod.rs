@@ -346,14 +346,13 @@ impl FailoverManager {
                     || &d.incident == asked
                     || d.record == Some(record.id))
         };
-        let found = tokio::time::timeout(limit, rx.wait_for(|v| v.iter().any(matches)))
+        tokio::time::timeout(limit, rx.wait_for(|v| v.iter().any(matches)))
             .await
             .ok()?
             .ok()?
             .iter()
             .find(|d| matches(d))
-            .cloned();
-        found
+            .cloned()
     }
 
     /// Handles one installed view: remembers who left, and acts if this node is the actor.
@@ -391,7 +390,11 @@ impl FailoverManager {
     }
 
     /// Notes each resource started after each settled incident on the configured daemons.
-    async fn note_recoveries(&self, incidents: &[String], started: &[(String, NodeId, Option<i32>)]) {
+    async fn note_recoveries(
+        &self,
+        incidents: &[String],
+        started: &[(String, NodeId, Option<i32>)],
+    ) {
         if self.config.note_to.is_empty() {
             return;
         }

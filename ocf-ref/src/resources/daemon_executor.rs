@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ocf_resources::ResourceError;
 use ocf_resources::executor::{
     Executor, ExecutorAdmin, Operation, OperationResult, RecurringId, ResourceSpec, ResultStream,
 };
-use ocf_resources::ResourceError;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -127,7 +127,11 @@ impl DaemonExecutor {
     }
 
     /// One request, one answer within `limit`.
-    async fn call(&self, request: &ExecRequest, limit: Duration) -> Result<ExecReply, ResourceError> {
+    async fn call(
+        &self,
+        request: &ExecRequest,
+        limit: Duration,
+    ) -> Result<ExecReply, ResourceError> {
         let mut lines = self.open(request).await?;
         self.deadline(limit, "waiting for the answer", lines.one())
             .await

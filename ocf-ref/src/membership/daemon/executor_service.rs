@@ -159,10 +159,7 @@ async fn answer(served: &ServedExecutor, request: ExecRequest) -> ExecReply {
             match count {
                 Err(e) => return ExecReply::error(&e),
                 Ok(n) if n >= MAX_EXEC_RECURRING => {
-                    return ExecReply::error(&too_many(
-                        "recurring operations",
-                        MAX_EXEC_RECURRING,
-                    ));
+                    return ExecReply::error(&too_many("recurring operations", MAX_EXEC_RECURRING));
                 }
                 Ok(_) => {}
             }

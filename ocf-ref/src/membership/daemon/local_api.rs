@@ -264,8 +264,9 @@ impl From<&ResourceError> for WireResourceError {
             | ResourceError::Metadata { agent, .. }
             | ResourceError::MetadataRun { agent, .. }
             | ResourceError::Io { agent, .. } => w.agent = Some(agent.clone()),
-            ResourceError::UnknownResource { name }
-            | ResourceError::AlreadyRegistered { name } => w.resource = Some(name.clone()),
+            ResourceError::UnknownResource { name } | ResourceError::AlreadyRegistered { name } => {
+                w.resource = Some(name.clone());
+            }
             ResourceError::UnknownOperation { resource, id } => {
                 w.resource = Some(resource.clone());
                 w.id = Some(*id);
@@ -322,9 +323,7 @@ impl WireResourceError {
                 operation: "this request",
                 implementer: "the node daemon",
             },
-            (ResourceErrorKind::Closed, _) => ResourceError::Closed {
-                what: self.message,
-            },
+            (ResourceErrorKind::Closed, _) => ResourceError::Closed { what: self.message },
             _ => ResourceError::InvalidRequest {
                 reason: self.message,
             },

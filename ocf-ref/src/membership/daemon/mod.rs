@@ -46,13 +46,13 @@ use local_api::{
 };
 use local_socket::ClaimedSocket;
 
+use crate::explain::IncidentLog;
+use crate::explain::recorder::{self, DetectorTimers};
 use crate::fencing::cluster::protocol::Settings;
 use crate::fencing::cluster::protocol::message::Caps;
 use crate::fencing::cluster::{ClusterFencer, ClusterOptions};
 use crate::fencing::fencer::FencerConfig;
 use crate::fencing::node_devices::{NodeDevices, build_fencer};
-use crate::explain::IncidentLog;
-use crate::explain::recorder::{self, DetectorTimers};
 use crate::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 
 /// Why the daemon did not start.
@@ -184,7 +184,14 @@ impl std::fmt::Debug for ServeOptions {
             .field("socket_group", &self.socket_group)
             .field("packets", &self.packets)
             .field("fencer", &self.fencer.as_ref().map(|_| "dyn Fencer"))
-            .field("executor", &self.executor.as_ref().map(|_| "dyn ExecutorAdmin"))
+            .field(
+                "executor",
+                &self.executor.as_ref().map(|_| "dyn ExecutorAdmin"),
+            )
+            .field(
+                "incidents",
+                &self.incidents.as_ref().map(|l| l.path().to_owned()),
+            )
             .finish()
     }
 }
@@ -480,22 +487,7 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
             continue;
         }
         if let Some(request) = exec_request(text.trim()) {
-            let request = match request {
-                Ok(r) => r,
-                Err(e) => {
-                    write_reply(&mut w, &Reply::error(format!("bad request: {e}"))).await?;
-                    continue;
-                }
-            };
-            let flow = executor_service::handle(
-                shared.executor.as_ref(),
-                request,
-                shared.stopping.clone(),
-                &mut reader,
-                &mut w,
-            )
-            .await?;
-            match flow {
+            match serve_exec(shared, request, &mut reader, &mut w).await? {
                 executor_service::Flow::Continue => continue,
                 executor_service::Flow::Close => return Ok(()),
             }
@@ -543,29 +535,11 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
                 continue;
             }
             Request::IncidentNote { note } => {
-                let reply = match &shared.incidents {
-                    Some(log) => {
-                        log.append(note);
-                        local_api::NotesReply {
-                            ok: true,
-                            ..local_api::NotesReply::default()
-                        }
-                    }
-                    None => no_incident_log(),
-                };
-                write_reply(&mut w, &reply).await?;
+                write_reply(&mut w, &incident_reply(shared, Some(note))).await?;
                 continue;
             }
             Request::IncidentNotes => {
-                let reply = match &shared.incidents {
-                    Some(log) => local_api::NotesReply {
-                        ok: true,
-                        notes: Some(log.notes()),
-                        ..local_api::NotesReply::default()
-                    },
-                    None => no_incident_log(),
-                };
-                write_reply(&mut w, &reply).await?;
+                write_reply(&mut w, &incident_reply(shared, None)).await?;
                 continue;
             }
             Request::FenceSubscribe => {
@@ -582,10 +556,49 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
     }
 }
 
-fn no_incident_log() -> local_api::NotesReply {
+/// Answers an executor request line (a line that does not parse is answered and skipped).
+async fn serve_exec(
+    shared: &Shared,
+    request: Result<local_api::ExecRequest, serde_json::Error>,
+    reader: &mut BufReader<OwnedReadHalf>,
+    w: &mut OwnedWriteHalf,
+) -> std::io::Result<executor_service::Flow> {
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            write_reply(w, &Reply::error(format!("bad request: {e}"))).await?;
+            return Ok(executor_service::Flow::Continue);
+        }
+    };
+    executor_service::handle(
+        shared.executor.as_ref(),
+        request,
+        shared.stopping.clone(),
+        reader,
+        w,
+    )
+    .await
+}
+
+/// Keeps `note` (when given) or answers the notes kept.
+fn incident_reply(shared: &Shared, note: Option<crate::explain::Note>) -> local_api::NotesReply {
+    let Some(log) = &shared.incidents else {
+        return local_api::NotesReply {
+            ok: false,
+            error: Some("this node daemon keeps no incident log".into()),
+            ..local_api::NotesReply::default()
+        };
+    };
+    let notes = match note {
+        Some(note) => {
+            log.append(note);
+            None
+        }
+        None => Some(log.notes()),
+    };
     local_api::NotesReply {
-        ok: false,
-        error: Some("this node daemon keeps no incident log".into()),
+        ok: true,
+        notes,
         ..local_api::NotesReply::default()
     }
 }
@@ -748,12 +761,13 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
         devices,
     );
     let executor = node_executor();
-    let log = Arc::new(IncidentLog::open(&config.state_path()).map_err(|e| {
-        DaemonError::Socket {
-            path: e.path,
-            source: e.source,
-        }
-    })?);
+    let log =
+        Arc::new(
+            IncidentLog::open(&config.state_path()).map_err(|e| DaemonError::Socket {
+                path: e.path,
+                source: e.source,
+            })?,
+        );
     let recorder = recorder::spawn(
         Arc::clone(&log),
         Arc::clone(&source),
