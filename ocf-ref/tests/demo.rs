@@ -40,7 +40,7 @@ fn assert_nothing_left(stderr: &str) {
         .lines()
         .find_map(|l| {
             let v: Value = serde_json::from_str(l).ok()?;
-            scratch_of(v["progress"].as_str()?)
+            scratch_of(v["message"].as_str()?)
         })
         .unwrap_or_else(|| panic!("no scratch directory named on stderr:\n{stderr}"));
     assert!(!first.exists(), "{} was left behind", first.display());
@@ -182,7 +182,7 @@ fn sigint_in_the_middle_leaves_nothing_behind() {
         seen.push('\n');
         if let Some(p) = serde_json::from_str::<Value>(&line)
             .ok()
-            .and_then(|v| scratch_of(v["progress"].as_str()?))
+            .and_then(|v| scratch_of(v["message"].as_str()?))
         {
             scratch = Some(p);
         }

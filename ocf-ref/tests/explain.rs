@@ -117,3 +117,45 @@ async fn every_survivor_explains_the_lost_node_the_same_way_even_after_a_restart
     assert_eq!(again["view_change"], e["view_change"], "{again:#}");
     assert_eq!(again["node_death"], e["node_death"], "{again:#}");
 }
+
+/// `ocf fence request --json` reports the fence's progress on stderr as JSON lines (started,
+/// finished, with the attempts) while stdout holds only the record.
+#[tokio::test]
+async fn a_fence_request_reports_its_progress_on_stderr_only() {
+    let nodes = Nodes::start(
+        3,
+        &Layout {
+            with_device: vec![1, 2, 3],
+            delay_s: 1,
+        },
+    );
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let out = Command::new(OCF)
+        .args([
+            "fence", "request", "n3", "--action", "off", "--json", "--config",
+        ])
+        .arg(&nodes.nodes[0].config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", nodes.logs());
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["target"], "n3");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &Value| v["progress"] == "fence")
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("finished")),
+        "{messages:?}\n{stderr}"
+    );
+    assert!(
+        lines.iter().all(|v| v["deadline_ms"] == 120_000),
+        "{lines:?}"
+    );
+}

@@ -1,17 +1,18 @@
 //! `ocf demo`: a failover on loopback, end to end (see [`crate::demo`]).
 //!
 //! The report goes to stdout (text, or one JSON object with `--json`); progress goes to
-//! stderr as text, or as JSON lines (`{"progress": "...", "elapsed_ms": N}`) with `--json`,
+//! stderr as text, or as JSON lines (`{"progress": "demo", "message": "...", "elapsed_ms": N,
+//! "deadline_ms": N}`, see [`super::progress`]) with `--json`,
 //! never mixed into stdout's data. Ctrl-C (SIGINT) or SIGTERM stops every node the demo
 //! started and removes its scratch directory, then exits 130.
 
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::Args;
 
 use super::CliResult;
 use super::output::print_json;
+use super::progress::Progress;
 use crate::demo::{DemoError, DemoOptions, run_until};
 
 /// `ocf demo` arguments.
@@ -53,12 +54,10 @@ pub async fn run(args: DemoArgs) -> CliResult {
         ..DemoOptions::default()
     };
     let json = args.json;
-    let started = Instant::now();
+    let reporter = Progress::new(true, Some(options.deadline));
     let progress = move |line: &str| {
         if json {
-            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let line = serde_json::json!({ "progress": line, "elapsed_ms": elapsed_ms });
-            eprintln!("{line}");
+            reporter.say("demo", line);
         } else {
             println!("{line}");
         }

@@ -19,6 +19,7 @@ pub mod explain;
 pub mod fence;
 pub mod node;
 pub mod output;
+pub mod progress;
 pub mod ra;
 pub mod ra_node;
 pub mod timing;
