@@ -102,6 +102,7 @@ async fn every_survivor_explains_the_lost_node_the_same_way_even_after_a_restart
     assert_eq!(code, 0, "{err}");
     assert!(text.contains(&format!("incident {incident}")), "{text}");
     assert!(text.contains("node death: n3"), "{text}");
+    println!("ocf explain {incident}:\n{text}");
     let (code, _, err) = explain(&nodes, &[1], &["n9@left-view-1.1.1"]);
     assert_ne!(code, 0);
     assert!(err.contains("knows no incident"), "{err}");
