@@ -33,6 +33,14 @@
 //! fence errors         ->  {"ok":false,"error":"...","fence_error":{"kind":"...",..}}
 //! ```
 //!
+//! The executor's requests (`exec_*`) are described at [`ExecRequest`]. Two more keep and read
+//! the node's incident log (see [`crate::explain`]):
+//!
+//! ```text
+//! {"op":"incident_note","note":{Note}}   ->  {"ok":true}
+//! {"op":"incident_notes"}                ->  {"ok":true,"notes":[{Note},..]}   oldest first
+//! ```
+//!
 //! `fence_error` is the [`FenceError`] itself (tagged by `kind`), so a client gets back the
 //! typed error the fencer gave; a daemon that serves no fencer answers
 //! `{"kind":"unavailable",..}` saying so. A request line that does not parse (an unknown
