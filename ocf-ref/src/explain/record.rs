@@ -84,7 +84,8 @@ pub struct ViewChange {
     pub threshold: u32,
     /// Whether it was quorate (primary).
     pub quorate: bool,
-    /// The detector's timers on this cluster: probe period and dead time (ms).
+    /// The detector's timers on this cluster: probe period (ms); 0 when the engine detects
+    /// failures with timers of its own (Corosync).
     pub heartbeat_ms: u64,
     /// Silence after which a node is declared dead (ms).
     pub dead_ms: u64,
@@ -271,7 +272,16 @@ pub fn explain(incident: &str, notes: &[Note], records: &[FenceRecord]) -> Optio
         .map(|c| Detection {
             target: target.clone(),
             by: c.coordinator.clone(),
-            evidence: format!(
+            evidence: if c.heartbeat_ms == 0 {
+                format!(
+                    "{target} was a member of view {} and the membership engine (Corosync's \
+                     totem) agreed on view {} without it, proposed by {}",
+                    c.previous.as_deref().unwrap_or("?"),
+                    c.view,
+                    c.coordinator
+                )
+            } else {
+                format!(
                 "{target} was a member of view {} and stopped answering: the detector probes one \
                  peer every {} ms, suspects a node whose probe and indirect probes go unanswered, \
                  and declares it dead after {} ms of silence ({} ms when helpers confirm it); \
@@ -282,7 +292,8 @@ pub fn explain(incident: &str, notes: &[Note], records: &[FenceRecord]) -> Optio
                 c.dead_ms.saturating_sub(c.heartbeat_ms),
                 c.coordinator,
                 c.view
-            ),
+            )
+            },
         });
     Some(Explanation {
         incident: incident.to_owned(),

@@ -789,6 +789,16 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
     })
 }
 
+/// The incident log under the config's state directory.
+fn open_incident_log(config: &NodeConfig) -> Result<Arc<IncidentLog>, DaemonError> {
+    IncidentLog::open(&config.state_path())
+        .map(Arc::new)
+        .map_err(|e| DaemonError::Socket {
+            path: e.path,
+            source: e.source,
+        })
+}
+
 /// The detector's timers of `config`, for the incident log's notes.
 fn detector_timers(config: &NodeConfig) -> DetectorTimers {
     let spec = config.cluster_spec();
@@ -940,6 +950,7 @@ pub struct CorosyncDaemon {
     membership: crate::membership::corosync::CorosyncMembership,
     server: ServerHandle,
     fencer: ClusterFencer,
+    recorder: JoinHandle<()>,
     _link: crate::membership::corosync::CpgLink,
 }
 
@@ -958,6 +969,7 @@ impl CorosyncDaemon {
     /// Closes the connection to corosync (corosync itself keeps running), so that every
     /// subscriber's stream ends, then stops serving.
     pub async fn shutdown(self) {
+        self.recorder.abort();
         self.membership.close();
         self.fencer.shutdown().await;
         self.server.shutdown().await;
@@ -993,14 +1005,28 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
         .or_else(|| format!("node{}", me.get()).parse().ok())
         .ok_or_else(|| DaemonError::FenceLink(format!("node {me} has no usable name")))?;
     let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), ends, devices);
+    let log = open_incident_log(config)?;
+    // Corosync's totem detects failures; its timers are not ocf's to state.
+    let timers = DetectorTimers {
+        heartbeat_ms: 0,
+        dead_ms: 0,
+    };
+    let recorder = recorder::spawn(
+        Arc::clone(&log),
+        Arc::clone(&source),
+        Some(Arc::new(fencer.clone())),
+        timers,
+    );
     let options = ServeOptions::from_config(config)
         .with_fencer(Arc::new(fencer.clone()))
-        .with_executor(node_executor() as Arc<dyn ExecutorAdmin>);
+        .with_executor(node_executor() as Arc<dyn ExecutorAdmin>)
+        .with_incidents(log);
     let server = serve_claimed(source, claim, options);
     Ok(CorosyncDaemon {
         membership,
         server,
         fencer,
+        recorder,
         _link: link,
     })
 }
