@@ -4,6 +4,7 @@
 pub mod bounded_read;
 pub mod conformance;
 pub mod demo;
+pub mod explain;
 pub mod failover;
 pub mod fencing;
 pub mod hpc;

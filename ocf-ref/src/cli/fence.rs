@@ -587,7 +587,12 @@ async fn request(args: RequestArgs) -> CliResult {
         args.target,
         args.timeout
     );
-    let (record, error) = match fencer.fence(request).await {
+    let progress = super::progress::Progress::new(
+        args.daemon.json,
+        Some(Duration::from_secs_f64(args.timeout)),
+    );
+    let fenced = super::progress::fencing(&progress, &fencer, &args.target, fencer.fence(request));
+    let (record, error) = match fenced.await {
         Ok(record) => (Some(record), None),
         Err(e) => (e.record().cloned(), Some(e)),
     };

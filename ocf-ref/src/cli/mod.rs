@@ -15,12 +15,15 @@ use clap::{Parser, Subcommand};
 #[cfg(feature = "corosync")]
 pub mod corosync;
 pub mod demo;
+pub mod explain;
 pub mod fence;
 pub mod node;
 pub mod node_state;
 pub mod output;
 pub mod power;
+pub mod progress;
 pub mod ra;
+pub mod ra_node;
 pub mod slurm;
 pub mod timing;
 
@@ -109,6 +112,9 @@ pub enum Command {
     Slurm(slurm::SlurmCommand),
     /// Form a cluster on loopback, kill a node, fence it and recover its resource.
     Demo(demo::DemoArgs),
+    /// The causal record of an incident: detection, view change, fence decision, node death
+    /// and recoveries.
+    Explain(explain::ExplainArgs),
 }
 
 /// Parses the command line, runs the command on a tokio runtime and turns errors into a
@@ -162,6 +168,7 @@ pub async fn run(command: Command) -> CliResult {
         Command::Power(a) => power::run(a).await,
         Command::Slurm(c) => slurm::run(c).await,
         Command::Demo(a) => demo::run(a).await,
+        Command::Explain(a) => explain::run(a).await,
     }
 }
 

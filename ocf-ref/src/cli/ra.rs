@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode as ProcessExit;
 use std::time::Duration;
 
@@ -37,6 +38,21 @@ pub enum RaCommand {
     Run(RunArgs),
     /// Check an agent against the OCF specification (stricter than ocf-tester).
     Test(TestArgs),
+    /// The resources a node's executor runs (through its daemon): state and history.
+    Status(StatusArgs),
+}
+
+/// Arguments of `ocf ra status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The node's configuration file; its daemon's executor is asked.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Only this resource.
+    pub resource: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `ocf ra list`.
@@ -98,6 +114,11 @@ pub struct RunArgs {
     /// Print the outcome as JSON instead of passing the agent's output through.
     #[arg(long)]
     pub json: bool,
+    /// Run the action through this node's daemon (its executor, shared with every client of
+    /// the node): the resource (`--instance`) is registered there if the node does not know
+    /// it yet, and stays, with its history, after this command exits.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// Arguments of `ocf ra test`.
@@ -184,6 +205,9 @@ pub async fn run(command: RaCommand) -> CliResult {
         RaCommand::Meta(a) => run_meta(a).await,
         RaCommand::Run(a) => run_action(a).await,
         RaCommand::Test(a) => run_test(a).await,
+        RaCommand::Status(a) => {
+            super::ra_node::status(&a.config, a.resource.as_deref(), a.json).await
+        }
     };
     result.map_err(with_advice)
 }
@@ -452,6 +476,10 @@ async fn run_action(args: RunArgs) -> CliResult {
             meta.insert(k.clone(), v.clone());
         }
     }
+    if let Some(config) = &args.config {
+        let timeout = args.timeout.or(meta_timeout).unwrap_or(DEFAULT_TIMEOUT);
+        return through_node(&args, config, params, meta, timeout, interval).await;
+    }
     let needs_timeout = args.timeout.is_none() && meta_timeout.is_none();
     let pre = preflight(&agent, &args, &params, needs_timeout).await;
     if args.strict && ocf_resources::validate::may_refuse(args.action) {
@@ -519,6 +547,34 @@ async fn run_action(args: RunArgs) -> CliResult {
         pass_through(&args, &raw);
     }
     Ok(ProcessExit::from(code))
+}
+
+/// `ocf ra run --config`: the action through the node's executor.
+async fn through_node(
+    args: &RunArgs,
+    config: &std::path::Path,
+    params: BTreeMap<String, String>,
+    meta: BTreeMap<String, String>,
+    timeout: Duration,
+    interval: Duration,
+) -> CliResult {
+    super::ra_node::run(super::ra_node::NodeRun {
+        config,
+        agent: &args.agent,
+        action: args.action,
+        instance: args
+            .instance
+            .clone()
+            .unwrap_or_else(|| args.agent.agent_type().to_owned()),
+        params,
+        meta,
+        timeout,
+        interval,
+        check_level: args.check_level,
+        strict: args.strict,
+        json: args.json,
+    })
+    .await
 }
 
 /// Text mode: the agent's bytes unchanged, then ocf's own remarks on stderr.

@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocf_core::{NodeId, NodeName};
-use ocf_fencing::{FenceAction, FenceRequest, Fencer, RequesterId};
+use ocf_fencing::{FenceAction, FenceEvent, FenceRequest, Fencer, NodeDeath, RequesterId};
 use ocf_membership::{EventKind, Membership, MembershipError, MembershipErrorKind, View};
 use ocf_resources::{Action, Executor, ExitCode, Operation};
 use serde::Serialize;
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, broadcast, watch};
 
 pub use crate::fencing::policy::QuorumPolicy;
 
@@ -71,6 +71,14 @@ pub struct FailoverConfig {
     pub fence_action: FenceAction,
     /// Timeout for each fence request.
     pub fence_timeout: Duration,
+    /// When set, recovery waits (at most this long) for the fencer's node-death event of a
+    /// fenced node before anything is restarted: what a manager does with the cluster fencer,
+    /// whose node-death event is the one cluster-wide word that a node is dead. `None`: the
+    /// fence request's own success is enough (a fencer that sends no such event).
+    pub await_node_death: Option<Duration>,
+    /// The node daemons' sockets that get a recovery note (see [`crate::explain`]) for each
+    /// resource restarted after an incident, so `ocf explain` on any of them shows it.
+    pub note_to: Vec<std::path::PathBuf>,
 }
 
 impl Default for FailoverConfig {
@@ -79,7 +87,25 @@ impl Default for FailoverConfig {
             operation_timeout: Duration::from_secs(20),
             fence_action: FenceAction::Reboot,
             fence_timeout: Duration::from_secs(60),
+            await_node_death: None,
+            note_to: Vec::new(),
         }
+    }
+}
+
+impl FailoverConfig {
+    /// The same, noting each recovery in the incident logs of the daemons at `sockets`.
+    #[must_use]
+    pub fn note_to(mut self, sockets: Vec<std::path::PathBuf>) -> Self {
+        self.note_to = sockets;
+        self
+    }
+
+    /// The same, waiting up to `limit` for each fenced node's node-death event.
+    #[must_use]
+    pub fn await_node_death(mut self, limit: Duration) -> Self {
+        self.await_node_death = Some(limit);
+        self
     }
 }
 
@@ -110,6 +136,16 @@ pub enum FailoverEvent {
         /// The fencer's record id.
         record: u64,
     },
+    /// The fencer's node-death event for a fenced node arrived (with
+    /// [`FailoverConfig::await_node_death`]): recovery may go on.
+    NodeDeath {
+        /// The dead node.
+        node: NodeId,
+        /// The incident that settled it.
+        incident: String,
+        /// How it is known (`fenced`, `not_fenced`).
+        how: String,
+    },
     /// Fencing an unclean node failed; recovery waits.
     FenceFailed {
         /// The node.
@@ -133,6 +169,15 @@ pub enum FailoverEvent {
         /// Why.
         reason: String,
     },
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Why the manager stopped.
@@ -159,6 +204,10 @@ pub struct FailoverManager {
     config: FailoverConfig,
     events: broadcast::Sender<FailoverEvent>,
     unclean: Mutex<BTreeSet<NodeId>>,
+    /// The node-death events the fencer sent since `run` started.
+    deaths: watch::Sender<Vec<NodeDeath>>,
+    /// The incidents settled and not yet recovered from (their recoveries get noted).
+    settled: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for FailoverManager {
@@ -191,6 +240,8 @@ impl FailoverManager {
             config,
             events,
             unclean: Mutex::new(BTreeSet::new()),
+            deaths: watch::Sender::new(Vec::new()),
+            settled: Mutex::new(Vec::new()),
         }
     }
 
@@ -204,6 +255,12 @@ impl FailoverManager {
         let wrap = |source| FailoverError::Membership {
             node: self.local,
             source,
+        };
+        // The fencer's node-death events are followed from before the first view, so none
+        // that a fence request of this manager leads to is missed.
+        let _deaths = match self.config.await_node_death {
+            Some(_) => Some(self.follow_deaths().await),
+            None => None,
         };
         let mut sub = self.membership.subscribe().await.map_err(wrap)?;
         let mut last: Option<View> = sub.initial_view().cloned();
@@ -241,6 +298,63 @@ impl FailoverManager {
         }
     }
 
+    /// Subscribes to the fencer's events and keeps the node-death ones (bounded: the newest
+    /// 256); the returned guard stops following when dropped.
+    async fn follow_deaths(&self) -> AbortOnDrop {
+        let stream = match self.fencer.subscribe().await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(node = %self.local, error = %e,
+                    "cannot follow the fencer's node-death events; recovery after a fence will wait for them in vain");
+                None
+            }
+        };
+        let deaths = self.deaths.clone();
+        let local = self.local;
+        AbortOnDrop(tokio::spawn(async move {
+            let Some(mut stream) = stream else { return };
+            loop {
+                match stream.next_event().await {
+                    Ok(Some(FenceEvent::NodeDeath { death })) => deaths.send_modify(|d| {
+                        if d.len() >= 256 {
+                            d.remove(0);
+                        }
+                        d.push(*death);
+                    }),
+                    Ok(Some(_)) => {}
+                    Err(e) if e.kind() == ocf_fencing::FenceErrorKind::Lagged => {
+                        tracing::warn!(node = %local, error = %e, "fence events missed");
+                    }
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        }))
+    }
+
+    /// Waits for the node-death event of `target` in the incident of `record` (or `asked`).
+    async fn node_death(
+        &self,
+        target: &NodeName,
+        record: &ocf_fencing::FenceRecord,
+        asked: &ocf_fencing::IncidentId,
+        limit: Duration,
+    ) -> Option<NodeDeath> {
+        let mut rx = self.deaths.subscribe();
+        let matches = |d: &NodeDeath| {
+            &d.target == target
+                && (record.incident.as_ref() == Some(&d.incident)
+                    || &d.incident == asked
+                    || d.record == Some(record.id))
+        };
+        tokio::time::timeout(limit, rx.wait_for(|v| v.iter().any(matches)))
+            .await
+            .ok()?
+            .ok()?
+            .iter()
+            .find(|d| matches(d))
+            .cloned()
+    }
+
     /// Handles one installed view: remembers who left, and acts if this node is the actor.
     pub async fn on_view(&self, view: &View) {
         let acting = plan::is_acting(view, self.local);
@@ -265,8 +379,41 @@ impl FailoverManager {
             tracing::warn!(node = %self.local, "fencing incomplete; no recovery in view {}", view.id);
             return;
         }
+        let mut started = Vec::new();
         for resource in &self.resources {
-            self.place(resource, view).await;
+            if let Some(s) = self.place(resource, view).await {
+                started.push(s);
+            }
+        }
+        let settled = std::mem::take(&mut *self.settled.lock().await);
+        self.note_recoveries(&settled, &started).await;
+    }
+
+    /// Notes each resource started after each settled incident on the configured daemons.
+    async fn note_recoveries(
+        &self,
+        incidents: &[String],
+        started: &[(String, NodeId, Option<i32>)],
+    ) {
+        if self.config.note_to.is_empty() {
+            return;
+        }
+        let by = format!("failover@node-{}", self.local);
+        for incident in incidents {
+            for (resource, node, code) in started {
+                let name = self
+                    .peers
+                    .get(node)
+                    .map_or_else(|| format!("node{node}"), |p| p.name.to_string());
+                let note = crate::explain::Note::now(crate::explain::NoteKind::Recovery(
+                    crate::explain::Recovery::new(incident, resource, name, *code, &by),
+                ));
+                for socket in &self.config.note_to {
+                    if let Err(e) = crate::explain::client::note(socket, note.clone()).await {
+                        tracing::debug!(error = %e, "recovery note not kept");
+                    }
+                }
+            }
         }
     }
 
@@ -299,13 +446,40 @@ impl FailoverManager {
             let request = FenceRequest::new(peer.name.clone(), self.config.fence_action, requester)
                 .with_timeout(self.config.fence_timeout)
                 .with_incident(incident);
+            let asked = request.incident.clone();
             match self.fencer.fence(request).await {
                 Ok(record) => {
-                    self.unclean.lock().await.remove(&node);
                     self.emit(FailoverEvent::Fenced {
                         node,
                         record: record.id,
                     });
+                    if let (Some(limit), Some(asked)) = (self.config.await_node_death, asked) {
+                        let Some(death) = self.node_death(&peer.name, &record, &asked, limit).await
+                        else {
+                            all = false;
+                            self.emit(FailoverEvent::FenceFailed {
+                                node,
+                                reason: format!(
+                                    "{} was fenced (record {}) but no node-death event came within {} ms",
+                                    peer.name,
+                                    record.id,
+                                    limit.as_millis()
+                                ),
+                            });
+                            continue;
+                        };
+                        self.settled.lock().await.push(death.incident.to_string());
+                        self.emit(FailoverEvent::NodeDeath {
+                            node,
+                            incident: death.incident.to_string(),
+                            how: if death.is_fenced() {
+                                "fenced".into()
+                            } else {
+                                "not_fenced".into()
+                            },
+                        });
+                    }
+                    self.unclean.lock().await.remove(&node);
                 }
                 Err(e) => {
                     all = false;
@@ -320,23 +494,29 @@ impl FailoverManager {
     }
 
     /// Makes sure `resource` runs on exactly one member, starting it where it belongs if it
-    /// runs nowhere.
-    async fn place(&self, resource: &ResourcePolicy, view: &View) {
+    /// runs nowhere; what it started, where, with the agent's exit code.
+    async fn place(
+        &self,
+        resource: &ResourcePolicy,
+        view: &View,
+    ) -> Option<(String, NodeId, Option<i32>)> {
         let running = self.probe(&resource.name, view).await;
         if !running.is_empty() {
             if running.len() > 1 {
                 tracing::error!(resource = %resource.name, ?running, "active on more than one node");
             }
-            return;
+            return None;
         }
-        let Some(target) = plan::choose_location(view, &resource.prefer) else {
-            return;
-        };
-        let Some(peer) = self.peers.get(&target) else {
-            return;
-        };
+        let target = plan::choose_location(view, &resource.prefer)?;
+        let peer = self.peers.get(&target)?;
         let op = Operation::new(Action::Start, self.config.operation_timeout);
-        let event = match peer.executor.execute(&resource.name, op).await {
+        let executed = peer.executor.execute(&resource.name, op).await;
+        let code = executed.as_ref().ok().and_then(|r| {
+            r.outcome()
+                .and_then(ocf_resources::AgentOutcome::exit_code)
+                .map(|c| i32::from(c.code()))
+        });
+        let event = match executed {
             Ok(result) if result.succeeded() => FailoverEvent::Started {
                 resource: resource.name.clone(),
                 node: target,
@@ -355,7 +535,9 @@ impl FailoverManager {
                 reason: e.to_string(),
             },
         };
+        let started = matches!(event, FailoverEvent::Started { .. });
         self.emit(event);
+        started.then(|| (resource.name.clone(), target, code))
     }
 
     /// The members on which `resource` reports running (a `monitor` on each).

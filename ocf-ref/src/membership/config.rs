@@ -9,6 +9,7 @@
 //! socket = "/run/ocf/c1-1.sock"      # optional
 //! socket_group = "ocf"               # optional: who may use the socket (mode 0660)
 //! max_clients = 256                  # optional: local API connections at once
+//! state_dir = "/var/lib/ocf/c1-1"    # optional: the incident log (default beside the socket)
 //! backend = "builtin"                # optional: "builtin" or "corosync"
 //! [timing]                           # optional: one budget, every timer derived
 //! detect_ms = 500                    # a death is agreed within this (`ocf timing` shows how)
@@ -270,6 +271,10 @@ pub struct NodeConfig {
     /// system does not know stops the daemon at start.
     #[serde(default)]
     pub socket_group: Option<String>,
+    /// Where the daemon keeps its state (its incident log), created mode 0700. Default: the
+    /// socket path with `.state` in place of its extension (`/run/ocf/<cluster>-<id>.state`).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// The most local API connections served at once (subscribers included), 1 to 65536,
     /// default 256. Past it a new client gets one "busy" error line and is closed.
     #[serde(default = "default_max_clients")]
@@ -496,6 +501,13 @@ impl NodeConfig {
                 PathBuf::from(format!("/run/ocf/{}-{}.sock", self.cluster, self.node_id))
             }
         })
+    }
+
+    /// The daemon's state directory: `state_dir`, else beside the socket.
+    pub fn state_path(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.socket_path().with_extension("state"))
     }
 
     /// The protocol's view of the cluster: ids, votes, quorum options and timing.

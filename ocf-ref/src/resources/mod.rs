@@ -9,10 +9,13 @@
 //! - [`registry`]: finds the agent for an id, native or script, and shares it.
 //! - [`executor`]: named resources, one operation at a time each, recurring monitors, history
 //!   and a result stream ([`executor::LocalExecutor`]).
+//! - [`daemon_executor`]: the executor a node daemon serves, reached over its socket
+//!   ([`daemon_executor::DaemonExecutor`]).
 //! - [`tester`]: a conformance check of one agent, stricter than `ocf-tester`.
 
 use std::path::PathBuf;
 
+pub mod daemon_executor;
 pub mod directory;
 pub mod executor;
 pub mod metadata_cache;

@@ -33,6 +33,14 @@
 //! fence errors         ->  {"ok":false,"error":"...","fence_error":{"kind":"...",..}}
 //! ```
 //!
+//! The executor's requests (`exec_*`) are described at [`ExecRequest`]. Two more keep and read
+//! the node's incident log (see [`crate::explain`]):
+//!
+//! ```text
+//! {"op":"incident_note","note":{Note}}   ->  {"ok":true}
+//! {"op":"incident_notes"}                ->  {"ok":true,"notes":[{Note},..]}   oldest first
+//! ```
+//!
 //! `fence_error` is the [`FenceError`] itself (tagged by `kind`), so a client gets back the
 //! typed error the fencer gave; a daemon that serves no fencer answers
 //! `{"kind":"unavailable",..}` saying so. A request line that does not parse (an unknown
@@ -66,6 +74,8 @@ use std::time::Duration;
 use ocf_core::NodeId;
 use ocf_fencing::{FenceError, FenceEvent, FenceRecord, FenceRequest, HistoryFilter};
 use ocf_membership::{MembershipEvent, View};
+use ocf_resources::executor::{Operation, OperationResult, RecurringId, ResourceSpec};
+use ocf_resources::{AgentId, ResourceError, ResourceErrorKind, ValidationError};
 use serde::{Deserialize, Serialize};
 
 use crate::membership::builtin::transport::PacketCounts;
@@ -118,6 +128,267 @@ pub enum Request {
     },
     /// The fencer's events from now on, one [`FenceReply`] line each.
     FenceSubscribe,
+    /// Keeps a note in the node's incident log (a manager's recovery); answered with one
+    /// [`NotesReply`].
+    IncidentNote {
+        /// The note.
+        note: crate::explain::Note,
+    },
+    /// The notes of the node's incident log, oldest first; answered with one [`NotesReply`].
+    IncidentNotes,
+}
+
+/// A reply line to `incident_note` and `incident_notes`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NotesReply {
+    /// False when `error` says what went wrong.
+    pub ok: bool,
+    /// The notes (answer to `incident_notes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<crate::explain::Note>>,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A request to the executor the daemon serves (the node's local resource manager): a
+/// request line whose `op` starts with `exec_` is read as one of these.
+///
+/// ```text
+/// {"op":"exec_register","resource":{ResourceSpec}}           ->  {"ok":true}
+/// {"op":"exec_unregister","name":"web"}                       ->  {"ok":true}
+/// {"op":"exec_resources"}                                     ->  {"ok":true,"resources":[..]}
+/// {"op":"exec_execute","resource":"web","operation":{Operation}}
+///                                                             ->  {"ok":true,"result":{OperationResult}}
+/// {"op":"exec_start_recurring","resource":"web","operation":{..}}
+///                                                             ->  {"ok":true,"recurring":7}
+/// {"op":"exec_cancel_recurring","resource":"web","id":7}      ->  {"ok":true}
+/// {"op":"exec_history","resource":"web"}                      ->  {"ok":true,"history":[..]}
+/// {"op":"exec_subscribe"}                                     ->  {"ok":true}, then
+///                          {"ok":true,"result":{..}}          one per finished operation
+///                          {"ok":false,"error":"..","exec_error":{"kind":"lagged","missed":N,..}}
+///                          {"ok":true,"end":true}             the daemon shut down
+/// errors  ->  {"ok":false,"error":"...","exec_error":{"kind":"unknown_resource","message":..,..}}
+/// ```
+///
+/// Operations belong to the daemon's executor, not to the connection that asked: a client
+/// that hangs up while its `exec_execute` waits frees its connection and the operation runs
+/// on, into the resource's history. The daemon bounds what clients can pile up: at most
+/// [`MAX_EXEC_RESOURCES`] resources and [`MAX_EXEC_RECURRING`] recurring operations; an
+/// operation's timeout is capped at [`MAX_EXEC_TIMEOUT`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExecRequest {
+    /// Adds a resource.
+    ExecRegister {
+        /// The resource.
+        resource: ResourceSpec,
+    },
+    /// Removes a resource (its recurring operations cancelled, queued ones still run).
+    ExecUnregister {
+        /// Its name.
+        name: String,
+    },
+    /// The registered resources, sorted by name.
+    ExecResources,
+    /// Runs one operation and answers its result.
+    ExecExecute {
+        /// The resource.
+        resource: String,
+        /// The operation.
+        operation: Operation,
+    },
+    /// Starts a recurring operation and answers its id.
+    ExecStartRecurring {
+        /// The resource.
+        resource: String,
+        /// The operation (non-zero interval).
+        operation: Operation,
+    },
+    /// Cancels a recurring operation.
+    ExecCancelRecurring {
+        /// The resource.
+        resource: String,
+        /// The recurring operation's id.
+        id: RecurringId,
+    },
+    /// A resource's recent results, oldest first.
+    ExecHistory {
+        /// The resource.
+        resource: String,
+    },
+    /// Every result that finishes from now on.
+    ExecSubscribe,
+}
+
+/// The most resources the daemon's executor takes.
+pub const MAX_EXEC_RESOURCES: usize = 10_000;
+/// The most recurring operations the daemon's executor runs at once.
+pub const MAX_EXEC_RECURRING: usize = 20_000;
+/// The longest an operation is given (its timeout is lowered to this).
+pub const MAX_EXEC_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A [`ResourceError`] on the wire: its kind, its message, and the details that rebuild the
+/// typed error on the client side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WireResourceError {
+    /// The error's category.
+    pub kind: ResourceErrorKind,
+    /// The error's text.
+    pub message: String,
+    /// The resource (or resource name) it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The agent it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentId>,
+    /// The recurring operation it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// With a lag: how many results were missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u64>,
+    /// With invalid parameters (strict mode): the validation's findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationError>,
+}
+
+impl From<&ResourceError> for WireResourceError {
+    fn from(e: &ResourceError) -> Self {
+        let mut w = Self {
+            kind: e.kind(),
+            message: e.to_string(),
+            resource: None,
+            agent: None,
+            id: None,
+            missed: None,
+            validation: None,
+        };
+        match e {
+            ResourceError::AgentNotFound { agent, .. }
+            | ResourceError::Metadata { agent, .. }
+            | ResourceError::MetadataRun { agent, .. }
+            | ResourceError::Io { agent, .. } => w.agent = Some(agent.clone()),
+            ResourceError::UnknownResource { name } | ResourceError::AlreadyRegistered { name } => {
+                w.resource = Some(name.clone());
+            }
+            ResourceError::UnknownOperation { resource, id } => {
+                w.resource = Some(resource.clone());
+                w.id = Some(*id);
+            }
+            ResourceError::Lagged { missed } => w.missed = Some(*missed),
+            ResourceError::InvalidParameters(v) => w.validation = Some(v.clone()),
+            _ => {}
+        }
+        w
+    }
+}
+
+impl WireResourceError {
+    /// The typed error again, as close to the daemon's as the wire allows: the kind is always
+    /// the same; an OS error's cause and a meta-data error's parse position come back as text.
+    pub fn into_error(self) -> ResourceError {
+        let name = || self.resource.clone().unwrap_or_default();
+        match (self.kind, self.agent.clone()) {
+            (ResourceErrorKind::AgentNotFound, Some(agent)) => ResourceError::AgentNotFound {
+                agent,
+                looked_in: self.message,
+            },
+            (ResourceErrorKind::Metadata, Some(agent)) => ResourceError::MetadataRun {
+                agent,
+                reason: self.message,
+            },
+            (ResourceErrorKind::Io, Some(agent)) => ResourceError::Io {
+                agent,
+                operation: "running the agent on the node".into(),
+                source: std::sync::Arc::new(std::io::Error::other(self.message)),
+            },
+            (ResourceErrorKind::InvalidParameters, _) if self.validation.is_some() => {
+                self.validation.map_or_else(
+                    || ResourceError::InvalidRequest {
+                        reason: String::new(),
+                    },
+                    ResourceError::InvalidParameters,
+                )
+            }
+            (ResourceErrorKind::UnknownResource, _) => {
+                ResourceError::UnknownResource { name: name() }
+            }
+            (ResourceErrorKind::AlreadyRegistered, _) => {
+                ResourceError::AlreadyRegistered { name: name() }
+            }
+            (ResourceErrorKind::UnknownOperation, _) => ResourceError::UnknownOperation {
+                resource: name(),
+                id: self.id.unwrap_or_default(),
+            },
+            (ResourceErrorKind::Lagged, _) => ResourceError::Lagged {
+                missed: self.missed.unwrap_or(1),
+            },
+            (ResourceErrorKind::NotImplemented, _) => ResourceError::NotImplemented {
+                operation: "this request",
+                implementer: "the node daemon",
+            },
+            (ResourceErrorKind::Closed, _) => ResourceError::Closed { what: self.message },
+            _ => ResourceError::InvalidRequest {
+                reason: self.message,
+            },
+        }
+    }
+}
+
+/// A reply line to an executor request (`exec_*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ExecReply {
+    /// False when `error` (and `exec_error`) says what went wrong.
+    pub ok: bool,
+    /// An operation's result (answer to `exec_execute`; one line of `exec_subscribe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<OperationResult>,
+    /// A recurring operation's id (answer to `exec_start_recurring`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurring: Option<RecurringId>,
+    /// The registered resources (answer to `exec_resources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<ResourceSpec>>,
+    /// A resource's history (answer to `exec_history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<OperationResult>>,
+    /// True on the last line of a subscription whose daemon shut down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end: bool,
+    /// What went wrong, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The typed error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_error: Option<WireResourceError>,
+    /// True on the error line of a connection refused because `max_clients` are connected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub busy: bool,
+}
+
+impl ExecReply {
+    /// A successful, empty reply.
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            ..Self::default()
+        }
+    }
+
+    /// An error reply carrying the typed `error`.
+    pub fn error(error: &ResourceError) -> Self {
+        Self {
+            ok: false,
+            error: Some(error.to_string()),
+            exec_error: Some(WireResourceError::from(error)),
+            ..Self::default()
+        }
+    }
 }
 
 /// A reply line.

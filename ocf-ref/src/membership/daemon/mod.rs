@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use ocf_fencing::Fencer;
 use ocf_membership::{Membership, MembershipError};
+use ocf_resources::ExecutorAdmin;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -28,6 +29,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 pub mod client;
+mod executor_service;
 mod fence_service;
 pub mod local_api;
 pub mod local_socket;
@@ -44,11 +46,14 @@ use local_api::{
 };
 use local_socket::ClaimedSocket;
 
+use crate::explain::IncidentLog;
+use crate::explain::recorder::{self, DetectorTimers};
 use crate::fencing::cluster::protocol::Settings;
 use crate::fencing::cluster::protocol::message::Caps;
 use crate::fencing::cluster::{ClusterFencer, ClusterOptions};
 use crate::fencing::fencer::FencerConfig;
 use crate::fencing::node_devices::{NodeDevices, build_fencer};
+use crate::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 
 /// Why the daemon did not start.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +169,12 @@ pub struct ServeOptions {
     /// The fencer that answers `fence`, `fence_history` and `fence_subscribe`; `None`: those
     /// requests are answered with an `unavailable` error saying this daemon serves no fencer.
     pub fencer: Option<Arc<dyn Fencer>>,
+    /// The executor that answers the `exec_*` requests; `None`: they are answered `closed`,
+    /// saying this daemon serves no executor.
+    pub executor: Option<Arc<dyn ExecutorAdmin>>,
+    /// The incident log that answers `incident_note` and `incident_notes`; `None`: they are
+    /// answered with an error saying this daemon keeps none.
+    pub incidents: Option<Arc<IncidentLog>>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -173,6 +184,14 @@ impl std::fmt::Debug for ServeOptions {
             .field("socket_group", &self.socket_group)
             .field("packets", &self.packets)
             .field("fencer", &self.fencer.as_ref().map(|_| "dyn Fencer"))
+            .field(
+                "executor",
+                &self.executor.as_ref().map(|_| "dyn ExecutorAdmin"),
+            )
+            .field(
+                "incidents",
+                &self.incidents.as_ref().map(|l| l.path().to_owned()),
+            )
             .finish()
     }
 }
@@ -184,6 +203,8 @@ impl Default for ServeOptions {
             socket_group: None,
             packets: None,
             fencer: None,
+            executor: None,
+            incidents: None,
         }
     }
 }
@@ -196,6 +217,8 @@ impl ServeOptions {
             socket_group: config.socket_group.clone(),
             packets: None,
             fencer: None,
+            executor: None,
+            incidents: None,
         }
     }
 
@@ -210,6 +233,20 @@ impl ServeOptions {
     #[must_use]
     pub fn with_fencer(mut self, fencer: Arc<dyn Fencer>) -> Self {
         self.fencer = Some(fencer);
+        self
+    }
+
+    /// The same, serving `executor` to the socket's `exec_*` requests (see [`local_api`]).
+    #[must_use]
+    pub fn with_executor(mut self, executor: Arc<dyn ExecutorAdmin>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// The same, keeping and serving `log` (the `incident_*` lines of [`local_api`]).
+    #[must_use]
+    pub fn with_incidents(mut self, log: Arc<IncidentLog>) -> Self {
+        self.incidents = Some(log);
         self
     }
 
@@ -276,6 +313,8 @@ struct Shared {
     refused_busy: AtomicU64,
     packets: Option<Arc<TransportStats>>,
     fencer: Option<Arc<dyn Fencer>>,
+    executor: Option<Arc<executor_service::ServedExecutor>>,
+    incidents: Option<Arc<IncidentLog>>,
     /// Turns true when the server stops: fence subscribers then get their `end` line.
     stopping: watch::Receiver<bool>,
 }
@@ -306,6 +345,10 @@ pub fn serve_claimed(
         refused_busy: AtomicU64::new(0),
         packets: options.packets,
         fencer: options.fencer,
+        executor: options
+            .executor
+            .map(|e| Arc::new(executor_service::ServedExecutor::new(e))),
+        incidents: options.incidents,
         stopping,
     });
     let listener = claim.take_listener();
@@ -443,6 +486,12 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
         if text.trim().is_empty() {
             continue;
         }
+        if let Some(request) = exec_request(text.trim()) {
+            match serve_exec(shared, request, &mut reader, &mut w).await? {
+                executor_service::Flow::Continue => continue,
+                executor_service::Flow::Close => return Ok(()),
+            }
+        }
         let request: Request = match serde_json::from_str(text.trim()) {
             Ok(r) => r,
             Err(e) => {
@@ -485,6 +534,14 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
                 write_reply(&mut w, &reply).await?;
                 continue;
             }
+            Request::IncidentNote { note } => {
+                write_reply(&mut w, &incident_reply(shared, Some(note))).await?;
+                continue;
+            }
+            Request::IncidentNotes => {
+                write_reply(&mut w, &incident_reply(shared, None)).await?;
+                continue;
+            }
             Request::FenceSubscribe => {
                 return fence_service::subscribe(
                     shared.fencer.as_ref(),
@@ -497,6 +554,66 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
         };
         write_reply(&mut w, &reply).await?;
     }
+}
+
+/// Answers an executor request line (a line that does not parse is answered and skipped).
+async fn serve_exec(
+    shared: &Shared,
+    request: Result<local_api::ExecRequest, serde_json::Error>,
+    reader: &mut BufReader<OwnedReadHalf>,
+    w: &mut OwnedWriteHalf,
+) -> std::io::Result<executor_service::Flow> {
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            write_reply(w, &Reply::error(format!("bad request: {e}"))).await?;
+            return Ok(executor_service::Flow::Continue);
+        }
+    };
+    executor_service::handle(
+        shared.executor.as_ref(),
+        request,
+        shared.stopping.clone(),
+        reader,
+        w,
+    )
+    .await
+}
+
+/// Keeps `note` (when given) or answers the notes kept.
+fn incident_reply(shared: &Shared, note: Option<crate::explain::Note>) -> local_api::NotesReply {
+    let Some(log) = &shared.incidents else {
+        return local_api::NotesReply {
+            ok: false,
+            error: Some("this node daemon keeps no incident log".into()),
+            ..local_api::NotesReply::default()
+        };
+    };
+    let notes = match note {
+        Some(note) => {
+            log.append(note);
+            None
+        }
+        None => Some(log.notes()),
+    };
+    local_api::NotesReply {
+        ok: true,
+        notes,
+        ..local_api::NotesReply::default()
+    }
+}
+
+/// The line as an executor request, when its `op` starts with `exec_`.
+fn exec_request(text: &str) -> Option<Result<local_api::ExecRequest, serde_json::Error>> {
+    #[derive(serde::Deserialize)]
+    struct Op<'a> {
+        #[serde(borrow)]
+        op: std::borrow::Cow<'a, str>,
+    }
+    let op: Op<'_> = serde_json::from_str(text).ok()?;
+    op.op
+        .starts_with("exec_")
+        .then(|| serde_json::from_str(text))
 }
 
 /// Streams events until the source ends or fails, or the client hangs up (a lag is reported
@@ -562,6 +679,8 @@ pub struct Daemon {
     engine: Arc<BuiltinEngine>,
     server: ServerHandle,
     fencer: ClusterFencer,
+    executor: Arc<LocalExecutor>,
+    recorder: JoinHandle<()>,
 }
 
 impl Daemon {
@@ -580,9 +699,15 @@ impl Daemon {
         &self.fencer
     }
 
+    /// The node's executor (what the socket's `exec_*` lines reach).
+    pub fn executor(&self) -> &Arc<LocalExecutor> {
+        &self.executor
+    }
+
     /// Stops the engine, then the fencer and the socket (subscribers see the end of their
     /// stream first).
     pub async fn shutdown(self) {
+        self.recorder.abort();
         self.engine.stop();
         self.fencer.shutdown().await;
         self.server.shutdown().await;
@@ -636,15 +761,63 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
         devices,
         None,
     );
+    let executor = node_executor();
+    let log =
+        Arc::new(
+            IncidentLog::open(&config.state_path()).map_err(|e| DaemonError::Socket {
+                path: e.path,
+                source: e.source,
+            })?,
+        );
+    let recorder = recorder::spawn(
+        Arc::clone(&log),
+        Arc::clone(&source),
+        Some(Arc::new(fencer.clone())),
+        detector_timers(config),
+    );
     let options = ServeOptions::from_config(config)
         .with_packets(Arc::clone(engine.stats()))
-        .with_fencer(Arc::new(fencer.clone()));
+        .with_fencer(Arc::new(fencer.clone()))
+        .with_executor(Arc::clone(&executor) as Arc<dyn ExecutorAdmin>)
+        .with_incidents(log);
     let server = serve_claimed(source, claim, options);
     Ok(Daemon {
         engine,
         server,
         fencer,
+        executor,
+        recorder,
     })
+}
+
+/// The incident log under the config's state directory.
+fn open_incident_log(config: &NodeConfig) -> Result<Arc<IncidentLog>, DaemonError> {
+    IncidentLog::open(&config.state_path())
+        .map(Arc::new)
+        .map_err(|e| DaemonError::Socket {
+            path: e.path,
+            source: e.source,
+        })
+}
+
+/// The detector's timers of `config`, for the incident log's notes.
+fn detector_timers(config: &NodeConfig) -> DetectorTimers {
+    let spec = config.cluster_spec();
+    DetectorTimers {
+        heartbeat_ms: spec.timing.heartbeat_ms,
+        dead_ms: spec.timing.dead_ms,
+    }
+}
+
+/// The node's one executor: the agents under `$OCF_ROOT` and the native ones, with the
+/// default limits.
+pub fn node_executor() -> Arc<LocalExecutor> {
+    let registry = AgentRegistry::from_env();
+    registry.add_native(Arc::new(NativeDummy::new()));
+    Arc::new(LocalExecutor::new(
+        Arc::new(registry),
+        ExecutorConfig::default(),
+    ))
 }
 
 /// Starts the node's share of the cluster fencer over `link`, running `devices`.
@@ -783,6 +956,7 @@ pub struct CorosyncDaemon {
     membership: crate::membership::corosync::CorosyncMembership,
     server: ServerHandle,
     fencer: ClusterFencer,
+    recorder: JoinHandle<()>,
     _link: crate::membership::corosync::CpgLink,
 }
 
@@ -801,6 +975,7 @@ impl CorosyncDaemon {
     /// Closes the connection to corosync (corosync itself keeps running), so that every
     /// subscriber's stream ends, then stops serving.
     pub async fn shutdown(self) {
+        self.recorder.abort();
         self.membership.close();
         self.fencer.shutdown().await;
         self.server.shutdown().await;
@@ -839,12 +1014,28 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
     // process is in the CPG group, so one that dies alone (its corosync up) leaves the view.
     let group = Some(link.processes());
     let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), ends, devices, group);
-    let options = ServeOptions::from_config(config).with_fencer(Arc::new(fencer.clone()));
+    let log = open_incident_log(config)?;
+    // Corosync's totem detects failures; its timers are not ocf's to state.
+    let timers = DetectorTimers {
+        heartbeat_ms: 0,
+        dead_ms: 0,
+    };
+    let recorder = recorder::spawn(
+        Arc::clone(&log),
+        Arc::clone(&source),
+        Some(Arc::new(fencer.clone())),
+        timers,
+    );
+    let options = ServeOptions::from_config(config)
+        .with_fencer(Arc::new(fencer.clone()))
+        .with_executor(node_executor() as Arc<dyn ExecutorAdmin>)
+        .with_incidents(log);
     let server = serve_claimed(source, claim, options);
     Ok(CorosyncDaemon {
         membership,
         server,
         fencer,
+        recorder,
         _link: link,
     })
 }

@@ -1,6 +1,14 @@
 //! `ocf demo`: a failover on loopback, end to end, with the real agents where installed.
 //!
-//! N built-in membership nodes run in this process over real UDP sockets on 127.0.0.1, each
+//! By default ([`nodes`]) the demo starts N real `ocf node` processes on loopback, each with
+//! its own config, key file, socket, fence device and executor, runs one failover manager per
+//! node as a client of its node's socket (membership over `DaemonClient`, fencing over
+//! `DaemonFencer`, resources over `DaemonExecutor`), kills the node holding the resource with
+//! SIGKILL, and follows the failover: killed → detected → view installed → fenced (once,
+//! cluster-wide, by the cluster fencer) → node-death event → restarted on a survivor.
+//!
+//! With [`DemoOptions::in_process`] (the fast path, and the comparison figure of the
+//! benchmark), N built-in membership nodes run in this process over real UDP sockets on 127.0.0.1, each
 //! with its own executor, fencer and [`FailoverManager`]. One resource runs on the last node
 //! (`ocf:heartbeat:Dummy` when resource-agents is installed, else the native Dummy). The demo
 //! crashes that node (its engine stops sending and answering, as a dead machine would); the
@@ -36,6 +44,8 @@ use crate::resources::executor::{ExecutorConfig, LocalExecutor};
 use crate::resources::native::NativeDummy;
 use crate::resources::registry::AgentRegistry;
 
+mod nodes;
+
 /// The resource's name in every executor.
 pub const RESOURCE: &str = "demo-dummy";
 
@@ -51,6 +61,11 @@ pub struct DemoOptions {
     pub ocf_root: PathBuf,
     /// The `fence_dummy` agent, if it should be used.
     pub fence_dummy: PathBuf,
+    /// Run every node inside this process (engines, executors and fencers in memory, the
+    /// crash a stop of the engine) instead of as `ocf node` processes.
+    pub in_process: bool,
+    /// The `ocf` executable the nodes are started from (default: this one).
+    pub ocf_bin: PathBuf,
 }
 
 impl Default for DemoOptions {
@@ -60,6 +75,8 @@ impl Default for DemoOptions {
             deadline: Duration::from_secs(60),
             ocf_root: crate::resources::ocf_root(),
             fence_dummy: crate::fencing::devices::agent::agents_dir().join("fence_dummy"),
+            in_process: false,
+            ocf_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ocf")),
         }
     }
 }
@@ -76,6 +93,8 @@ pub enum Step {
     ViewInstalled,
     /// The dead node was fenced.
     Fenced,
+    /// The fencer's node-death event reached the acting manager (real processes only).
+    NodeDeath,
     /// The resource was started on a survivor.
     Restarted,
 }
@@ -96,6 +115,8 @@ pub struct TimelineEntry {
 pub struct DemoReport {
     /// True when every step happened, in order, with one fence action.
     pub ok: bool,
+    /// `processes` (real `ocf node` processes) or `in_process`.
+    pub mode: &'static str,
     /// Why not, when not.
     pub failure: Option<String>,
     /// The number of nodes.
@@ -114,6 +135,10 @@ pub struct DemoReport {
     pub formed_ms: u64,
     /// The steps, in the order they happened.
     pub timeline: Vec<TimelineEntry>,
+    /// The incident's causal record, as every survivor gave it (the same on each; real
+    /// processes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<crate::explain::Explanation>,
 }
 
 /// Why the demo could not run at all (as opposed to running and failing a step).
@@ -137,6 +162,9 @@ pub enum DemoError {
     /// The cluster did not form, or the resource did not start, before the deadline.
     #[error("{0}")]
     NotReady(String),
+    /// The demo was interrupted (Ctrl-C); everything it started was stopped.
+    #[error("interrupted; every node was stopped and the scratch directory removed")]
+    Interrupted,
 }
 
 struct Node {
@@ -481,6 +509,10 @@ impl FailoverWatch {
                     self.fence_device
                 ),
             )),
+            FailoverEvent::NodeDeath { node, incident, how } if node == victim => steps.push((
+                Step::NodeDeath,
+                format!("node {at_node} got the node-death event of node {victim} ({how}, incident {incident})"),
+            )),
             FailoverEvent::FenceFailed { node, reason } => {
                 self.failure = Some(format!(
                     "node {at_node} could not fence node {node}: {reason}"
@@ -504,8 +536,199 @@ impl FailoverWatch {
     }
 }
 
+/// The steps of the in-process demo, in order.
+const IN_PROCESS_STEPS: [Step; 5] = [
+    Step::Killed,
+    Step::Detected,
+    Step::ViewInstalled,
+    Step::Fenced,
+    Step::Restarted,
+];
+
+/// The steps of the demo of real processes, in order.
+const PROCESS_STEPS: [Step; 6] = [
+    Step::Killed,
+    Step::Detected,
+    Step::ViewInstalled,
+    Step::Fenced,
+    Step::NodeDeath,
+    Step::Restarted,
+];
+
 /// Runs the demo, reporting progress through `progress` (one line per happening).
 pub async fn run(
+    options: &DemoOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<DemoReport, DemoError> {
+    run_until(options, progress, std::future::pending()).await
+}
+
+/// Runs the demo until it ends or `interrupt` resolves (Ctrl-C): then everything it started
+/// is stopped and reaped, the scratch directory removed, and the answer is
+/// [`DemoError::Interrupted`].
+pub async fn run_until(
+    options: &DemoOptions,
+    progress: &(dyn Fn(&str) + Sync),
+    interrupt: impl Future<Output = ()>,
+) -> Result<DemoReport, DemoError> {
+    if options.nodes < 3 {
+        return Err(DemoError::TooFewNodes(options.nodes));
+    }
+    if options.in_process {
+        return tokio::select! {
+            r = run_in_process(options, progress) => r,
+            () = interrupt => Err(DemoError::Interrupted),
+        };
+    }
+    let started = Instant::now();
+    let setup = Setup::of(options);
+    let mut cluster = nodes::NodeCluster::start(options, &setup, progress)?;
+    let outcome = tokio::select! {
+        r = run_processes(&mut cluster, options, &setup, started, progress) => r,
+        () = interrupt => Err(DemoError::Interrupted),
+    };
+    if outcome.is_err() {
+        progress("stopping every node");
+    }
+    cluster.shutdown().await;
+    outcome
+}
+
+/// The demo of real processes, on a started cluster (the caller shuts it down).
+async fn run_processes(
+    cluster: &mut nodes::NodeCluster,
+    options: &DemoOptions,
+    setup: &Setup,
+    started: Instant,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<DemoReport, DemoError> {
+    let n = u32::try_from(options.nodes).map_err(|_| DemoError::TooFewNodes(0))?;
+    let victim = NodeId::new(n);
+    let deadline = started + options.deadline;
+    cluster.wait_for_quorum(deadline, started, progress).await?;
+    cluster.register(setup).await?;
+    cluster.start_managers(victim, Duration::from_secs(30));
+    let mut timeline = Timeline::new(started, progress);
+    loop {
+        let Some((_, ev)) = cluster.next_event(deadline).await else {
+            return Err(DemoError::NotReady(format!(
+                "the cluster did not start the resource in time:\n{}",
+                cluster.log_tails()
+            )));
+        };
+        if formation_step(victim, &ev).map_err(DemoError::NotReady)? {
+            break;
+        }
+    }
+    let formed_ms = timeline.ms();
+    timeline.say(&format!(
+        "{formed_ms:>6} ms  cluster of {n} processes formed, {RESOURCE} running on node {victim}"
+    ));
+    cluster.kill(victim).await;
+    timeline.record(Step::Killed, format!("node {victim} killed with SIGKILL"));
+    let survivors = (1..n).map(NodeId::new).collect();
+    let mut watch = FailoverWatch::new(victim, survivors, setup.fence_device);
+    while !watch.done() {
+        let Some((at_node, ev)) = cluster.next_event(deadline).await else {
+            watch.failure = Some("the failover did not finish before the deadline".to_owned());
+            break;
+        };
+        for (step, detail) in watch.observe(at_node, ev) {
+            timeline.record(step, detail);
+        }
+    }
+    let (explain, explain_failure) = if watch.failure.is_none() {
+        check_explanations(victim, cluster.explanations(deadline).await)
+    } else {
+        (None, None)
+    };
+    let per_node = cluster.fence_actions(victim).await;
+    let fence_actions = per_node.first().map_or(0, |(_, c)| *c);
+    let running = cluster.running().await;
+    let failure = watch.failure.or_else(|| {
+        if per_node.iter().any(|(_, c)| *c != fence_actions) {
+            return Some(format!(
+                "the survivors' fence histories disagree on the actions against node {victim}: {per_node:?}"
+            ));
+        }
+        verify(&timeline.entries, &PROCESS_STEPS, fence_actions, &running).or(explain_failure)
+    });
+    if failure.is_some() {
+        timeline.say(&cluster.log_tails());
+    }
+    Ok(DemoReport {
+        ok: failure.is_none(),
+        mode: "processes",
+        failure,
+        nodes: options.nodes,
+        agent: setup.agent.to_owned(),
+        fence_device: setup.fence_device.to_owned(),
+        killed_node: victim.get(),
+        recovered_on: watch.recovered_on.map(NodeId::get),
+        fence_actions,
+        formed_ms,
+        timeline: timeline.entries,
+        explain,
+    })
+}
+
+/// Checks the survivors' explanations: each one there, all the same, naming the victim, the
+/// detection, a fence attempt, the node-death event and the restart.
+fn check_explanations(
+    victim: NodeId,
+    all: Vec<(NodeId, Result<crate::explain::Explanation, String>)>,
+) -> (Option<crate::explain::Explanation>, Option<String>) {
+    let mut first: Option<crate::explain::Explanation> = None;
+    for (node, e) in all {
+        let e = match e {
+            Ok(e) => e,
+            Err(why) => {
+                return (
+                    first,
+                    Some(format!("no explanation from node {node}: {why}")),
+                );
+            }
+        };
+        if let Some(f) = &mut first {
+            if !f.agrees_with(&e) {
+                return (
+                    first,
+                    Some(format!("node {node} explains the incident differently")),
+                );
+            }
+            f.merge(&e);
+        } else {
+            first = Some(e);
+        }
+    }
+    let Some(e) = first else {
+        return (None, Some("no survivor gave an explanation".into()));
+    };
+    let why = if e.target != format!("n{victim}") {
+        Some(format!(
+            "the explanation is about {}, not n{victim}",
+            e.target
+        ))
+    } else if e.detection.is_none() {
+        Some("the explanation lacks the detection".into())
+    } else if !e
+        .fence
+        .as_ref()
+        .is_some_and(|f| f.record.levels.iter().any(|l| !l.attempts.is_empty()))
+    {
+        Some("the explanation lacks the fence attempt".into())
+    } else if e.node_death.is_none() {
+        Some("the explanation lacks the node-death event".into())
+    } else if e.recoveries.is_empty() {
+        Some("the explanation lacks the restart".into())
+    } else {
+        None
+    };
+    (Some(e), why)
+}
+
+/// The in-process demo.
+async fn run_in_process(
     options: &DemoOptions,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<DemoReport, DemoError> {
@@ -559,12 +782,18 @@ pub async fn run(
 
     let fence_actions = count_fence_actions(&cluster.nodes, victim).await;
     let running = running_survivors(&cluster.nodes, victim).await;
-    let failure = watch
-        .failure
-        .or_else(|| verify(&timeline.entries, fence_actions, &running));
+    let failure = watch.failure.or_else(|| {
+        verify(
+            &timeline.entries,
+            &IN_PROCESS_STEPS,
+            fence_actions,
+            &running,
+        )
+    });
     cluster.shutdown().await;
     Ok(DemoReport {
         ok: failure.is_none(),
+        mode: "in_process",
         failure,
         nodes: options.nodes,
         agent: setup.agent.to_owned(),
@@ -574,19 +803,18 @@ pub async fn run(
         fence_actions,
         formed_ms,
         timeline: timeline.entries,
+        explain: None,
     })
 }
 
 /// Checks the timeline: each step once, in order; one fence; one running copy.
-fn verify(timeline: &[TimelineEntry], fence_actions: usize, running: &[NodeId]) -> Option<String> {
+fn verify(
+    timeline: &[TimelineEntry],
+    expected: &[Step],
+    fence_actions: usize,
+    running: &[NodeId],
+) -> Option<String> {
     let order: Vec<Step> = timeline.iter().map(|e| e.event).collect();
-    let expected = [
-        Step::Killed,
-        Step::Detected,
-        Step::ViewInstalled,
-        Step::Fenced,
-        Step::Restarted,
-    ];
     if order != expected {
         return Some(format!(
             "steps happened as {order:?}, expected {expected:?}"
@@ -837,9 +1065,14 @@ mod tests {
         .into_iter()
         .map(entry)
         .collect();
-        assert_eq!(verify(&all, 1, &[id(1)]), None);
-        assert!(verify(&all, 2, &[id(1)]).is_some());
-        assert!(verify(&all, 1, &[id(1), id(2)]).is_some());
-        assert!(verify(&all[..4], 1, &[id(1)]).is_some());
+        let steps = IN_PROCESS_STEPS;
+        assert_eq!(verify(&all, &steps, 1, &[id(1)]), None);
+        assert!(verify(&all, &steps, 2, &[id(1)]).is_some());
+        assert!(verify(&all, &steps, 1, &[id(1), id(2)]).is_some());
+        assert!(verify(&all[..4], &steps, 1, &[id(1)]).is_some());
+        assert!(
+            verify(&all, &PROCESS_STEPS, 1, &[id(1)]).is_some(),
+            "no node-death step"
+        );
     }
 }
