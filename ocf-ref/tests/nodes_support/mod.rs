@@ -100,6 +100,12 @@ pub struct Layout {
 impl Nodes {
     /// Writes configs for `n` nodes and starts them.
     pub fn start(n: usize, layout: &Layout) -> Self {
+        Self::start_with(n, layout, "")
+    }
+
+    /// Like [`Nodes::start`], with `head` (top-level keys, then tables such as `[etcd]`)
+    /// written into every config after its own top-level keys.
+    pub fn start_with(n: usize, layout: &Layout, head: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let agents = dir.path().join("agents");
         std::fs::create_dir(&agents).expect("agents dir");
@@ -133,6 +139,9 @@ impl Nodes {
                 socket.display().to_string(),
                 agents.display().to_string()
             );
+            if !head.is_empty() {
+                text = text.replacen("[fencing]\n", &format!("{head}[fencing]\n"), 1);
+            }
             if layout.with_device.contains(&i) {
                 let _ = write!(
                     text,
