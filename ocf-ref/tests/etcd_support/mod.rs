@@ -149,24 +149,10 @@ impl EtcdCluster {
     /// leader); a hang guard, not a timing assertion.
     pub fn wait_serving(&self, which: &[usize]) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
         for &i in which {
             let ep = self.members[i].endpoint();
             loop {
-                let ok = rt.block_on(async {
-                    let opts = etcd_client::ConnectOptions::new()
-                        .with_timeout(Duration::from_secs(1))
-                        .with_connect_timeout(Duration::from_secs(1))
-                        .with_require_leader(true);
-                    match etcd_client::Client::connect([ep.as_str()], Some(opts)).await {
-                        Ok(mut c) => c.get("/health-probe", None).await.is_ok(),
-                        Err(_) => false,
-                    }
-                });
-                if ok {
+                if serves(&ep) {
                     break;
                 }
                 assert!(
@@ -193,6 +179,32 @@ impl EtcdCluster {
         }
         out
     }
+}
+
+/// True when the member at `ep` answers a linearizable read. Runs on a thread of its own
+/// with its own runtime, so it may be called from sync and async tests alike.
+pub fn serves(ep: &str) -> bool {
+    let ep = ep.to_owned();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return false;
+        };
+        rt.block_on(async {
+            let opts = etcd_client::ConnectOptions::new()
+                .with_timeout(Duration::from_secs(1))
+                .with_connect_timeout(Duration::from_secs(1))
+                .with_require_leader(true);
+            match etcd_client::Client::connect([ep.as_str()], Some(opts)).await {
+                Ok(mut c) => c.get("/health-probe", None).await.is_ok(),
+                Err(_) => false,
+            }
+        })
+    })
+    .join()
+    .unwrap_or(false)
 }
 
 /// The `[etcd]` table and backend line for a node config using `endpoints`.
