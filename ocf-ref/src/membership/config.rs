@@ -754,6 +754,56 @@ votes = 2
     }
 
     #[test]
+    fn etcd_needs_its_table_and_checks_it() {
+        let with = |table: &str| {
+            parse(&format!(
+                "{}\n[etcd]\n{table}\n",
+                GOOD.replace("node_id = 1", "node_id = 1\nbackend = \"etcd\"")
+            ))
+        };
+        let c = with("endpoints = [\"http://127.0.0.1:2379\"]").unwrap();
+        assert_eq!(c.backend, BackendKind::Etcd);
+        assert_eq!(c.etcd_prefix(), "/ocf/c1/");
+        assert_eq!(
+            c.etcd.as_ref().unwrap().lease_ttl_s,
+            DEFAULT_ETCD_LEASE_TTL_S
+        );
+        assert_eq!(c.socket_path(), PathBuf::from("/run/ocf/c1-1.sock"));
+        let c =
+            with("endpoints = [\"https://e:2379\"]\nprefix = \"/x/\"\nlease_ttl_s = 3").unwrap();
+        assert_eq!(c.etcd_prefix(), "/x/");
+        for (table, key) in [
+            ("endpoints = []", "etcd.endpoints"),
+            ("endpoints = [\"127.0.0.1:2379\"]", "etcd.endpoints[0]"),
+            (
+                "endpoints = [\"http://e:1\"]\nlease_ttl_s = 1",
+                "etcd.lease_ttl_s",
+            ),
+            (
+                "endpoints = [\"http://e:1\"]\nprefix = \"ocf\"",
+                "etcd.prefix",
+            ),
+            (
+                "endpoints = [\"http://e:1\"]\ncert_file = \"/c\"",
+                "etcd.cert_file",
+            ),
+            ("endpoints = [\"http://e:1\"]\nuser = \"u\"", "etcd.user"),
+            ("endpoints = [\"http://e:1\"]\npassword = \"p\"", "secret"),
+        ] {
+            let e = with(table).unwrap_err();
+            assert!(e.to_string().contains(key), "{table}: {e}");
+        }
+        // The table is refused where it would not be used.
+        let e = parse(&format!("{GOOD}\n[etcd]\nendpoints = [\"http://e:1\"]\n")).unwrap_err();
+        assert!(e.to_string().contains("etcd"), "{e}");
+        // The detector needs the built-in keys too.
+        let e =
+            parse("cluster = \"c1\"\nbackend = \"etcd\"\n[etcd]\nendpoints = [\"http://e:1\"]\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("node_id"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nnodeid = 3")).unwrap_err();
         assert!(e.to_string().contains("nodeid"), "{e}");
