@@ -16,6 +16,7 @@ use nodes_support::{Layout, Nodes};
 use ocf_fencing::{FenceAction, FenceRequest, Fencer};
 use ocf_ref::fencing::cluster::ExecutionGuard;
 use ocf_ref::membership::etcd::EtcdFenceGuard;
+use ocf_ref::membership::etcd::etcd_client;
 use ocf_ref::membership::etcd::keys::KeyLayout;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ocf_ref::membership::etcd::etcd_client;
+
 pub const ETCD: &str = "/usr/bin/etcd";
 
 /// True when etcd is installed; a test without it fails with the way out.
@@ -53,6 +55,11 @@ impl Member {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&self) -> bool {

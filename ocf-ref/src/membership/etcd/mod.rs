@@ -42,6 +42,9 @@ pub mod guard;
 pub mod keys;
 pub mod table;
 
-pub use engine::EtcdEngine;
+pub use engine::{EtcdEngine, EtcdStats};
 pub use error::EtcdError;
+/// The etcd client crate the engine uses, re-exported so that tests, benchmarks and tools
+/// talk to etcd with the same version.
+pub use etcd_client;
 pub use guard::EtcdFenceGuard;
