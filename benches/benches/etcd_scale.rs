@@ -103,52 +103,49 @@ struct Simulated {
 }
 
 impl Simulated {
+    /// Grants and registers `n` members, each starting its keep-alives as soon as its key is
+    /// written (a lease granted early must not expire while the rest load); answers once all
+    /// are registered.
     async fn start(c: &Client, n: usize) -> Self {
         let layout = KeyLayout::new(PREFIX);
         let gate = Arc::new(Semaphore::new(256));
-        let mut load = JoinSet::new();
-        for i in 0..n {
-            let (mut c, gate, layout) = (c.clone(), Arc::clone(&gate), layout.clone());
-            load.spawn(async move {
-                let _permit = gate.acquire().await.unwrap();
-                let id = FIRST_SIM + i as u32;
-                let lease = c.lease_grant(TTL_S, None).await.unwrap().id();
-                let record = MemberRecord {
-                    id,
-                    name: format!("s{id}").parse().unwrap(),
-                    votes: 1,
-                    inc: 1,
-                };
-                c.put(
-                    layout.member_key(NodeId::new(id)),
-                    record.to_value(),
-                    Some(PutOptions::new().with_lease(lease)),
-                )
-                .await
-                .unwrap();
-                (i, lease)
-            });
-        }
-        let mut leases = vec![0i64; n];
-        while let Some(r) = load.join_next().await {
-            let (i, lease) = r.unwrap();
-            leases[i] = lease;
-        }
         let lost = Arc::new(AtomicU64::new(0));
+        let registered = Arc::new(AtomicU64::new(0));
         let mut tasks = JoinSet::new();
         let mut stop = Vec::new();
-        for (i, lease) in leases.into_iter().enumerate() {
+        for i in 0..n {
             let flag = Arc::new(AtomicBool::new(false));
             stop.push(Arc::clone(&flag));
-            let (mut c, lost) = (c.clone(), Arc::clone(&lost));
-            // Spread the renewals evenly over the second.
-            let offset = Duration::from_micros((i as u64 * 1_000_000) / n as u64);
+            let (mut c, gate, layout) = (c.clone(), Arc::clone(&gate), layout.clone());
+            let (lost, registered) = (Arc::clone(&lost), Arc::clone(&registered));
             tasks.spawn(async move {
-                tokio::time::sleep(offset).await;
+                let id = FIRST_SIM + i as u32;
+                let lease = {
+                    let _permit = gate.acquire().await.unwrap();
+                    let lease = c.lease_grant(TTL_S, None).await.unwrap().id();
+                    let record = MemberRecord {
+                        id,
+                        name: format!("s{id}").parse().unwrap(),
+                        votes: 1,
+                        inc: 1,
+                    };
+                    c.put(
+                        layout.member_key(NodeId::new(id)),
+                        record.to_value(),
+                        Some(PutOptions::new().with_lease(lease)),
+                    )
+                    .await
+                    .unwrap();
+                    lease
+                };
+                registered.fetch_add(1, Ordering::Relaxed);
                 let Ok((mut keeper, mut stream)) = c.lease_keep_alive(lease).await else {
                     lost.fetch_add(1, Ordering::Relaxed);
                     return;
                 };
+                // One renewal per second, spread evenly over the second.
+                let offset = Duration::from_micros((i as u64 * 1_000_000) / n as u64);
+                tokio::time::sleep(offset).await;
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tick.tick().await;
@@ -167,6 +164,9 @@ impl Simulated {
                     }
                 }
             });
+        }
+        while registered.load(Ordering::Relaxed) < n as u64 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Self { tasks, stop, lost }
     }
@@ -266,10 +266,22 @@ async fn run(n: usize, steady: Duration) -> Row {
         if ok {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the engines never saw all {n} members"
-        );
+        if Instant::now() > deadline {
+            let mut state = String::new();
+            for e in &engines {
+                let v = e.current_view().await.unwrap();
+                state += &format!(
+                    "\nnode: view {:?} members {:?} quorate {:?}, detector {:?}, lease {:?}, {:?}",
+                    v.as_ref().map(|v| v.id),
+                    v.as_ref().map(|v| v.members().len()),
+                    v.as_ref().map(ocf_membership::View::is_quorate),
+                    e.detector().hub().current().map(|v| v.members().len()),
+                    e.lease_id(),
+                    e.stats()
+                );
+            }
+            panic!("the engines never saw all {n} members:{state}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -326,6 +338,10 @@ async fn run(n: usize, steady: Duration) -> Row {
 }
 
 fn main() {
+    // RUST_LOG=ocf_ref=info shows the engines' joins, views and revokes.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let sizes: Vec<usize> = std::env::var("OCF_ETCD_SCALE")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())

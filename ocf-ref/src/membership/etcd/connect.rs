@@ -28,13 +28,14 @@ fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, EtcdError> {
         })
 }
 
-/// The client options `config` asks for: request and connect timeouts, HTTP/2 pings that
+/// The client options `config` asks for: a connect timeout, HTTP/2 pings that
 /// notice a dead connection within a second or two, requests refused by a member without a
 /// leader (so a cut-off member answers "no leader" rather than stale data), and TLS and
 /// credentials when configured. The password is read here and never logged.
 pub fn options(config: &EtcdConfig) -> Result<ConnectOptions, EtcdError> {
+    // No blanket request timeout: the engine bounds each call itself, a full read of
+    // thousands of members longer than a keep-alive.
     let mut options = ConnectOptions::new()
-        .with_timeout(request_timeout(config.lease_ttl_s))
         .with_connect_timeout(Duration::from_secs(1))
         .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
         .with_keep_alive_while_idle(true)

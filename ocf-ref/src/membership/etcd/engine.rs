@@ -31,6 +31,11 @@ use crate::membership::config::NodeConfig;
 const REWATCH_EVERY: Duration = Duration::from_millis(500);
 /// The longest wait between two join attempts while etcd is unreachable.
 const MAX_JOIN_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a full read of the members may take: it grows with the cluster (10,000 members
+/// are about a megabyte), and nothing waits on it but this node's own view.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The operation name of a full read of the members.
+const READ_MEMBERS: &str = "read members";
 /// How long a leaving node waits for its lease's revocation.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -377,18 +382,23 @@ impl Runner {
         }
     }
 
-    /// Runs `f` with the request timeout.
+    /// Runs `f` with the request timeout (a longer one for a full read of the members).
     async fn timed<T>(
         &self,
         operation: &'static str,
         f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        match tokio::time::timeout(self.timeout, f).await {
+        let limit = if operation == READ_MEMBERS {
+            READ_TIMEOUT
+        } else {
+            self.timeout
+        };
+        match tokio::time::timeout(limit, f).await {
             Ok(r) => r.map_err(|e| self.request_error(operation, e)),
             Err(_) => Err(EtcdError::TimedOut {
                 operation,
                 node: self.me,
-                after_ms: self.timeout.as_millis() as u64,
+                after_ms: limit.as_millis() as u64,
             }),
         }
     }
@@ -465,7 +475,7 @@ impl Runner {
         // The members exactly as of this join: the view every watcher installs at `rev`.
         let read = self
             .timed(
-                "read members",
+                READ_MEMBERS,
                 client.get(
                     self.layout.members_prefix(),
                     Some(GetOptions::new().with_prefix().with_revision(rev)),
@@ -479,7 +489,7 @@ impl Runner {
                 tracing::debug!(error = %e, "reading the members at the join revision failed; reading the latest");
                 let r = self
                     .timed(
-                        "read members",
+                        READ_MEMBERS,
                         client.get(
                             self.layout.members_prefix(),
                             Some(GetOptions::new().with_prefix()),
@@ -628,8 +638,10 @@ impl Runner {
         }
     }
 
-    /// Applies a watch response revision by revision, installing one view per revision that
-    /// changed the members.
+    /// Applies a watch response's changes in order and installs one view, at the revision of
+    /// its last member change: every id installed is the member set etcd held at that
+    /// revision, so nodes agree whichever views they skip, and a burst of thousands of
+    /// expiries costs one view per response, not one per key.
     async fn on_watch(&mut self, resp: &WatchResponse) -> AfterWatch {
         if resp.canceled() {
             if resp.compact_revision() > 0 {
@@ -638,33 +650,27 @@ impl Runner {
             }
             return AfterWatch::Reopen;
         }
-        let mut at: Option<i64> = None;
-        let mut changed = false;
+        let mut changed_at: Option<i64> = None;
+        let mut seen = false;
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
             let rev = kv.mod_revision();
             if rev <= self.last_rev {
-                continue; // seen already (a re-opened watch may repeat)
-            }
-            if at != Some(rev) {
-                if let (Some(r), true) = (at, changed) {
-                    self.install(r);
-                }
-                at = Some(rev);
-                changed = false;
+                continue; // applied already (a re-opened watch may repeat)
             }
             let deleted = ev.event_type() == EventType::Delete;
-            if let Some(c) = Change::from_kv(&self.layout, kv, deleted) {
-                changed |= self.table.apply(c);
+            if let Some(c) = Change::from_kv(&self.layout, kv, deleted)
+                && self.table.apply(c)
+            {
+                changed_at = Some(rev);
             }
+            seen = true;
+            self.last_rev = self.last_rev.max(rev);
         }
-        if let Some(r) = at {
-            if changed {
-                self.install(r);
-            }
-            self.last_rev = r;
+        if let Some(r) = changed_at {
+            self.install(r);
         }
-        if at.is_some() && self.table.get(self.me).is_none() {
+        if seen && self.table.get(self.me).is_none() {
             return AfterWatch::Rejoin;
         }
         AfterWatch::Keep
@@ -676,7 +682,7 @@ impl Runner {
         let mut client = self.client.clone();
         let read = self
             .timed(
-                "read members",
+                READ_MEMBERS,
                 client.get(
                     self.layout.members_prefix(),
                     Some(GetOptions::new().with_prefix()),

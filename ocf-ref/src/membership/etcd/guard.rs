@@ -10,6 +10,9 @@ use ocf_fencing::{FenceError, FenceId};
 use super::keys::KeyLayout;
 use crate::fencing::cluster::ExecutionGuard;
 
+/// How long a claim may wait for etcd.
+const CLAIM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Claims `<prefix>fence/<incident>/<attempt>` for this node (the value is its name).
 #[derive(Clone)]
 pub struct EtcdFenceGuard {
@@ -71,7 +74,16 @@ impl ExecutionGuard for EtcdFenceGuard {
             .and_then([TxnOp::put(key.clone(), me.clone(), None)])
             .or_else([TxnOp::get(key.clone(), None)]);
         let mut client = self.client.clone();
-        let r = client.txn(txn).await.map_err(|e| unavailable(&key, &e))?;
+        let r = tokio::time::timeout(CLAIM_TIMEOUT, client.txn(txn))
+            .await
+            .map_err(|_| {
+                FenceError::unavailable(format!(
+                    "etcd did not answer the claim of fence key {key} within {} s; the attempt is \
+                     not run",
+                    CLAIM_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| unavailable(&key, &e))?;
         if r.succeeded() {
             tracing::info!(incident, attempt, key, "fence attempt claimed in etcd");
             return Ok(true);

@@ -7,8 +7,9 @@
 //! - the view is the member keys at the revision of the last change; its id is
 //!   `(instance = that revision, coordinator = 0, epoch = etcd's cluster id)`, so "same view id
 //!   ⇒ same members" holds by etcd's linearizability: every node applies the same ordered
-//!   history of changes, revision by revision, and installs one view per revision that changed
-//!   the member set. A node joining installs the view of its own join: the members read *at*
+//!   history of changes and installs views only at revisions that changed the member set, with
+//!   the members etcd held at that revision (one per watch response: a burst of changes costs
+//!   one view, and a node may skip intermediate views, never disagree on one). A node joining installs the view of its own join: the members read *at*
 //!   the revision of its key's creation (a key left by an earlier process of the node is
 //!   removed first, so every join is a change every watcher sees);
 //! - primary = this node reaches a quorate etcd and holds its lease: it stops being primary as
