@@ -19,6 +19,7 @@
 #[path = "../../ocf-ref/tests/etcd_support/mod.rs"]
 mod etcd_support;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -270,7 +271,8 @@ async fn run(n: usize, steady: Duration) -> Row {
             let mut state = String::new();
             for e in &engines {
                 let v = e.current_view().await.unwrap();
-                state += &format!(
+                let _ = write!(
+                    state,
                     "\nnode: view {:?} members {:?} quorate {:?}, detector {:?}, lease {:?}, {:?}",
                     v.as_ref().map(|v| v.id),
                     v.as_ref().map(|v| v.members().len()),
@@ -342,10 +344,10 @@ fn main() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
-    let sizes: Vec<usize> = std::env::var("OCF_ETCD_SCALE")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1000, 5000, 10_000]);
+    let sizes: Vec<usize> = std::env::var("OCF_ETCD_SCALE").ok().map_or_else(
+        || vec![1000, 5000, 10_000],
+        |s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+    );
     let steady = Duration::from_secs(
         std::env::var("OCF_ETCD_STEADY_S")
             .ok()

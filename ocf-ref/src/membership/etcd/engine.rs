@@ -296,7 +296,7 @@ async fn run_until_stopped(
         match tokio::time::timeout(LEAVE_TIMEOUT, client.lease_revoke(id)).await {
             Ok(Ok(_)) => tracing::info!(lease = id, "left etcd: lease revoked"),
             Ok(Err(e)) => {
-                tracing::warn!(lease = id, error = %e, "leaving: cannot revoke the lease; it expires by its TTL")
+                tracing::warn!(lease = id, error = %e, "leaving: cannot revoke the lease; it expires by its TTL");
             }
             Err(_) => tracing::warn!(
                 lease = id,
@@ -701,7 +701,7 @@ impl Runner {
                 self.last_rev = rev;
             }
             Err(e) => {
-                tracing::warn!(node = %self.me, error = %e, "re-reading the members failed; the watch will try again")
+                tracing::warn!(node = %self.me, error = %e, "re-reading the members failed; the watch will try again");
             }
         }
     }
@@ -769,13 +769,13 @@ async fn revoke(
             tracing::info!(suspect = %node, lease, key, "deleted the dead member's key");
         }
         Ok(Ok(_)) => {
-            tracing::debug!(suspect = %node, lease, "the suspect's key had moved on already")
+            tracing::debug!(suspect = %node, lease, "the suspect's key had moved on already");
         }
         Ok(Err(e)) => {
-            tracing::warn!(suspect = %node, lease, error = %e, "cannot delete the dead member's key; its lease expires by its TTL")
+            tracing::warn!(suspect = %node, lease, error = %e, "cannot delete the dead member's key; its lease expires by its TTL");
         }
         Err(_) => {
-            tracing::warn!(suspect = %node, lease, "etcd did not answer the delete; the lease expires by its TTL")
+            tracing::warn!(suspect = %node, lease, "etcd did not answer the delete; the lease expires by its TTL");
         }
     }
     let _ = tokio::time::timeout(timeout, client.lease_revoke(lease)).await;
