@@ -1,6 +1,6 @@
 //! Membership on etcd at HPC scale: 1,000 / 5,000 / 10,000 simulated members (one process
-//! holding that many leases, one keep-alive per second each, TTL 5 s, sent to the etcd leader
-//! only) against three etcd members on loopback, with three real `EtcdEngine`s (and their
+//! holding that many leases over 16 connections, one keep-alive per second each, TTL 5 s, sent
+//! to the etcd leader only) against three etcd members on loopback, with three real `EtcdEngine`s (and their
 //! failure detectors) among them. Measured per size:
 //!
 //! - CPU of the three etcd members and of this client process over a steady window (% of one
@@ -40,6 +40,8 @@ use tokio::task::JoinSet;
 
 const TTL_S: i64 = 5;
 const PREFIX: &str = "/ocf-bench/";
+/// Connections to the leader the simulated members' streams are spread over.
+const CONNECTIONS: usize = 16;
 /// Simulated members' ids start here (the three engines are 1, 2, 3).
 const FIRST_SIM: u32 = 1000;
 
@@ -107,7 +109,7 @@ impl Simulated {
     /// Grants and registers `n` members, each starting its keep-alives as soon as its key is
     /// written (a lease granted early must not expire while the rest load); answers once all
     /// are registered.
-    async fn start(c: &Client, n: usize) -> Self {
+    async fn start(clients: &[Client], n: usize) -> Self {
         let layout = KeyLayout::new(PREFIX);
         let gate = Arc::new(Semaphore::new(256));
         let lost = Arc::new(AtomicU64::new(0));
@@ -117,7 +119,10 @@ impl Simulated {
         for i in 0..n {
             let flag = Arc::new(AtomicBool::new(false));
             stop.push(Arc::clone(&flag));
-            let (mut c, gate, layout) = (c.clone(), Arc::clone(&gate), layout.clone());
+            // One HTTP/2 connection carries every stream of its client: spread the leases
+            // over several, as many daemons would.
+            let mut c = clients[i % clients.len()].clone();
+            let (gate, layout) = (Arc::clone(&gate), layout.clone());
             let (lost, registered) = (Arc::clone(&lost), Arc::clone(&registered));
             tasks.spawn(async move {
                 let id = FIRST_SIM + i as u32;
@@ -219,9 +224,12 @@ async fn view_without(sub: &mut Box<dyn Subscription>, gone: NodeId, since: Inst
 async fn run(n: usize, steady: Duration) -> Row {
     let etcd = EtcdCluster::start(3);
     let lead = leader(&etcd).await;
-    let sim_client = client(&[etcd.members[lead].endpoint()]).await;
+    let mut sim_clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        sim_clients.push(client(&[etcd.members[lead].endpoint()]).await);
+    }
     let loading = Instant::now();
-    let mut sim = Simulated::start(&sim_client, n).await;
+    let mut sim = Simulated::start(&sim_clients, n).await;
     let load_s = loading.elapsed().as_secs_f64();
     let stopped = Arc::new(AtomicU64::new(u64::MAX));
     let deletes = Arc::new(AtomicU64::new(0));
