@@ -59,6 +59,16 @@ async fn three_ocf_nodes_on_etcd_survive_node_and_etcd_member_loss() {
     );
     nodes.wait_for_view(&[0, 1, 2]).await;
     let first = views(&nodes, &[0]).await[0].clone().unwrap();
+    // The same CLI as with the other engines reads it.
+    let out = std::process::Command::new(nodes_support::OCF)
+        .args(["members", "--json", "--config"])
+        .arg(&nodes.nodes[1].config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown: View = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown.member_ids().count(), 3);
+    assert_eq!(shown.id.epoch, first.id.epoch, "the etcd cluster id is the epoch");
 
     // kill -9 of an ocf node: the other two install one new view without it.
     let mut sub = nodes.nodes[0].membership().subscribe().await.unwrap();
