@@ -6,7 +6,8 @@
 //!   the restart, primacy is back with one view;
 //! - a node cut off from etcd (through a proxy) but not from its peers stops being primary
 //!   before its lease expires and the others install a view without it; healed, it is
-//!   evicted and joins again.
+//!   evicted and joins again;
+//! - a node whose watch was lost across a compaction re-reads the members (one view).
 //!
 //! The durations printed are for the note, not asserted.
 
@@ -26,6 +27,7 @@ use ocf_ref::membership::builtin::key::ClusterKey;
 use ocf_ref::membership::builtin::loopback;
 use ocf_ref::membership::config::{BackendKind, EtcdConfig};
 use ocf_ref::membership::etcd::EtcdEngine;
+use ocf_ref::membership::etcd::etcd_client;
 
 /// A hang guard for waits, not a timing assertion.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -68,7 +70,10 @@ async fn three_ocf_nodes_on_etcd_survive_node_and_etcd_member_loss() {
     assert!(out.status.success(), "{out:?}");
     let shown: View = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown.member_ids().count(), 3);
-    assert_eq!(shown.id.epoch, first.id.epoch, "the etcd cluster id is the epoch");
+    assert_eq!(
+        shown.id.epoch, first.id.epoch,
+        "the etcd cluster id is the epoch"
+    );
 
     // kill -9 of an ocf node: the other two install one new view without it.
     let mut sub = nodes.nodes[0].membership().subscribe().await.unwrap();
@@ -257,5 +262,96 @@ async fn wait_common(engines: &[Arc<EtcdEngine>], n: usize) -> ocf_membership::V
         }
         assert!(Instant::now() < deadline, "no common view: {ids:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A node whose watch was lost while the members changed and etcd compacted its history
+/// re-reads the members and installs one view of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_behind_a_compaction_rereads_the_members() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let etcd = EtcdCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let key = ClusterKey::random();
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", etcd.members[0].client_port)
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    let mut configs = loopback::configs("compact", 3, dir.path()).unwrap();
+    for (i, c) in configs.iter_mut().enumerate() {
+        c.backend = BackendKind::Etcd;
+        c.etcd = Some(EtcdConfig {
+            endpoints: if i == 0 {
+                vec![proxy.endpoint()]
+            } else {
+                etcd.endpoints()
+            },
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            user: None,
+            password_file: None,
+            prefix: Some("/ocf-test/compact/".into()),
+            lease_ttl_s: 20,
+        });
+    }
+    let mut engines = Vec::new();
+    for c in &configs[..2] {
+        engines.push(Arc::new(EtcdEngine::start(c, &key).await.unwrap()));
+    }
+    wait_common(&engines, 2).await;
+    proxy.cut();
+    // While node 1 hears nothing: node 3 joins, and etcd compacts its history.
+    engines.push(Arc::new(
+        EtcdEngine::start(&configs[2], &key).await.unwrap(),
+    ));
+    wait_common(&engines[1..], 3).await;
+    let mut client = etcd_client::Client::connect(etcd.endpoints(), None)
+        .await
+        .unwrap();
+    // History moves on past node 3's join, so that the join itself is compacted away.
+    for i in 0..3 {
+        client
+            .put("/ocf-test/compact/other", format!("{i}"), None)
+            .await
+            .unwrap();
+    }
+    let rev = client
+        .get("/ocf-test/compact/", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    client
+        .compact(
+            rev,
+            Some(etcd_client::CompactionOptions::new().with_physical()),
+        )
+        .await
+        .unwrap();
+    proxy.heal();
+    let deadline = Instant::now() + LIMIT;
+    while engines[0]
+        .current_view()
+        .await
+        .unwrap()
+        .is_none_or(|v| v.members().len() != 3)
+    {
+        assert!(Instant::now() < deadline, "node 1 never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        engines[0]
+            .stats()
+            .rereads
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    for e in &engines {
+        e.shutdown().await;
     }
 }
