@@ -37,7 +37,23 @@
 //! max_clients = 256                  # optional
 //! ```
 //!
-//! Both backends take this node's fence devices (all optional; see
+//! With etcd (`backend = "etcd"`, feature `etcd`; see [`crate::membership::etcd`]), the keys of
+//! the built-in engine (`node_id`, `key_file`, `[timing]`, `[[nodes]]`: the nodes run the
+//! built-in failure detector among themselves) and an `[etcd]` table:
+//!
+//! ```toml
+//! [etcd]
+//! endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:2389"]
+//! ca_file = "/etc/ocf/etcd-ca.pem"     # optional: TLS (https:// endpoints)
+//! cert_file = "/etc/ocf/etcd.pem"      # optional: client certificate (with key_file)
+//! key_file = "/etc/ocf/etcd.key"       # optional
+//! user = "ocf"                         # optional: etcd authentication
+//! password_file = "/etc/ocf/etcd.pw"   # optional: root-only file holding the password
+//! prefix = "/ocf/c1/"                  # optional (default /ocf/<cluster>/)
+//! lease_ttl_s = 10                     # optional: the member lease's TTL, 2..=300 s
+//! ```
+//!
+//! Every backend takes this node's fence devices (all optional; see
 //! [`crate::fencing::node_devices`] for what is checked, and when):
 //!
 //! ```toml
@@ -213,7 +229,7 @@ pub struct QuorumConfig {
     pub expected_votes: Option<u32>,
 }
 
-/// Which engine the daemon runs (`backend = "builtin"`, the default, or `"corosync"`).
+/// Which engine the daemon runs (`backend = "builtin"`, the default, `"corosync"` or `"etcd"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -223,6 +239,64 @@ pub enum BackendKind {
     Builtin,
     /// Corosync's views, read from the local Corosync.
     Corosync,
+    /// Views kept in etcd (member keys under leases), with the built-in failure detector
+    /// revoking a dead node's lease.
+    Etcd,
+}
+
+/// The default TTL of an etcd member lease, in seconds.
+pub const DEFAULT_ETCD_LEASE_TTL_S: u64 = 10;
+
+fn default_lease_ttl() -> u64 {
+    DEFAULT_ETCD_LEASE_TTL_S
+}
+
+/// `[etcd]`: how a node of `backend = "etcd"` reaches etcd.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// The etcd members' client URLs (`http://host:port` or `https://host:port`), at least
+    /// one; the client spreads requests over them and fails over when one dies.
+    pub endpoints: Vec<String>,
+    /// The CA certificate (PEM) that signed the members' certificates (TLS).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This node's client certificate (PEM), with `key_file` (TLS client authentication).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The etcd user (with `password_file`), when etcd has authentication on.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// A root-only file (mode 0600 or 0400) holding `user`'s password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The key prefix of this cluster (default `/ocf/<cluster>/`); must start and end with `/`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The TTL of this node's member lease, in seconds (2 to 300, default 10). A node cut off
+    /// from etcd stops being primary after half of it; a node dead without the detector
+    /// noticing leaves the view after it.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl_s: u64,
+}
+
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Paths only; the password itself is never read into the config.
+        f.debug_struct("EtcdConfig")
+            .field("endpoints", &self.endpoints)
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("user", &self.user)
+            .field("password_file", &self.password_file)
+            .field("prefix", &self.prefix)
+            .field("lease_ttl_s", &self.lease_ttl_s)
+            .finish()
+    }
 }
 
 /// One `[[nodes]]` entry.
@@ -288,6 +362,9 @@ pub struct NodeConfig {
     /// Quorum options.
     #[serde(default)]
     pub quorum: QuorumConfig,
+    /// `[etcd]`: required with `backend = "etcd"`, refused with the others.
+    #[serde(default)]
+    pub etcd: Option<EtcdConfig>,
     /// Every node of the cluster, this one included. Required by the built-in backend; refused
     /// with Corosync, whose nodelist is the truth.
     #[serde(default)]
@@ -356,6 +433,13 @@ impl NodeConfig {
                 "is empty; name a group, or remove the key to keep the daemon's own group".into(),
             ));
         }
+        if self.etcd.is_some() && self.backend != BackendKind::Etcd {
+            return Err(invalid(
+                "etcd",
+                "is only used with backend = \"etcd\"; remove the [etcd] table or set the backend"
+                    .into(),
+            ));
+        }
         check_tables(&self.fencing, &self.devices, &self.levels).map_err(|source| {
             ConfigError::Fencing {
                 path: path.to_owned(),
@@ -365,6 +449,10 @@ impl NodeConfig {
         match self.backend {
             BackendKind::Builtin => self.validate_builtin(path),
             BackendKind::Corosync => self.validate_corosync(path),
+            BackendKind::Etcd => {
+                self.validate_builtin(path)?;
+                self.validate_etcd(path)
+            }
         }
     }
 
@@ -392,6 +480,67 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// `[etcd]` is there with usable endpoints, prefix, TTL and credentials.
+    fn validate_etcd(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        };
+        let Some(etcd) = &self.etcd else {
+            return Err(invalid(
+                "etcd",
+                "backend \"etcd\" needs an [etcd] table with `endpoints = [\"http://host:2379\", ...]`"
+                    .into(),
+            ));
+        };
+        if etcd.endpoints.is_empty() {
+            return Err(invalid(
+                "etcd.endpoints",
+                "name at least one etcd member (`http://host:2379`)".into(),
+            ));
+        }
+        for (i, e) in etcd.endpoints.iter().enumerate() {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(invalid(
+                    &format!("etcd.endpoints[{i}]"),
+                    format!("{e:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        if let Some(p) = &etcd.prefix
+            && (!p.starts_with('/') || !p.ends_with('/') || p.len() < 2)
+        {
+            return Err(invalid(
+                "etcd.prefix",
+                format!("{p:?} must start and end with '/' (like \"/ocf/c1/\")"),
+            ));
+        }
+        if !(2..=300).contains(&etcd.lease_ttl_s) {
+            return Err(invalid(
+                "etcd.lease_ttl_s",
+                format!(
+                    "{} is out of range 2..=300 (etcd's shortest lease is 2 s at its default timing)",
+                    etcd.lease_ttl_s
+                ),
+            ));
+        }
+        if etcd.cert_file.is_some() != etcd.key_file.is_some() {
+            return Err(invalid(
+                "etcd.cert_file",
+                "a client certificate needs its key: give both cert_file and key_file, or neither"
+                    .into(),
+            ));
+        }
+        if etcd.user.is_some() != etcd.password_file.is_some() {
+            return Err(invalid(
+                "etcd.user",
+                "give both `user` and `password_file`, or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_builtin(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |key: &str, problem: String| ConfigError::Invalid {
             path: path.to_owned(),
@@ -401,7 +550,7 @@ impl NodeConfig {
         if self.node_id == 0 {
             return Err(invalid(
                 "node_id",
-                "is required with backend \"builtin\": this node's id, one of the [[nodes]] ids \
+                "is required with backend \"builtin\" or \"etcd\": this node's id, one of the [[nodes]] ids \
                  (ids start at 1)"
                     .into(),
             ));
@@ -409,7 +558,7 @@ impl NodeConfig {
         if self.key_file.as_os_str().is_empty() {
             return Err(invalid(
                 "key_file",
-                "is required with backend \"builtin\": the shared cluster key file \
+                "is required with backend \"builtin\" or \"etcd\": the shared cluster key file \
                  (`ocf keygen PATH` writes one)"
                     .into(),
             ));
@@ -420,7 +569,8 @@ impl NodeConfig {
         if self.nodes.is_empty() {
             return Err(invalid(
                 "nodes",
-                "at least one [[nodes]] entry is needed with backend \"builtin\"".into(),
+                "at least one [[nodes]] entry is needed with backend \"builtin\" or \"etcd\""
+                    .into(),
             ));
         }
         let (mut ids, mut names, mut addrs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
@@ -497,7 +647,7 @@ impl NodeConfig {
     pub fn socket_path(&self) -> PathBuf {
         self.socket.clone().unwrap_or_else(|| match self.backend {
             BackendKind::Corosync => PathBuf::from(format!("/run/ocf/{}.sock", self.cluster)),
-            BackendKind::Builtin => {
+            BackendKind::Builtin | BackendKind::Etcd => {
                 PathBuf::from(format!("/run/ocf/{}-{}.sock", self.cluster, self.node_id))
             }
         })
@@ -508,6 +658,14 @@ impl NodeConfig {
         self.state_dir
             .clone()
             .unwrap_or_else(|| self.socket_path().with_extension("state"))
+    }
+
+    /// The etcd key prefix of this cluster: `[etcd] prefix`, or `/ocf/<cluster>/`.
+    pub fn etcd_prefix(&self) -> String {
+        self.etcd
+            .as_ref()
+            .and_then(|e| e.prefix.clone())
+            .unwrap_or_else(|| format!("/ocf/{}/", self.cluster))
     }
 
     /// The protocol's view of the cluster: ids, votes, quorum options and timing.
@@ -605,6 +763,56 @@ votes = 2
         assert_eq!(c.socket_group, None);
         let e = parse(&GOOD.replace("node_id = 1", "node_id = 1\nbackend = \"etcd\"")).unwrap_err();
         assert!(e.to_string().contains("backend"), "{e}");
+    }
+
+    #[test]
+    fn etcd_needs_its_table_and_checks_it() {
+        let with = |table: &str| {
+            parse(&format!(
+                "{}\n[etcd]\n{table}\n",
+                GOOD.replace("node_id = 1", "node_id = 1\nbackend = \"etcd\"")
+            ))
+        };
+        let c = with("endpoints = [\"http://127.0.0.1:2379\"]").unwrap();
+        assert_eq!(c.backend, BackendKind::Etcd);
+        assert_eq!(c.etcd_prefix(), "/ocf/c1/");
+        assert_eq!(
+            c.etcd.as_ref().unwrap().lease_ttl_s,
+            DEFAULT_ETCD_LEASE_TTL_S
+        );
+        assert_eq!(c.socket_path(), PathBuf::from("/run/ocf/c1-1.sock"));
+        let c =
+            with("endpoints = [\"https://e:2379\"]\nprefix = \"/x/\"\nlease_ttl_s = 3").unwrap();
+        assert_eq!(c.etcd_prefix(), "/x/");
+        for (table, key) in [
+            ("endpoints = []", "etcd.endpoints"),
+            ("endpoints = [\"127.0.0.1:2379\"]", "etcd.endpoints[0]"),
+            (
+                "endpoints = [\"http://e:1\"]\nlease_ttl_s = 1",
+                "etcd.lease_ttl_s",
+            ),
+            (
+                "endpoints = [\"http://e:1\"]\nprefix = \"ocf\"",
+                "etcd.prefix",
+            ),
+            (
+                "endpoints = [\"http://e:1\"]\ncert_file = \"/c\"",
+                "etcd.cert_file",
+            ),
+            ("endpoints = [\"http://e:1\"]\nuser = \"u\"", "etcd.user"),
+            ("endpoints = [\"http://e:1\"]\npassword = \"p\"", "secret"),
+        ] {
+            let e = with(table).unwrap_err();
+            assert!(e.to_string().contains(key), "{table}: {e}");
+        }
+        // The table is refused where it would not be used.
+        let e = parse(&format!("{GOOD}\n[etcd]\nendpoints = [\"http://e:1\"]\n")).unwrap_err();
+        assert!(e.to_string().contains("etcd"), "{e}");
+        // The detector needs the built-in keys too.
+        let e =
+            parse("cluster = \"c1\"\nbackend = \"etcd\"\n[etcd]\nendpoints = [\"http://e:1\"]\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("node_id"), "{e}");
     }
 
     #[test]

@@ -217,8 +217,20 @@ impl Nodes {
         Self::start_in(&Placement::loopback(n), layout)
     }
 
+    /// Like [`Nodes::start`], with `head` (top-level keys, then tables such as `[etcd]`)
+    /// written into every config after its own top-level keys.
+    pub fn start_with(n: usize, layout: &Layout, head: &str) -> Self {
+        Self::start_in_with(&Placement::loopback(n), layout, head)
+    }
+
     /// Writes configs for the nodes of `placement` and starts them.
     pub fn start_in(placement: &Placement, layout: &Layout) -> Self {
+        Self::start_in_with(placement, layout, "")
+    }
+
+    /// Like [`Nodes::start_in`], with `head` written into every config as
+    /// [`Nodes::start_with`] does.
+    pub fn start_in_with(placement: &Placement, layout: &Layout, head: &str) -> Self {
         let n = placement.namespaces.len();
         let dir = tempfile::Builder::new()
             .prefix("ocf-fence-nodes-")
@@ -258,6 +270,9 @@ impl Nodes {
             );
             if let Some(action) = layout.lost_node_action {
                 let _ = writeln!(text, "lost_node_action = {action:?}");
+            }
+            if !head.is_empty() {
+                text = text.replacen("[fencing]\n", &format!("{head}[fencing]\n"), 1);
             }
             if layout.with_device.contains(&i) {
                 let _ = write!(

@@ -69,12 +69,17 @@ pub enum DaemonError {
     /// function called starts.
     #[error(
         "membership backend {backend:?} is not available here; build ocf with `--features \
-         corosync` for backend = \"corosync\", or use backend = \"builtin\""
+         corosync` for backend = \"corosync\" or `--features etcd` for backend = \"etcd\", or \
+         use backend = \"builtin\""
     )]
     BackendNotBuilt {
         /// The backend asked for.
         backend: BackendKind,
     },
+    /// The etcd engine did not start (feature `etcd`).
+    #[cfg(feature = "etcd")]
+    #[error(transparent)]
+    Etcd(#[from] crate::membership::etcd::EtcdError),
     /// The engine's source (the local Corosync) could not be reached.
     #[error(transparent)]
     Source(#[from] MembershipError),
@@ -759,16 +764,10 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
         Arc::clone(&source),
         link,
         devices,
-        None,
+        EngineHooks::default(),
     );
     let executor = node_executor();
-    let log =
-        Arc::new(
-            IncidentLog::open(&config.state_path()).map_err(|e| DaemonError::Socket {
-                path: e.path,
-                source: e.source,
-            })?,
-        );
+    let log = open_incident_log(config)?;
     let recorder = recorder::spawn(
         Arc::clone(&log),
         Arc::clone(&source),
@@ -820,6 +819,14 @@ pub fn node_executor() -> Arc<LocalExecutor> {
     ))
 }
 
+/// What an engine adds to its cluster fencer: the fencer group (Corosync) or the execution
+/// guard (etcd).
+#[derive(Default)]
+struct EngineHooks {
+    group: Option<tokio::sync::watch::Receiver<Vec<(ocf_core::NodeId, u32)>>>,
+    guard: Option<Arc<dyn crate::fencing::cluster::ExecutionGuard>>,
+}
+
 /// Starts the node's share of the cluster fencer over `link`, running `devices`.
 fn start_cluster_fencer(
     config: &NodeConfig,
@@ -828,8 +835,9 @@ fn start_cluster_fencer(
     membership: Arc<dyn Membership>,
     link: crate::fencing::cluster::link::LinkEnds,
     devices: NodeDevices,
-    group: Option<tokio::sync::watch::Receiver<Vec<(ocf_core::NodeId, u32)>>>,
+    engine_hooks: EngineHooks,
 ) -> ClusterFencer {
+    let EngineHooks { group, guard } = engine_hooks;
     let mut targets: Vec<ocf_core::NodeName> = Vec::new();
     let mut dynamic = false;
     for d in &devices.devices {
@@ -855,6 +863,9 @@ fn start_cluster_fencer(
     if let Some(group) = group {
         options = options.with_group(group);
     }
+    if let Some(guard) = guard {
+        options = options.with_guard(guard);
+    }
     ClusterFencer::start(
         me,
         name,
@@ -874,6 +885,9 @@ pub enum NodeDaemon {
     /// Corosync's views (feature `corosync`).
     #[cfg(feature = "corosync")]
     Corosync(CorosyncDaemon),
+    /// Views kept in etcd (feature `etcd`).
+    #[cfg(feature = "etcd")]
+    Etcd(EtcdDaemon),
 }
 
 impl NodeDaemon {
@@ -883,6 +897,8 @@ impl NodeDaemon {
             Self::Builtin(d) => Arc::clone(d.engine()) as Arc<dyn Membership>,
             #[cfg(feature = "corosync")]
             Self::Corosync(d) => Arc::new(d.membership().clone()) as Arc<dyn Membership>,
+            #[cfg(feature = "etcd")]
+            Self::Etcd(d) => Arc::clone(d.engine()) as Arc<dyn Membership>,
         }
     }
 
@@ -892,6 +908,8 @@ impl NodeDaemon {
             Self::Builtin(d) => d.fencer(),
             #[cfg(feature = "corosync")]
             Self::Corosync(d) => &d.fencer,
+            #[cfg(feature = "etcd")]
+            Self::Etcd(d) => d.fencer(),
         }
     }
 
@@ -901,6 +919,8 @@ impl NodeDaemon {
             Self::Builtin(d) => d.socket(),
             #[cfg(feature = "corosync")]
             Self::Corosync(d) => d.socket(),
+            #[cfg(feature = "etcd")]
+            Self::Etcd(d) => d.socket(),
         }
     }
 
@@ -917,6 +937,13 @@ impl NodeDaemon {
                 "membership from the local corosync, local API on {}",
                 d.socket().display()
             ),
+            #[cfg(feature = "etcd")]
+            Self::Etcd(d) => format!(
+                "membership in etcd under {} (detector on udp {}), local API on {}",
+                d.engine().layout().prefix(),
+                d.engine().detector().address(),
+                d.socket().display()
+            ),
         }
     }
 
@@ -926,6 +953,8 @@ impl NodeDaemon {
             Self::Builtin(d) => d.shutdown().await,
             #[cfg(feature = "corosync")]
             Self::Corosync(d) => d.shutdown().await,
+            #[cfg(feature = "etcd")]
+            Self::Etcd(d) => d.shutdown().await,
         }
     }
 }
@@ -945,7 +974,123 @@ pub async fn start(config: &NodeConfig) -> Result<NodeDaemon, DaemonError> {
         BackendKind::Corosync => Err(DaemonError::BackendNotBuilt {
             backend: config.backend,
         }),
+        #[cfg(feature = "etcd")]
+        BackendKind::Etcd => Ok(NodeDaemon::Etcd(serve_etcd(config).await?)),
+        #[cfg(not(feature = "etcd"))]
+        BackendKind::Etcd => Err(DaemonError::BackendNotBuilt {
+            backend: config.backend,
+        }),
     }
+}
+
+/// A running node daemon over etcd: the etcd engine (with its detector), the cluster fencer
+/// (its messages over the detector's UDP transport, each execution claimed in etcd), and the
+/// socket.
+#[cfg(feature = "etcd")]
+#[derive(Debug)]
+pub struct EtcdDaemon {
+    engine: Arc<crate::membership::etcd::EtcdEngine>,
+    server: ServerHandle,
+    fencer: ClusterFencer,
+    recorder: JoinHandle<()>,
+}
+
+#[cfg(feature = "etcd")]
+impl EtcdDaemon {
+    /// The engine (a [`Membership`] for in-process users).
+    pub fn engine(&self) -> &Arc<crate::membership::etcd::EtcdEngine> {
+        &self.engine
+    }
+
+    /// The local API socket.
+    pub fn socket(&self) -> &Path {
+        self.server.path()
+    }
+
+    /// The node's share of the cluster fencer.
+    pub fn fencer(&self) -> &ClusterFencer {
+        &self.fencer
+    }
+
+    /// Leaves etcd (the lease is revoked: peers install a view without this node at once),
+    /// then stops the fencer and the socket.
+    pub async fn shutdown(self) {
+        self.recorder.abort();
+        self.engine.shutdown().await;
+        self.fencer.shutdown().await;
+        self.server.shutdown().await;
+    }
+}
+
+/// Starts the etcd engine of `config` (`backend = "etcd"`, reading `key_file` for the
+/// detector) and serves it on the config's socket.
+#[cfg(feature = "etcd")]
+pub async fn serve_etcd(config: &NodeConfig) -> Result<EtcdDaemon, DaemonError> {
+    let key = ClusterKey::load(&config.key_file)?;
+    serve_etcd_with_key(config, &key).await
+}
+
+/// Like [`serve_etcd`], with the detector's cluster key given.
+#[cfg(feature = "etcd")]
+pub async fn serve_etcd_with_key(
+    config: &NodeConfig,
+    key: &ClusterKey,
+) -> Result<EtcdDaemon, DaemonError> {
+    use crate::membership::etcd::{EtcdEngine, EtcdFenceGuard};
+    if config.backend != BackendKind::Etcd {
+        return Err(DaemonError::BackendNotBuilt {
+            backend: config.backend,
+        });
+    }
+    let claim = local_socket::claim(&config.socket_path(), config.socket_group.as_deref()).await?;
+    let devices = build_fencer(config, FencerConfig::default()).await?;
+    let engine = Arc::new(EtcdEngine::start(config, key).await?);
+    let source: Arc<dyn Membership> = Arc::clone(&engine) as Arc<dyn Membership>;
+    let link = engine
+        .take_fence_link()
+        .ok_or_else(|| DaemonError::FenceLink("the detector's link was taken already".into()))?;
+    let name = config
+        .local_entry()
+        .map(|e| e.name.clone())
+        .ok_or(EngineError::NotInCluster {
+            node: config.local_id(),
+        })?;
+    let guard = EtcdFenceGuard::new(
+        engine.client().clone(),
+        engine.layout().clone(),
+        name.clone(),
+    );
+    let fencer = start_cluster_fencer(
+        config,
+        config.local_id(),
+        name,
+        Arc::clone(&source),
+        link,
+        devices,
+        EngineHooks {
+            group: None,
+            guard: Some(Arc::new(guard)),
+        },
+    );
+    let log = open_incident_log(config)?;
+    let recorder = recorder::spawn(
+        Arc::clone(&log),
+        Arc::clone(&source),
+        Some(Arc::new(fencer.clone())),
+        detector_timers(config),
+    );
+    let options = ServeOptions::from_config(config)
+        .with_packets(Arc::clone(engine.detector().stats()))
+        .with_fencer(Arc::new(fencer.clone()))
+        .with_executor(node_executor() as Arc<dyn ExecutorAdmin>)
+        .with_incidents(log);
+    let server = serve_claimed(source, claim, options);
+    Ok(EtcdDaemon {
+        engine,
+        server,
+        fencer,
+        recorder,
+    })
 }
 
 /// A running node daemon over Corosync: one connection to the local corosync, served on the
@@ -1013,7 +1158,15 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
     // Corosync sees a node, not its ocf node: the fencer acts on the members whose fencer
     // process is in the CPG group, so one that dies alone (its corosync up) leaves the view.
     let group = Some(link.processes());
-    let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), ends, devices, group);
+    let fencer = start_cluster_fencer(
+        config,
+        me,
+        name,
+        Arc::clone(&source),
+        ends,
+        devices,
+        EngineHooks { group, guard: None },
+    );
     let log = open_incident_log(config)?;
     // Corosync's totem detects failures; its timers are not ocf's to state.
     let timers = DetectorTimers {
