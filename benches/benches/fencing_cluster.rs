@@ -151,7 +151,13 @@ async fn common_view(engines: &[Arc<BuiltinEngine>]) -> NodeId {
 impl Bench {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let configs = loopback::configs("fcbench", NODES as u32, dir.path()).unwrap();
+        let mut configs = loopback::configs("fcbench", NODES as u32, dir.path()).unwrap();
+        // A detection budget of 2 s instead of 500 ms: criterion's back-to-back loops
+        // (thousands of fences a second) on a shared two-core machine can starve a node's
+        // heartbeats for longer than 400 ms, and a view change mid-run moves the authority.
+        for c in &mut configs {
+            c.timing.detect_ms = Some(2000);
+        }
         let key = ClusterKey::random();
         let engines = loopback::start(&configs, &key).await.unwrap();
         let authority_id = common_view(&engines).await;
@@ -326,28 +332,71 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The three paths interleaved `rounds` times: medians and overheads.
+/// How long the device itself took in `record` (ms, from the record's whole-millisecond
+/// stamps of each device operation).
+fn device_ms(record: &FenceRecord) -> f64 {
+    record
+        .levels
+        .iter()
+        .flat_map(|l| &l.attempts)
+        .map(|a| a.ended_ms.saturating_sub(a.started_ms) as f64)
+        .sum()
+}
+
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The three paths interleaved `rounds` times (in alternating order, so none always runs
+/// right after another). Per path: the median latency, its 90th and 99th percentiles, and
+/// the median of the time spent outside the device (latency minus the device operations'
+/// durations in the record); the overhead is the cluster path's minus the local path's,
+/// given both ways: as the median of per-round latency differences, and as the difference
+/// of the medians outside the device (which the device's own variance does not touch).
 fn latency_summary(rt: &tokio::runtime::Runtime, label: &str, paths: &[Path; 3], rounds: usize) {
-    let mut times: [Vec<Duration>; 3] = Default::default();
-    for _ in 0..rounds {
-        for (p, t) in paths.iter().zip(&mut times) {
+    let mut total: [Vec<f64>; 3] = Default::default();
+    let mut outside: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        let mut order = [0, 1, 2];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
             let start = Instant::now();
-            rt.block_on(p.fence());
-            t.push(start.elapsed());
+            let record = rt.block_on(paths[i].fence());
+            let t = ms(start.elapsed());
+            total[i].push(t);
+            outside[i].push(t - device_ms(&record));
         }
     }
-    let [local, own, three] = times.map(median);
-    eprintln!(
-        "{label}, {rounds} interleaved rounds, medians: local {:.3} ms; cluster, authority executes {:.3} ms \
-         (overhead {:+.3} ms, x{:.2}); cluster, asker/authority/executor differ {:.3} ms (overhead {:+.3} ms, x{:.2})",
-        ms(local),
-        ms(own),
-        ms(own) - ms(local),
-        ms(own) / ms(local),
-        ms(three),
-        ms(three) - ms(local),
-        ms(three) / ms(local),
-    );
+    eprintln!("{label}, {rounds} interleaved rounds (ms):");
+    let names = [
+        "local",
+        "cluster, authority executes",
+        "cluster, asker/authority/executor differ",
+    ];
+    for i in 0..3 {
+        let mut line = format!(
+            "  {:<42} median {:8.3}  p90 {:8.3}  p99 {:8.3}  outside the device {:7.3}",
+            names[i],
+            quantile(&total[i], 0.5),
+            quantile(&total[i], 0.9),
+            quantile(&total[i], 0.99),
+            quantile(&outside[i], 0.5),
+        );
+        if i > 0 {
+            let diffs: Vec<f64> = total[i].iter().zip(&total[0]).map(|(c, l)| c - l).collect();
+            line += &format!(
+                "  | overhead: x{:.2}, paired {:+.3}, outside the device {:+.3}",
+                quantile(&total[i], 0.5) / quantile(&total[0], 0.5),
+                quantile(&diffs, 0.5),
+                quantile(&outside[i], 0.5) - quantile(&outside[0], 0.5),
+            );
+        }
+        eprintln!("{line}");
+    }
 }
 
 fn merge_summary(rt: &tokio::runtime::Runtime, bench: &Bench, rounds: usize) {
@@ -394,9 +443,9 @@ fn cluster_benches(c: &mut Criterion) {
         bench.executor + 1,
         bench.asker + 1
     );
-    latency_summary(&rt, "null device", &bench.null, 200);
+    latency_summary(&rt, "null device", &bench.null, 300);
     if let Some(dummy) = &bench.dummy {
-        latency_summary(&rt, "fence_dummy", dummy, 15);
+        latency_summary(&rt, "fence_dummy", dummy, 40);
     }
     merge_summary(&rt, &bench, 10);
 
