@@ -399,14 +399,30 @@ fn latency_summary(rt: &tokio::runtime::Runtime, label: &str, paths: &[Path; 3],
     }
 }
 
+/// Datagrams sent and received by the five engines so far.
+fn datagrams(bench: &Bench) -> (u64, u64) {
+    bench.engines.iter().fold((0, 0), |(s, r), e| {
+        let c = e.stats().snapshot();
+        (s + c.sent, r + c.received)
+    })
+}
+
 fn merge_summary(rt: &tokio::runtime::Runtime, bench: &Bench, rounds: usize) {
     let mut times = Vec::new();
     let mut calls = 0;
+    let (sent0, received0) = datagrams(bench);
     for _ in 0..rounds {
         let (c, t) = rt.block_on(bench.merge_batch());
         calls += c;
         times.push(t);
     }
+    let (sent1, received1) = datagrams(bench);
+    let (sent, received) = (sent1 - sent0, received1 - received0);
+    eprintln!(
+        "cluster merge: {} datagrams per incident, {} of them lost (sent - received, heartbeats included)",
+        sent / rounds as u64,
+        sent.saturating_sub(received) / rounds as u64
+    );
     let total = rounds as u64;
     eprintln!(
         "cluster merge: {rounds} incidents x {REQUESTS} concurrent requests over {NODES} nodes -> {calls} device calls \

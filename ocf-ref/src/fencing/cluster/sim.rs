@@ -333,12 +333,31 @@ impl Sim {
                     from,
                     msg,
                 } => {
-                    if self.component.get(&to) != self.component.get(&from) {
-                        continue;
+                    // Every message due at this instant for the same node is handled with
+                    // this one as a batch, as the driver does with what waits on its link.
+                    let mut batch = vec![(from, msg)];
+                    while let Some(Reverse((next_at, next_k))) = self.queue.peek().copied() {
+                        let same = next_at == at
+                            && matches!(self.events.get(&next_k),
+                                Some(Ev::Deliver { to: t, life: l, .. }) if *t == to && *l == life);
+                        if !same {
+                            break;
+                        }
+                        self.queue.pop();
+                        if let Some(Ev::Deliver { from, msg, .. }) = self.events.remove(&next_k) {
+                            batch.push((from, msg));
+                        }
                     }
+                    let here = self.component.get(&to).copied();
                     if let Some((n, l)) = self.nodes.get_mut(&to) {
                         if *l == life {
-                            n.receive(at, NodeId::new(from), *msg, &mut out);
+                            n.batch_begin();
+                            for (from, msg) in batch {
+                                if self.component.get(&from).copied() == here {
+                                    n.receive(at, NodeId::new(from), *msg, &mut out);
+                                }
+                            }
+                            n.batch_end(at, &mut out);
                         }
                     }
                     self.handle_outs(to, out);

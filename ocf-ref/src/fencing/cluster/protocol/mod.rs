@@ -196,6 +196,16 @@ pub struct FenceNode {
     next_req: u64,
     pending: BTreeMap<ReqId, Pending>,
     running: BTreeMap<(FenceId, u32), Running>,
+    batch: Option<Batch>,
+}
+
+/// What a batch ([`FenceNode::batch_begin`]) holds back until its end.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The authority's log grew: flush it once at the end.
+    flush: bool,
+    /// The follower applied entries: one acknowledgement (the highest) at the end.
+    ack: Option<(NodeId, ViewId, u64)>,
 }
 
 impl FenceNode {
@@ -215,6 +225,7 @@ impl FenceNode {
             next_req: 0,
             pending: BTreeMap::new(),
             running: BTreeMap::new(),
+            batch: None,
         }
     }
 
@@ -362,6 +373,33 @@ impl FenceNode {
         req
     }
 
+    /// Starts a batch: until [`FenceNode::batch_end`], the log entries the authority appends
+    /// and the acknowledgements a follower owes are held back, then sent once, packed. For a
+    /// burst handled at one instant (many messages or requests already waiting): without it
+    /// every joined request costs a message to each follower and an acknowledgement back.
+    /// Nothing else changes: answers, executions and events come out at once as always.
+    pub fn batch_begin(&mut self) {
+        if self.batch.is_none() {
+            self.batch = Some(Batch::default());
+        }
+    }
+
+    /// Ends the batch: sends what it held back.
+    pub fn batch_end(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        if let Some((to, epoch, applied)) = batch.ack {
+            out.push(Out::Send {
+                to,
+                msg: Msg::Ack { epoch, applied },
+            });
+        }
+        if batch.flush {
+            self.flush(now, out);
+        }
+    }
+
     /// A message from peer `from`.
     pub fn receive(&mut self, now: UnixMillis, from: NodeId, msg: Msg, out: &mut Vec<Out>) {
         if from == self.me {
@@ -371,6 +409,19 @@ impl FenceNode {
             Msg::Ask { req, request } => {
                 if req.node == from {
                     self.handle_ask(now, req, request, out);
+                }
+            }
+            Msg::Asks { asks } => {
+                // One batch for them all (unless the caller's batch holds them already).
+                let own = self.batch.is_none();
+                self.batch_begin();
+                for (req, request) in asks {
+                    if req.node == from {
+                        self.handle_ask(now, req, request, out);
+                    }
+                }
+                if own {
+                    self.batch_end(now, out);
                 }
             }
             Msg::Sync {
@@ -559,15 +610,36 @@ impl FenceNode {
                 (*r, p.request.clone())
             })
             .collect();
-        for (req, request) in due {
-            if authority == self.me {
+        if authority == self.me {
+            for (req, request) in due {
                 self.handle_ask(now, req, request, out);
-            } else {
-                out.push(Out::Send {
-                    to: authority,
-                    msg: Msg::Ask { req, request },
-                });
             }
+            return;
+        }
+        // A burst goes packed, so that it does not overrun the authority's socket.
+        let mut parts: Vec<Vec<(ReqId, FenceRequest)>> = Vec::new();
+        let mut bytes = 0;
+        for ask in due {
+            let size = serde_json::to_vec(&ask).map_or(0, |v| v.len());
+            match parts.last_mut() {
+                Some(part) if bytes + size <= PACK_BYTES => part.push(ask),
+                _ => {
+                    bytes = 0;
+                    parts.push(vec![ask]);
+                }
+            }
+            bytes += size;
+        }
+        for mut asks in parts {
+            let msg = match asks.pop() {
+                Some((req, request)) if asks.is_empty() => Msg::Ask { req, request },
+                Some(last) => {
+                    asks.push(last);
+                    Msg::Asks { asks }
+                }
+                None => continue,
+            };
+            out.push(Out::Send { to: authority, msg });
         }
     }
 
@@ -1101,6 +1173,10 @@ impl FenceNode {
 
     /// Sends every follower the entries it has not been sent.
     fn flush(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        if let Some(batch) = &mut self.batch {
+            batch.flush = true;
+            return;
+        }
         let Some(view) = &self.view else { return };
         let epoch = view.id;
         let followers: Vec<NodeId> = view
@@ -1195,13 +1271,17 @@ impl FenceNode {
             }
         }
         let ack = f.applied;
-        out.push(Out::Send {
-            to: from,
-            msg: Msg::Ack {
-                epoch,
-                applied: ack,
-            },
-        });
+        match &mut self.batch {
+            // Acknowledgements are cumulative: the last one says it all.
+            Some(batch) => batch.ack = Some((from, epoch, ack)),
+            None => out.push(Out::Send {
+                to: from,
+                msg: Msg::Ack {
+                    epoch,
+                    applied: ack,
+                },
+            }),
+        }
         self.on_applied(now, applied, out);
     }
 
