@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ocf_core::{NodeId, NodeName};
-use ocf_fencing::history::now_millis;
 use ocf_fencing::UnixMillis;
+use ocf_fencing::history::now_millis;
 use ocf_fencing::{
     FenceError, FenceEvent, FenceEventStream, FenceId, FenceRecord, FenceRequest, Fencer,
     HistoryFilter,
