@@ -317,23 +317,21 @@ impl Driver {
                         break;
                     }
                 },
-                msg = self.link.incoming.recv() => match msg {
-                    Some(first) => {
-                        // What else already waits is handled with it, as one batch.
-                        let now = now_millis();
-                        self.node.batch_begin();
-                        self.receive(now, first, &mut out);
-                        for _ in 1..BATCH {
-                            let Ok(next) = self.link.incoming.try_recv() else { break };
-                            self.receive(now, next, &mut out);
-                        }
-                        self.node.batch_end(now, &mut out);
-                    }
-                    None => {
+                msg = self.link.incoming.recv() => {
+                    let Some(first) = msg else {
                         tracing::error!("the fencing link closed; the cluster fencer stops");
                         break;
+                    };
+                    // What else already waits is handled with it, as one batch.
+                    let now = now_millis();
+                    self.node.batch_begin();
+                    self.receive(now, first, &mut out);
+                    for _ in 1..BATCH {
+                        let Ok(next) = self.link.incoming.try_recv() else { break };
+                        self.receive(now, next, &mut out);
                     }
-                },
+                    self.node.batch_end(now, &mut out);
+                }
                 cmd = commands.recv() => match cmd {
                     Some(first) => {
                         let now = now_millis();
@@ -359,9 +357,10 @@ impl Driver {
 
     fn receive(&mut self, now: UnixMillis, message: LinkMessage, out: &mut Vec<Out>) {
         let LinkMessage { peer, payload } = message;
-        match Msg::decode(&payload) {
-            Some(msg) => self.node.receive(now, peer, msg, out),
-            None => tracing::debug!(%peer, "dropped an undecodable fencing message"),
+        if let Some(msg) = Msg::decode(&payload) {
+            self.node.receive(now, peer, msg, out);
+        } else {
+            tracing::debug!(%peer, "dropped an undecodable fencing message");
         }
     }
 

@@ -315,6 +315,23 @@ impl Sim {
         }
     }
 
+    /// Every message due at instant `at` for node `to` (in its life `life`) is handled with
+    /// the one being delivered as a batch, as the driver does with what waits on its link.
+    fn take_deliveries(&mut self, at: u64, to: u32, life: u32, batch: &mut Vec<(u32, Box<Msg>)>) {
+        while let Some(Reverse((next_at, next_k))) = self.queue.peek().copied() {
+            let same = next_at == at
+                && matches!(self.events.get(&next_k),
+                    Some(Ev::Deliver { to: t, life: l, .. }) if *t == to && *l == life);
+            if !same {
+                break;
+            }
+            self.queue.pop();
+            if let Some(Ev::Deliver { from, msg, .. }) = self.events.remove(&next_k) {
+                batch.push((from, msg));
+            }
+        }
+    }
+
     fn step(&mut self, until: u64) {
         while let Some(Reverse((at, k))) = self.queue.peek().copied() {
             if at > until {
@@ -333,21 +350,8 @@ impl Sim {
                     from,
                     msg,
                 } => {
-                    // Every message due at this instant for the same node is handled with
-                    // this one as a batch, as the driver does with what waits on its link.
                     let mut batch = vec![(from, msg)];
-                    while let Some(Reverse((next_at, next_k))) = self.queue.peek().copied() {
-                        let same = next_at == at
-                            && matches!(self.events.get(&next_k),
-                                Some(Ev::Deliver { to: t, life: l, .. }) if *t == to && *l == life);
-                        if !same {
-                            break;
-                        }
-                        self.queue.pop();
-                        if let Some(Ev::Deliver { from, msg, .. }) = self.events.remove(&next_k) {
-                            batch.push((from, msg));
-                        }
-                    }
+                    self.take_deliveries(at, to, life, &mut batch);
                     let here = self.component.get(&to).copied();
                     if let Some((n, l)) = self.nodes.get_mut(&to) {
                         if *l == life {
