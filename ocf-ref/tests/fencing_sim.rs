@@ -99,12 +99,21 @@ fn replay() {
 ///   without it, re-decided; requesters got two outcomes. Fixed by answering only from
 ///   entries every member of the view holds (the commit).
 /// - 14175212615960137761: an attempt re-run by a restarted node, numbered like the lost one.
+/// - 9568390313046735101: the next authority dropped a close every member had received but
+///   not yet been told was committed; fixed by merging what members hold, newest epoch first.
+/// - 3809468404359244855: an attempt reported after its incident had timed out was recorded
+///   as the incident's success; an incident's end now ends its running attempt.
+/// - 4818272305940300720: a primary whose members had all forgotten a fence (crashed since)
+///   fenced again: the volatile-table limit, which the checker now names precisely.
 #[test]
 fn seeds_that_once_failed_pass() {
     for seed in [
         15_002_207_693_346_349_160,
         10_830_312_841_722_307_449,
         14_175_212_615_960_137_761,
+        9_568_390_313_046_735_101,
+        3_809_468_404_359_244_855,
+        4_818_272_305_940_300_720,
     ] {
         if let Err(e) = verify(seed) {
             panic!("{e}");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ocf_core::{NodeId, NodeName};
+use ocf_fencing::UnixMillis;
 use ocf_fencing::history::now_millis;
 use ocf_fencing::{
     FenceError, FenceEvent, FenceEventStream, FenceId, FenceRecord, FenceRequest, Fencer,
@@ -24,6 +25,9 @@ use super::protocol::{FenceNode, Out, Settings, ViewInfo};
 const TICK: Duration = Duration::from_millis(50);
 /// How many client calls may wait for the driver at once.
 const COMMANDS: usize = 4096;
+/// The most messages (or client calls) already waiting that are handled as one batch, whose
+/// log entries and acknowledgements go out once, packed ([`FenceNode::batch_begin`]).
+const BATCH: usize = 256;
 
 /// A claim on one attempt of one incident, made by the executor just before it runs its
 /// devices: a second line of defence for engines with a linearizable store (etcd: a
@@ -387,28 +391,30 @@ impl Driver {
                     }
                 }
                 msg = self.link.incoming.recv() => {
-                    let Some(LinkMessage { peer, payload }) = msg else {
+                    let Some(first) = msg else {
                         tracing::error!("the fencing link closed; the cluster fencer stops");
                         break;
                     };
-                    if let Some(msg) = Msg::decode(&payload) {
-                        self.node.receive(now_millis(), peer, msg, &mut out);
-                    } else {
-                        tracing::debug!(%peer, "dropped an undecodable fencing message");
+                    // What else already waits is handled with it, as one batch.
+                    let now = now_millis();
+                    self.node.batch_begin();
+                    self.receive(now, first, &mut out);
+                    for _ in 1..BATCH {
+                        let Ok(next) = self.link.incoming.try_recv() else { break };
+                        self.receive(now, next, &mut out);
                     }
-                },
+                    self.node.batch_end(now, &mut out);
+                }
                 cmd = commands.recv() => match cmd {
-                    Some(Cmd::Fence(request, reply)) => {
-                        let req = self.node.request(now_millis(), request, &mut out);
-                        self.waiting.insert(req, reply);
-                    }
-                    Some(Cmd::History(filter, reply)) => {
-                        let mut records = self.node.history(filter.target.as_ref());
-                        if let Some(limit) = filter.limit {
-                            let skip = records.len().saturating_sub(limit);
-                            records.drain(..skip);
+                    Some(first) => {
+                        let now = now_millis();
+                        self.node.batch_begin();
+                        self.command(now, first, &mut out);
+                        for _ in 1..BATCH {
+                            let Ok(next) = commands.try_recv() else { break };
+                            self.command(now, next, &mut out);
                         }
-                        let _ = reply.send(records);
+                        self.node.batch_end(now, &mut out);
                     }
                     None => break,
                 },
@@ -423,6 +429,32 @@ impl Driver {
             self.handle(out, &done_tx);
         }
         self.close();
+    }
+
+    fn receive(&mut self, now: UnixMillis, message: LinkMessage, out: &mut Vec<Out>) {
+        let LinkMessage { peer, payload } = message;
+        if let Some(msg) = Msg::decode(&payload) {
+            self.node.receive(now, peer, msg, out);
+        } else {
+            tracing::debug!(%peer, "dropped an undecodable fencing message");
+        }
+    }
+
+    fn command(&mut self, now: UnixMillis, cmd: Cmd, out: &mut Vec<Out>) {
+        match cmd {
+            Cmd::Fence(request, reply) => {
+                let req = self.node.request(now, request, out);
+                self.waiting.insert(req, reply);
+            }
+            Cmd::History(filter, reply) => {
+                let mut records = self.node.history(filter.target.as_ref());
+                if let Some(limit) = filter.limit {
+                    let skip = records.len().saturating_sub(limit);
+                    records.drain(..skip);
+                }
+                let _ = reply.send(records);
+            }
+        }
     }
 
     fn handle(

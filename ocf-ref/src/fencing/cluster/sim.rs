@@ -315,6 +315,23 @@ impl Sim {
         }
     }
 
+    /// Every message due at instant `at` for node `to` (in its life `life`) is handled with
+    /// the one being delivered as a batch, as the driver does with what waits on its link.
+    fn take_deliveries(&mut self, at: u64, to: u32, life: u32, batch: &mut Vec<(u32, Box<Msg>)>) {
+        while let Some(Reverse((next_at, next_k))) = self.queue.peek().copied() {
+            let same = next_at == at
+                && matches!(self.events.get(&next_k),
+                    Some(Ev::Deliver { to: t, life: l, .. }) if *t == to && *l == life);
+            if !same {
+                break;
+            }
+            self.queue.pop();
+            if let Some(Ev::Deliver { from, msg, .. }) = self.events.remove(&next_k) {
+                batch.push((from, msg));
+            }
+        }
+    }
+
     fn step(&mut self, until: u64) {
         while let Some(Reverse((at, k))) = self.queue.peek().copied() {
             if at > until {
@@ -333,12 +350,18 @@ impl Sim {
                     from,
                     msg,
                 } => {
-                    if self.component.get(&to) != self.component.get(&from) {
-                        continue;
-                    }
+                    let mut batch = vec![(from, msg)];
+                    self.take_deliveries(at, to, life, &mut batch);
+                    let here = self.component.get(&to).copied();
                     if let Some((n, l)) = self.nodes.get_mut(&to) {
                         if *l == life {
-                            n.receive(at, NodeId::new(from), *msg, &mut out);
+                            n.batch_begin();
+                            for (from, msg) in batch {
+                                if self.component.get(&from).copied() == here {
+                                    n.receive(at, NodeId::new(from), *msg, &mut out);
+                                }
+                            }
+                            n.batch_end(at, &mut out);
                         }
                     }
                     self.handle_outs(to, out);
@@ -774,13 +797,23 @@ pub mod check {
                 || t.primary.iter().any(|(n, iv)| {
                     format!("n{n}") == a.target.as_str() && iv.iter().any(|(_, to)| back(*to))
                 });
-            // The tables live in memory: when every node crashed since, the history is
-            // gone, and a request is a new incident (a documented limit).
-            let forgotten = (1..=super::NODES).all(|n| {
-                t.crashes
-                    .iter()
-                    .any(|(c, at)| *c == n && *at > a.start && *at <= b.start)
-            });
+            // The tables live in memory: a node that crashes forgets. When no member of the
+            // primary that decided b remembers a (each one that held it, being in a primary
+            // view when a ended, has crashed since or is not in that primary), the cluster
+            // has forgotten a, and b is a new incident (a documented limit).
+            let primary_at = |n: u32, at: u64| {
+                t.primary
+                    .get(&n)
+                    .is_some_and(|iv| iv.iter().any(|(f, to)| *f <= at && at < *to))
+            };
+            let forgotten = (1..=super::NODES)
+                .filter(|&n| primary_at(n, a.end))
+                .all(|n| {
+                    t.crashes
+                        .iter()
+                        .any(|(c, at)| *c == n && *at > a.end && *at <= b.start)
+                        || !primary_at(n, b.start)
+                });
             if !target_back && !forgotten {
                 return Err(format!(
                     "{} was shot again ({:?}, incident {} on n{} at {}) after incident {} succeeded at {}",

@@ -150,6 +150,12 @@ pub enum Msg {
         /// The request.
         request: FenceRequest,
     },
+    /// Several client requests of one node, to the authority: a burst of requests packed
+    /// into one message (each re-sent until it is in the log, as with [`Msg::Ask`]).
+    Asks {
+        /// The requests and their ids.
+        asks: Vec<(ReqId, FenceRequest)>,
+    },
     /// A member's state, to the authority of a new epoch (one of `chunks` parts).
     Sync {
         /// The epoch (the view) it is for.

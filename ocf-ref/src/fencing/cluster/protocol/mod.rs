@@ -237,6 +237,16 @@ pub struct FenceNode {
     next_req: u64,
     pending: BTreeMap<ReqId, Pending>,
     running: BTreeMap<(FenceId, u32), Running>,
+    batch: Option<Batch>,
+}
+
+/// What a batch ([`FenceNode::batch_begin`]) holds back until its end.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The authority's log grew: flush it once at the end.
+    flush: bool,
+    /// The follower received entries: one acknowledgement (the highest) at the end.
+    ack: Option<(NodeId, ViewId, u64, u64)>,
 }
 
 impl FenceNode {
@@ -257,6 +267,7 @@ impl FenceNode {
             next_req: 0,
             pending: BTreeMap::new(),
             running: BTreeMap::new(),
+            batch: None,
         }
     }
 
@@ -327,6 +338,8 @@ impl FenceNode {
         self.primary_now = view.primary && member;
         let authority = view.authority();
         let id = view.id;
+        self.table.epoch = id.instance;
+        self.committed.epoch = id.instance;
         self.view = Some(view);
         if !self.primary_now {
             self.role = Role::Outside;
@@ -334,9 +347,6 @@ impl FenceNode {
             return;
         }
         if authority == Some(self.me) {
-            // Decisions of a previous epoch that not every member held are dropped: nothing
-            // outside the log acted on them.
-            self.table = self.committed.clone();
             let mut got = BTreeMap::new();
             if let Some(v) = &self.view {
                 for (m, _) in &v.members {
@@ -413,6 +423,37 @@ impl FenceNode {
         req
     }
 
+    /// Starts a batch: until [`FenceNode::batch_end`], the log entries the authority appends
+    /// and the acknowledgements a follower owes are held back, then sent once, packed. For a
+    /// burst handled at one instant (many messages or requests already waiting): without it
+    /// every joined request costs a message to each follower and an acknowledgement back.
+    /// Nothing else changes: answers, executions and events come out at once as always.
+    pub fn batch_begin(&mut self) {
+        if self.batch.is_none() {
+            self.batch = Some(Batch::default());
+        }
+    }
+
+    /// Ends the batch: sends what it held back.
+    pub fn batch_end(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        if let Some((to, epoch, applied, committed)) = batch.ack {
+            out.push(Out::Send {
+                to,
+                msg: Msg::Ack {
+                    epoch,
+                    applied,
+                    committed,
+                },
+            });
+        }
+        if batch.flush {
+            self.flush(now, out);
+        }
+    }
+
     /// A message from peer `from`.
     pub fn receive(&mut self, now: UnixMillis, from: NodeId, msg: Msg, out: &mut Vec<Out>) {
         if from == self.me {
@@ -422,6 +463,19 @@ impl FenceNode {
             Msg::Ask { req, request } => {
                 if req.node == from {
                     self.handle_ask(now, req, request, out);
+                }
+            }
+            Msg::Asks { asks } => {
+                // One batch for them all (unless the caller's batch holds them already).
+                let own = self.batch.is_none();
+                self.batch_begin();
+                for (req, request) in asks {
+                    if req.node == from {
+                        self.handle_ask(now, req, request, out);
+                    }
+                }
+                if own {
+                    self.batch_end(now, out);
                 }
             }
             Msg::Sync {
@@ -621,15 +675,36 @@ impl FenceNode {
                 (*r, p.request.clone())
             })
             .collect();
-        for (req, request) in due {
-            if authority == self.me {
+        if authority == self.me {
+            for (req, request) in due {
                 self.handle_ask(now, req, request, out);
-            } else {
-                out.push(Out::Send {
-                    to: authority,
-                    msg: Msg::Ask { req, request },
-                });
             }
+            return;
+        }
+        // A burst goes packed, so that it does not overrun the authority's socket.
+        let mut parts: Vec<Vec<(ReqId, FenceRequest)>> = Vec::new();
+        let mut bytes = 0;
+        for ask in due {
+            let size = serde_json::to_vec(&ask).map_or(0, |v| v.len());
+            match parts.last_mut() {
+                Some(part) if bytes + size <= PACK_BYTES => part.push(ask),
+                _ => {
+                    bytes = 0;
+                    parts.push(vec![ask]);
+                }
+            }
+            bytes += size;
+        }
+        for mut asks in parts {
+            let msg = match asks.pop() {
+                Some((req, request)) if asks.is_empty() => Msg::Ask { req, request },
+                Some(last) => {
+                    asks.push(last);
+                    Msg::Asks { asks }
+                }
+                None => continue,
+            };
+            out.push(Out::Send { to: authority, msg });
         }
     }
 
@@ -691,7 +766,9 @@ impl FenceNode {
         if let Role::Follower(f) = &mut self.role {
             f.next_sync_ms = now + RESEND_MS * 3;
         }
-        let chunks = pack(self.committed.incidents.values().cloned().collect());
+        // Everything this node knows, held entries included: an entry every member of the
+        // last primary held (committed there) reaches the next authority this way.
+        let chunks = pack(self.table.incidents.values().cloned().collect());
         let n = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
         for (i, records) in chunks.into_iter().enumerate() {
             out.push(Out::Send {
@@ -701,8 +778,8 @@ impl FenceNode {
                     chunk: u32::try_from(i).unwrap_or(u32::MAX),
                     chunks: n,
                     caps: self.caps.clone(),
-                    next_id: self.committed.next_id,
-                    last_primary: self.committed.last_primary.clone(),
+                    next_id: self.table.next_id,
+                    last_primary: self.table.last_primary.clone(),
                     records,
                 },
             });
@@ -775,7 +852,14 @@ impl FenceNode {
         for s in sync.records {
             self.table.merge(s);
         }
-        self.table.next_id = self.table.next_id.max(sync.next_id);
+        // Incident numbers stay unique even when a majority restarted with empty tables while
+        // a minority kept old incidents: each epoch numbers from its start time (ms << 10) at
+        // least, so two epochs (never primary at once) never hand out the same number.
+        self.table.next_id = self
+            .table
+            .next_id
+            .max(sync.next_id)
+            .max(now.saturating_mul(1 << 10));
         let last_primary = match (self.table.last_primary.clone(), sync.last_primary) {
             (Some(a), Some(b)) => Some(if b.0.instance > a.0.instance { b } else { a }),
             (a, b) => a.or(b),
@@ -815,7 +899,13 @@ impl FenceNode {
                 self.open_lost(now, lost, &view, out);
             }
         }
-        // Incidents of a previous authority: carry each on.
+        self.carry_on(now, &view, out);
+        self.flush(now, out);
+    }
+
+    /// Carries on every incident a previous authority left open: an executor still in the
+    /// view reports; one that is gone leaves an attempt with an unknown outcome, run again.
+    fn carry_on(&mut self, now: UnixMillis, view: &ViewInfo, out: &mut Vec<Out>) {
         let open: Vec<FenceId> = self
             .table
             .incidents
@@ -854,7 +944,6 @@ impl FenceNode {
                 None => self.assign_next(now, id, out),
             }
         }
-        self.flush(now, out);
     }
 
     fn open_lost(&mut self, now: UnixMillis, lost: &NodeName, view: &ViewInfo, out: &mut Vec<Out>) {
@@ -1170,6 +1259,10 @@ impl FenceNode {
 
     /// Sends every follower the entries it has not been sent.
     fn flush(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        if let Some(batch) = &mut self.batch {
+            batch.flush = true;
+            return;
+        }
         let Some(view) = &self.view else { return };
         let epoch = view.id;
         let followers: Vec<NodeId> = view
@@ -1284,6 +1377,10 @@ impl FenceNode {
         }
         for (k, op) in (first..).zip(ops) {
             if k == f.applied + 1 {
+                // The latest state (for the next epoch's merge) has it at once; the
+                // committed table (answers, events, executions) once every member holds it.
+                let mut ignored = Vec::new();
+                self.table.apply(op.clone(), &mut ignored);
                 f.held.push_back(op);
                 f.applied = k;
             } else if k > f.applied + 1 {
@@ -1300,14 +1397,19 @@ impl FenceNode {
             }
             f.committed += 1;
         }
-        out.push(Out::Send {
-            to: from,
-            msg: Msg::Ack {
-                epoch,
-                applied: ack,
-                committed: f.committed,
-            },
-        });
+        let committed = f.committed;
+        match &mut self.batch {
+            // Acknowledgements are cumulative: the last one says it all.
+            Some(batch) => batch.ack = Some((from, epoch, ack, committed)),
+            None => out.push(Out::Send {
+                to: from,
+                msg: Msg::Ack {
+                    epoch,
+                    applied: ack,
+                    committed,
+                },
+            }),
+        }
         let mut applied = Vec::new();
         for op in newly {
             self.committed.apply(op, &mut applied);
@@ -1375,6 +1477,18 @@ impl FenceNode {
             return;
         }
         r.started = true;
+        if now >= stored.deadline_ms || !stored.is_open() {
+            // Too late to act: say so rather than touch the device.
+            r.done = Some(Msg::Done {
+                id,
+                attempt,
+                levels: Vec::new(),
+                outcome: FenceOutcome::TimedOut { after_ms: 0 },
+                no_device: false,
+            });
+            r.next_send_ms = now;
+            return;
+        }
         let left = stored.deadline_ms.saturating_sub(now).max(1);
         let Ok(requester) = RequesterId::new(format!("ocf-cluster@{}", self.name)) else {
             return;

@@ -31,6 +31,11 @@ pub struct Stored {
     pub death: Option<Box<NodeDeath>>,
     /// The target came back into the view after this incident: it answers no later request.
     pub superseded: bool,
+    /// The epoch (the primary view's instance) in which this copy last changed. Primary views
+    /// follow one another, and each authority starts from everything its members knew, so a
+    /// copy changed in a later epoch supersedes one changed in an earlier epoch.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl Stored {
@@ -91,6 +96,8 @@ pub struct Table {
     pub next_id: FenceId,
     /// The last primary view applied, with its members' names.
     pub last_primary: Option<(ViewId, Vec<NodeName>)>,
+    /// The epoch entries are applied in now (stamped on every copy they change).
+    pub epoch: u64,
     limit: usize,
 }
 
@@ -101,6 +108,7 @@ impl Table {
             incidents: BTreeMap::new(),
             next_id: 1,
             last_primary: None,
+            epoch: 0,
             limit: limit.max(1),
         }
     }
@@ -167,7 +175,7 @@ impl Table {
                         }
                     }
                 }
-                if other.progress() > mine.progress() {
+                if (other.epoch, other.progress()) > (mine.epoch, mine.progress()) {
                     *mine = other;
                 }
                 mine.reqs = reqs;
@@ -176,8 +184,33 @@ impl Table {
         }
     }
 
-    /// Applies one log entry; what it means locally is pushed to `out`.
+    /// Applies one log entry; what it means locally is pushed to `out`. Every copy it changes
+    /// is stamped with the current epoch.
     pub fn apply(&mut self, op: Op, out: &mut Vec<Applied>) {
+        let touched: Vec<FenceId> = match &op {
+            Op::Open { id, .. }
+            | Op::Join { id, .. }
+            | Op::Assign { id, .. }
+            | Op::Executed { id, .. }
+            | Op::Close { id, .. } => vec![*id],
+            Op::Put { stored } => vec![stored.record.id],
+            Op::Rejoined { target } => self
+                .incidents
+                .values()
+                .filter(|s| s.record.target == *target)
+                .map(|s| s.record.id)
+                .collect(),
+            Op::Epoch { .. } => Vec::new(),
+        };
+        self.apply_op(op, out);
+        for id in touched {
+            if let Some(s) = self.incidents.get_mut(&id) {
+                s.epoch = self.epoch;
+            }
+        }
+    }
+
+    fn apply_op(&mut self, op: Op, out: &mut Vec<Applied>) {
         match op {
             Op::Open {
                 id,
@@ -200,6 +233,7 @@ impl Table {
                     no_device: false,
                     death: None,
                     superseded: false,
+                    epoch: self.epoch,
                 };
                 self.next_id = self.next_id.max(id + 1);
                 out.push(Applied::Event(FenceEvent::Started {
@@ -338,6 +372,19 @@ impl Table {
     ) {
         if let Some(s) = self.incidents.get_mut(&id) {
             if s.is_open() {
+                // An attempt still running when its incident ends (it ran out of time) ends
+                // with it: its result, if it ever comes, is not the incident's.
+                if let Some(e) = s
+                    .record
+                    .executions
+                    .last_mut()
+                    .filter(|e| e.outcome.is_none())
+                {
+                    e.outcome = Some(FenceOutcome::Failed {
+                        reason: "the incident ended before this attempt reported".into(),
+                    });
+                    e.ended_ms = Some(at_ms);
+                }
                 s.record.outcome = Some(outcome);
                 s.record.ended_ms = Some(at_ms);
                 s.no_device = no_device;
@@ -448,6 +495,7 @@ mod tests {
             no_device: true,
             death: None,
             superseded: false,
+            epoch: 0,
         }
     }
 
