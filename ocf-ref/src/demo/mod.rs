@@ -1,6 +1,6 @@
 //! `ocf demo`: a failover on loopback, end to end, with the real agents where installed.
 //!
-//! By default ([`nodes`]) the demo starts N real `ocf node` processes on loopback, each with
+//! By default (the `nodes` module) the demo starts N real `ocf node` processes on loopback, each with
 //! its own config, key file, socket, fence device and executor, runs one failover manager per
 //! node as a client of its node's socket (membership over `DaemonClient`, fencing over
 //! `DaemonFencer`, resources over `DaemonExecutor`), kills the node holding the resource with
