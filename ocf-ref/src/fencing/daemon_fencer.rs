@@ -19,7 +19,6 @@ use ocf_fencing::{
     FenceError, FenceEvent, FenceEventStream, FenceRecord, FenceRequest, Fencer, HistoryFilter,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::membership::daemon::local_api::{
@@ -89,12 +88,14 @@ impl DaemonFencer {
     /// Connects and sends `request`, within the deadline.
     async fn open(&self, request: &Request) -> Result<Lines, FenceError> {
         self.deadline(self.timeout, "connecting and sending the request", async {
-            let stream = self.connect().await.map_err(|e| {
-                self.io_unavailable(
-                    "cannot connect (is the node daemon for this socket running?)",
-                    e,
-                )
-            })?;
+            let stream = crate::membership::daemon::local_socket::connect(&self.path)
+                .await
+                .map_err(|e| {
+                    self.io_unavailable(
+                        "cannot connect (is the node daemon for this socket running?)",
+                        e,
+                    )
+                })?;
             let (r, mut w) = stream.into_split();
             let mut line = serde_json::to_vec(request)
                 .map_err(|e| self.unavailable(format!("cannot encode the request: {e}")))?;
@@ -115,21 +116,6 @@ impl DaemonFencer {
             Ok(lines)
         })
         .await
-    }
-
-    /// Connects, retrying while the daemon's listen queue is full (a busy daemon, not a dead
-    /// one); the caller's deadline bounds the retries.
-    async fn connect(&self) -> std::io::Result<UnixStream> {
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match UnixStream::connect(&self.path).await {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
-                }
-                other => return other,
-            }
-        }
     }
 }
 

@@ -29,7 +29,6 @@ use ocf_resources::executor::{
 };
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::membership::daemon::local_api::{ExecReply, ExecRequest, MAX_EXEC_TIMEOUT, MAX_LINE};
@@ -102,11 +101,13 @@ impl DaemonExecutor {
     /// Connects and sends `request`, within the deadline.
     async fn open(&self, request: &ExecRequest) -> Result<Lines, ResourceError> {
         self.deadline(self.timeout, "connecting and sending the request", async {
-            let stream = connect(&self.path).await.map_err(|e| {
-                self.closed(format!(
-                    "cannot connect ({e}); is the node daemon for this socket running?"
-                ))
-            })?;
+            let stream = crate::membership::daemon::local_socket::connect(&self.path)
+                .await
+                .map_err(|e| {
+                    self.closed(format!(
+                        "cannot connect ({e}); is the node daemon for this socket running?"
+                    ))
+                })?;
             let (r, mut w) = stream.into_split();
             let line = encode(request).map_err(|e| self.closed(e))?;
             let written = w.write_all(&line).await;
@@ -149,21 +150,6 @@ fn encode<T: Serialize>(request: &T) -> Result<Vec<u8>, String> {
         serde_json::to_vec(request).map_err(|e| format!("cannot encode the request: {e}"))?;
     line.push(b'\n');
     Ok(line)
-}
-
-/// Connects, retrying while the daemon's listen queue is full; the caller's deadline bounds
-/// the retries.
-async fn connect(path: &Path) -> std::io::Result<UnixStream> {
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match UnixStream::connect(path).await {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(200));
-            }
-            other => return other,
-        }
-    }
 }
 
 /// The reply lines of one connection.

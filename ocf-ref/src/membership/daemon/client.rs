@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use ocf_core::NodeId;
 use ocf_membership::{Membership, MembershipError, MembershipEvent, Subscription, View};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
 use crate::membership::daemon::local_api::{DaemonStats, MAX_LINE, Reply, Request};
@@ -91,15 +90,17 @@ impl DaemonClient {
     }
 
     async fn open(&self, request: &Request) -> Result<Lines, MembershipError> {
-        let stream = self.connect().await.map_err(|e| {
-            let reason =
-                format!("cannot connect ({e}); is the node daemon for this socket running?");
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                MembershipError::permission_denied(self.engine(), reason).with_cause(e)
-            } else {
-                MembershipError::unavailable(self.engine(), reason).with_cause(e)
-            }
-        })?;
+        let stream = crate::membership::daemon::local_socket::connect(&self.path)
+            .await
+            .map_err(|e| {
+                let reason =
+                    format!("cannot connect ({e}); is the node daemon for this socket running?");
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    MembershipError::permission_denied(self.engine(), reason).with_cause(e)
+                } else {
+                    MembershipError::unavailable(self.engine(), reason).with_cause(e)
+                }
+            })?;
         let (r, mut w) = stream.into_split();
         let mut line = serde_json::to_vec(request).map_err(|e| {
             MembershipError::protocol(self.engine(), format!("cannot encode the request: {e}"))
@@ -125,21 +126,6 @@ impl DaemonClient {
             });
         }
         Ok(lines)
-    }
-
-    /// Connects, retrying while the daemon's listen queue is full (a busy daemon, not a dead
-    /// one); the caller's deadline bounds the retries.
-    async fn connect(&self) -> std::io::Result<UnixStream> {
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match UnixStream::connect(&self.path).await {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
-                }
-                other => return other,
-            }
-        }
     }
 
     fn protocol(&self, reason: &str) -> MembershipError {

@@ -77,6 +77,23 @@ impl Drop for ClaimedSocket {
     }
 }
 
+/// Connects to the node daemon's socket at `path`, retrying while its listen queue is full
+/// (a busy daemon, not a dead one) with a pause doubling from 5 to 200 ms; the caller's
+/// deadline bounds the retries. Every client of the socket (membership, fencer, executor)
+/// connects through this.
+pub async fn connect(path: &Path) -> std::io::Result<tokio::net::UnixStream> {
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match tokio::net::UnixStream::connect(path).await {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The lock file of the socket at `socket`: `<socket>.lock`.
 pub fn lock_path(socket: &Path) -> PathBuf {
     let mut name = socket.as_os_str().to_owned();
