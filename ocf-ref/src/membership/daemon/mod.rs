@@ -751,41 +751,26 @@ pub async fn serve_with_key(config: &NodeConfig, key: &ClusterKey) -> Result<Dae
     let link = engine
         .take_fence_link()
         .ok_or_else(|| DaemonError::FenceLink("the engine's link was taken already".into()))?;
-    let name = config
-        .local_entry()
-        .map(|e| e.name.clone())
-        .ok_or(EngineError::NotInCluster {
-            node: config.local_id(),
-        })?;
-    let fencer = start_cluster_fencer(
+    let services = serve_services(
         config,
-        config.local_id(),
-        name,
-        Arc::clone(&source),
-        link,
-        devices,
-        EngineHooks::default(),
-    );
-    let executor = node_executor();
-    let log = open_incident_log(config)?;
-    let recorder = recorder::spawn(
-        Arc::clone(&log),
-        Arc::clone(&source),
-        Some(Arc::new(fencer.clone())),
-        detector_timers(config),
-    );
-    let options = ServeOptions::from_config(config)
-        .with_packets(Arc::clone(engine.stats()))
-        .with_fencer(Arc::new(fencer.clone()))
-        .with_executor(Arc::clone(&executor) as Arc<dyn ExecutorAdmin>)
-        .with_incidents(log);
-    let server = serve_claimed(source, claim, options);
+        claim,
+        NodeParts {
+            me: config.local_id(),
+            name: local_name(config)?,
+            source,
+            link,
+            devices,
+            hooks: EngineHooks::default(),
+            timers: detector_timers(config),
+            packets: Some(Arc::clone(engine.stats())),
+        },
+    )?;
     Ok(Daemon {
         engine,
-        server,
-        fencer,
-        executor,
-        recorder,
+        server: services.server,
+        fencer: services.fencer,
+        executor: services.executor,
+        recorder: services.recorder,
     })
 }
 
@@ -806,6 +791,78 @@ fn detector_timers(config: &NodeConfig) -> DetectorTimers {
         heartbeat_ms: spec.timing.heartbeat_ms,
         dead_ms: spec.timing.dead_ms,
     }
+}
+
+/// This node's name in `[[nodes]]`.
+fn local_name(config: &NodeConfig) -> Result<ocf_core::NodeName, DaemonError> {
+    config.local_entry().map(|e| e.name.clone()).ok_or_else(|| {
+        EngineError::NotInCluster {
+            node: config.local_id(),
+        }
+        .into()
+    })
+}
+
+/// What an engine hands over to be served beside its membership.
+struct NodeParts {
+    me: ocf_core::NodeId,
+    name: ocf_core::NodeName,
+    source: Arc<dyn Membership>,
+    link: crate::fencing::cluster::link::LinkEnds,
+    devices: NodeDevices,
+    hooks: EngineHooks,
+    timers: DetectorTimers,
+    packets: Option<Arc<TransportStats>>,
+}
+
+/// The services every node daemon runs beside its membership, whatever the engine.
+struct NodeServices {
+    fencer: ClusterFencer,
+    executor: Arc<LocalExecutor>,
+    recorder: JoinHandle<()>,
+    server: ServerHandle,
+}
+
+/// Starts the cluster fencer, the executor and the incident recorder of a node, and serves
+/// them with its membership on the claimed socket.
+fn serve_services(
+    config: &NodeConfig,
+    claim: ClaimedSocket,
+    parts: NodeParts,
+) -> Result<NodeServices, DaemonError> {
+    let NodeParts {
+        me,
+        name,
+        source,
+        link,
+        devices,
+        hooks,
+        timers,
+        packets,
+    } = parts;
+    let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), link, devices, hooks);
+    let executor = node_executor();
+    let log = open_incident_log(config)?;
+    let recorder = recorder::spawn(
+        Arc::clone(&log),
+        Arc::clone(&source),
+        Some(Arc::new(fencer.clone())),
+        timers,
+    );
+    let mut options = ServeOptions::from_config(config)
+        .with_fencer(Arc::new(fencer.clone()))
+        .with_executor(Arc::clone(&executor) as Arc<dyn ExecutorAdmin>)
+        .with_incidents(log);
+    if let Some(packets) = packets {
+        options = options.with_packets(packets);
+    }
+    let server = serve_claimed(source, claim, options);
+    Ok(NodeServices {
+        fencer,
+        executor,
+        recorder,
+        server,
+    })
 }
 
 /// The node's one executor: the agents under `$OCF_ROOT` and the native ones, with the
@@ -1049,47 +1106,34 @@ pub async fn serve_etcd_with_key(
     let link = engine
         .take_fence_link()
         .ok_or_else(|| DaemonError::FenceLink("the detector's link was taken already".into()))?;
-    let name = config
-        .local_entry()
-        .map(|e| e.name.clone())
-        .ok_or(EngineError::NotInCluster {
-            node: config.local_id(),
-        })?;
+    let name = local_name(config)?;
     let guard = EtcdFenceGuard::new(
         engine.client().clone(),
         engine.layout().clone(),
         name.clone(),
     );
-    let fencer = start_cluster_fencer(
+    let services = serve_services(
         config,
-        config.local_id(),
-        name,
-        Arc::clone(&source),
-        link,
-        devices,
-        EngineHooks {
-            group: None,
-            guard: Some(Arc::new(guard)),
+        claim,
+        NodeParts {
+            me: config.local_id(),
+            name,
+            source,
+            link,
+            devices,
+            hooks: EngineHooks {
+                group: None,
+                guard: Some(Arc::new(guard)),
+            },
+            timers: detector_timers(config),
+            packets: Some(Arc::clone(engine.detector().stats())),
         },
-    );
-    let log = open_incident_log(config)?;
-    let recorder = recorder::spawn(
-        Arc::clone(&log),
-        Arc::clone(&source),
-        Some(Arc::new(fencer.clone())),
-        detector_timers(config),
-    );
-    let options = ServeOptions::from_config(config)
-        .with_packets(Arc::clone(engine.detector().stats()))
-        .with_fencer(Arc::new(fencer.clone()))
-        .with_executor(node_executor() as Arc<dyn ExecutorAdmin>)
-        .with_incidents(log);
-    let server = serve_claimed(source, claim, options);
+    )?;
     Ok(EtcdDaemon {
         engine,
-        server,
-        fencer,
-        recorder,
+        server: services.server,
+        fencer: services.fencer,
+        recorder: services.recorder,
     })
 }
 
@@ -1158,37 +1202,29 @@ pub async fn serve_corosync(config: &NodeConfig) -> Result<CorosyncDaemon, Daemo
     // Corosync sees a node, not its ocf node: the fencer acts on the members whose fencer
     // process is in the CPG group, so one that dies alone (its corosync up) leaves the view.
     let group = Some(link.processes());
-    let fencer = start_cluster_fencer(
+    let services = serve_services(
         config,
-        me,
-        name,
-        Arc::clone(&source),
-        ends,
-        devices,
-        EngineHooks { group, guard: None },
-    );
-    let log = open_incident_log(config)?;
-    // Corosync's totem detects failures; its timers are not ocf's to state.
-    let timers = DetectorTimers {
-        heartbeat_ms: 0,
-        dead_ms: 0,
-    };
-    let recorder = recorder::spawn(
-        Arc::clone(&log),
-        Arc::clone(&source),
-        Some(Arc::new(fencer.clone())),
-        timers,
-    );
-    let options = ServeOptions::from_config(config)
-        .with_fencer(Arc::new(fencer.clone()))
-        .with_executor(node_executor() as Arc<dyn ExecutorAdmin>)
-        .with_incidents(log);
-    let server = serve_claimed(source, claim, options);
+        claim,
+        NodeParts {
+            me,
+            name,
+            source,
+            link: ends,
+            devices,
+            hooks: EngineHooks { group, guard: None },
+            // Corosync's totem detects failures; its timers are not ocf's to state.
+            timers: DetectorTimers {
+                heartbeat_ms: 0,
+                dead_ms: 0,
+            },
+            packets: None,
+        },
+    )?;
     Ok(CorosyncDaemon {
         membership,
-        server,
-        fencer,
-        recorder,
+        server: services.server,
+        fencer: services.fencer,
+        recorder: services.recorder,
         _link: link,
     })
 }
