@@ -209,6 +209,7 @@ impl UdpTransport {
         codec: Codec,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(local).await?;
+        enlarge_receive_buffer(&socket);
         Ok(Self {
             socket,
             codec,
@@ -422,6 +423,22 @@ impl UdpTransport {
     }
 }
 
+/// The receive buffer asked for the node's socket: a burst of fencing requests (a thousand
+/// clients asking at once) or a view of many members must not overflow the kernel's default
+/// (about 208 KiB), or heartbeats are lost with them.
+pub const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Asks for [`RECEIVE_BUFFER`]: beyond `net.core.rmem_max` when the daemon may (root), else as
+/// much as the system allows. Never fatal: a smaller buffer only costs re-sends.
+fn enlarge_receive_buffer(socket: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
+        if let Err(e) = setsockopt(socket, sockopt::RcvBuf, &RECEIVE_BUFFER) {
+            tracing::debug!(error = %e, "cannot enlarge the membership socket's receive buffer");
+        }
+    }
+}
+
 /// The next payload a service wants sent; pending for ever when there is no service or it
 /// has gone.
 async fn recv_app(
@@ -450,6 +467,31 @@ fn now_ms(start: Instant) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_socket_gets_the_large_receive_buffer_the_system_allows() {
+        use nix::sys::socket::{getsockopt, sockopt};
+        let key = crate::membership::builtin::key::ClusterKey::random();
+        let t = UdpTransport::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            HashMap::new(),
+            Codec::new("c", &key),
+        )
+        .await
+        .unwrap();
+        let got = getsockopt(&t.socket, sockopt::RcvBuf).unwrap();
+        let max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        // Linux reports twice what was set; root may go beyond rmem_max.
+        let floor = if nix::unistd::geteuid().is_root() {
+            RECEIVE_BUFFER
+        } else {
+            RECEIVE_BUFFER.min(max)
+        };
+        assert!(got >= floor, "receive buffer {got} < {floor}");
+    }
 
     #[test]
     fn rejections_are_logged_once_per_minute_per_peer_and_reason() {
