@@ -867,33 +867,21 @@ impl FenceNode {
         // The epoch's log starts with the merged table, so every member holds it.
         let puts: Vec<Stored> = self.table.incidents.values().cloned().collect();
         for stored in puts {
-            self.append(
-                now,
-                Op::Put {
-                    stored: Box::new(stored),
-                },
-                out,
-            );
+            self.append(Op::Put {
+                stored: Box::new(stored),
+            });
         }
         let names: Vec<NodeName> = view.members.iter().map(|(_, n)| n.clone()).collect();
-        self.append(
-            now,
-            Op::Epoch {
-                view: view.id,
-                members: names.clone(),
-                next_id: self.table.next_id,
-            },
-            out,
-        );
+        self.append(Op::Epoch {
+            view: view.id,
+            members: names.clone(),
+            next_id: self.table.next_id,
+        });
         if let Some((_, before)) = &last_primary {
             for back in names.iter().filter(|n| !before.contains(n)) {
-                self.append(
-                    now,
-                    Op::Rejoined {
-                        target: back.clone(),
-                    },
-                    out,
-                );
+                self.append(Op::Rejoined {
+                    target: back.clone(),
+                });
             }
             for lost in before.iter().filter(|n| !names.contains(n)) {
                 self.open_lost(now, lost, &view, out);
@@ -922,23 +910,19 @@ impl FenceNode {
             match running {
                 Some((_, node)) if view.has_name(&node) => {} // its executor reports
                 Some((attempt, node)) => {
-                    self.append(
-                        now,
-                        Op::Executed {
-                            id,
-                            attempt,
-                            levels: Vec::new(),
-                            outcome: FenceOutcome::Failed {
-                                reason: format!(
-                                    "executor {node} left the view during the attempt; its \
+                    self.append(Op::Executed {
+                        id,
+                        attempt,
+                        levels: Vec::new(),
+                        outcome: FenceOutcome::Failed {
+                            reason: format!(
+                                "executor {node} left the view during the attempt; its \
                                      outcome is unknown, so the action is run again"
-                                ),
-                            },
-                            no_device: false,
-                            at_ms: now,
+                            ),
                         },
-                        out,
-                    );
+                        no_device: false,
+                        at_ms: now,
+                    });
                     self.assign_next(now, id, out);
                 }
                 None => self.assign_next(now, id, out),
@@ -983,21 +967,17 @@ impl FenceNode {
             ),
             None => (FenceAction::Off, now),
         };
-        self.append(
-            now,
-            Op::Open {
-                id,
-                target: lost.clone(),
-                action,
-                incident: Some(incident),
-                requester,
-                req: None,
-                at_ms: now,
-                deadline_ms: deadline,
-                lost_in: Some(view.id.to_string()),
-            },
-            out,
-        );
+        self.append(Op::Open {
+            id,
+            target: lost.clone(),
+            action,
+            incident: Some(incident),
+            requester,
+            req: None,
+            at_ms: now,
+            deadline_ms: deadline,
+            lost_in: Some(view.id.to_string()),
+        });
         if self.settings.lost_node_action.is_none() {
             let outcome = FenceOutcome::Failed {
                 reason: "lost_node_action is \"none\": the cluster does not fence lost nodes"
@@ -1026,7 +1006,7 @@ impl FenceNode {
         if let Some(open) = self.table.open_for(&request.target) {
             if open.record.action == request.action {
                 let id = open.record.id;
-                self.append(now, Op::Join { id, requester, req }, out);
+                self.append(Op::Join { id, requester, req });
             } else if let Role::Authority(a) = &mut self.role {
                 if !a.queued.iter().any(|(r, _)| *r == req) {
                     a.queued.push((req, request));
@@ -1041,7 +1021,7 @@ impl FenceNode {
             request.incident.as_ref(),
         ) {
             let id = done.record.id;
-            self.append(now, Op::Join { id, requester, req }, out);
+            self.append(Op::Join { id, requester, req });
             self.flush(now, out);
             return;
         }
@@ -1051,21 +1031,17 @@ impl FenceNode {
             .clone()
             .or_else(|| IncidentId::new(format!("{}@fence-{id}", request.target)).ok());
         let deadline_ms = now.saturating_add(ocf_core::millis::as_millis(request.timeout));
-        self.append(
-            now,
-            Op::Open {
-                id,
-                target: request.target.clone(),
-                action: request.action,
-                incident,
-                requester,
-                req: Some(req),
-                at_ms: now,
-                deadline_ms,
-                lost_in: None,
-            },
-            out,
-        );
+        self.append(Op::Open {
+            id,
+            target: request.target.clone(),
+            action: request.action,
+            incident,
+            requester,
+            req: Some(req),
+            at_ms: now,
+            deadline_ms,
+            lost_in: None,
+        });
         self.assign_next(now, id, out);
         self.flush(now, out);
     }
@@ -1099,18 +1075,14 @@ impl FenceNode {
             return;
         }
         let success = outcome.is_success();
-        self.append(
-            now,
-            Op::Executed {
-                id,
-                attempt,
-                levels,
-                outcome,
-                no_device,
-                at_ms: now,
-            },
-            out,
-        );
+        self.append(Op::Executed {
+            id,
+            attempt,
+            levels,
+            outcome,
+            no_device,
+            at_ms: now,
+        });
         if success {
             self.close(now, id, FenceOutcome::Succeeded, false, out);
         } else {
@@ -1153,17 +1125,13 @@ impl FenceNode {
         if let Some((_, node, name)) = candidates.first() {
             let attempt = u32::try_from(stored.record.executions.len() + 1).unwrap_or(u32::MAX);
             let (node, name) = (*node, name.clone());
-            self.append(
-                now,
-                Op::Assign {
-                    id,
-                    attempt,
-                    node,
-                    name,
-                    at_ms: now,
-                },
-                out,
-            );
+            self.append(Op::Assign {
+                id,
+                attempt,
+                node,
+                name,
+                at_ms: now,
+            });
         } else {
             let executions = &stored.record.executions;
             let no_device = executions.is_empty()
@@ -1199,17 +1167,13 @@ impl FenceNode {
         };
         let target = stored.record.target.clone();
         let death = death_of(stored, &outcome, no_device, now).map(Box::new);
-        self.append(
-            now,
-            Op::Close {
-                id,
-                outcome,
-                no_device,
-                at_ms: now,
-                death,
-            },
-            out,
-        );
+        self.append(Op::Close {
+            id,
+            outcome,
+            no_device,
+            at_ms: now,
+            death,
+        });
         // Requests queued behind it (another action for the target) are decided now.
         let queued = match &mut self.role {
             Role::Authority(a) => {
@@ -1244,17 +1208,16 @@ impl FenceNode {
         }
     }
 
-    /// Appends to the log (authority only) and applies the entry here.
-    fn append(&mut self, now: UnixMillis, op: Op, out: &mut Vec<Out>) {
+    /// Appends to the log (authority only) and applies the entry to the working table; the
+    /// committed table, answers and events follow once every member holds it.
+    fn append(&mut self, op: Op) {
         let Role::Authority(a) = &mut self.role else {
             return;
         };
         a.log.push(op.clone());
         // The working copy only: answers, events and executions follow the commit.
-        let _ = now;
         let mut ignored = Vec::new();
         self.table.apply(op, &mut ignored);
-        let _ = out;
     }
 
     /// Sends every follower the entries it has not been sent.
