@@ -355,13 +355,18 @@ impl Driver {
         }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut out = Vec::new();
+        let g = group.as_ref().map(|g| g.borrow().clone());
+        seen.apply(&mut self.node, me, g.as_deref(), &mut out);
+        self.handle(out, &done_tx);
         loop {
             let mut out = Vec::new();
-            let g = group.as_ref().map(|g| g.borrow().clone());
-            seen.apply(&mut self.node, me, g.as_deref(), &mut out);
+            // Set by the membership and group arms: only they can change the view.
+            let mut view_news = false;
             tokio::select! {
                 event = sub.next_event() => match event {
                     Ok(Some(e)) => {
+                        view_news = true;
                         if e.kind == EventKind::Evicted {
                             let mut gone = view_info(&e.view, me, false, None);
                             gone.members.retain(|(id, _)| *id != me);
@@ -377,6 +382,7 @@ impl Driver {
                         // Re-read the view: the protocol needs only the latest.
                         if let Ok(Some(v)) = membership.current_view().await {
                             seen.raw = Some((v, true));
+                            view_news = true;
                         }
                     }
                     Err(e) => {
@@ -389,6 +395,7 @@ impl Driver {
                         tracing::error!("the fencer group's watch ended; the cluster fencer stops");
                         break;
                     }
+                    view_news = true;
                 }
                 msg = self.link.incoming.recv() => {
                     let Some(first) = msg else {
@@ -423,9 +430,10 @@ impl Driver {
                 }
                 _ = tick.tick() => self.node.tick(now_millis(), &mut out),
             }
-            // The view the protocol acts on may have changed with this event.
-            let g = group.as_ref().map(|g| g.borrow().clone());
-            seen.apply(&mut self.node, me, g.as_deref(), &mut out);
+            if view_news {
+                let g = group.as_ref().map(|g| g.borrow().clone());
+                seen.apply(&mut self.node, me, g.as_deref(), &mut out);
+            }
             self.handle(out, &done_tx);
         }
         self.close();
