@@ -56,6 +56,9 @@ pub enum FenceCommand {
     /// Ask the node daemon's fencer to fence a node, wait for the outcome and print its
     /// record; exit 0 only when the node was confirmed fenced.
     Request(RequestArgs),
+    /// Print the nodes the node daemon's own fence devices can fence ("what machines can you
+    /// reset?").
+    Targets(TargetsArgs),
     /// Print the node daemon's fencing history, oldest first.
     History(HistoryArgs),
     /// Print the node daemon's fencing events as they happen (one JSON line each with --json).
@@ -103,6 +106,13 @@ pub struct HistoryArgs {
     /// Only the newest N records.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+/// `ocf fence targets`.
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
     #[command(flatten)]
     daemon: DaemonArgs,
 }
@@ -246,6 +256,7 @@ pub async fn run(command: FenceCommand) -> CliResult {
         FenceCommand::Test(a) => test(a).await,
         FenceCommand::Request(a) => request(a).await,
         FenceCommand::History(a) => history(a).await,
+        FenceCommand::Targets(a) => targets(a).await,
         FenceCommand::Watch(a) => watch(a).await,
     }
 }
@@ -626,6 +637,31 @@ async fn history(args: HistoryArgs) -> CliResult {
         let mut text = String::new();
         for r in &records {
             let _ = writeln!(text, "{}", record_text(r));
+        }
+        emit(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ocf fence targets --json` prints this.
+#[derive(Serialize)]
+struct TargetsOut {
+    targets: Vec<NodeName>,
+    errors: Vec<String>,
+}
+
+async fn targets(args: TargetsArgs) -> CliResult {
+    let fencer = daemon_fencer(&args.daemon)?;
+    let (targets, errors) = fencer.targets().await?;
+    for e in &errors {
+        eprintln!("ocf: warning: {e}");
+    }
+    if args.daemon.json {
+        print_json(&TargetsOut { targets, errors })?;
+    } else {
+        let mut text = String::new();
+        for t in &targets {
+            let _ = writeln!(text, "{t}");
         }
         emit(&text)?;
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ocf_core::NodeName;
 use ocf_fencing::{
     FenceError, FenceEvent, FenceEventStream, FenceRecord, FenceRequest, Fencer, HistoryFilter,
 };
@@ -61,6 +62,22 @@ impl DaemonFencer {
 
     fn unavailable(&self, what: impl std::fmt::Display) -> FenceError {
         FenceError::unavailable(format!("node daemon at {}: {what}", self.path.display()))
+    }
+
+    /// The nodes the daemon's own fence devices can fence, sorted ("what machines can you
+    /// reset?"; the `fence_targets` line), with the errors of devices that could not say.
+    /// Waits the client's timeout plus the daemon's
+    /// [`FENCE_TARGETS_TIMEOUT`](crate::membership::daemon::local_api::FENCE_TARGETS_TIMEOUT).
+    pub async fn targets(&self) -> Result<(Vec<NodeName>, Vec<String>), FenceError> {
+        let mut lines = self.open(&Request::FenceTargets).await?;
+        let wait = self.timeout + crate::membership::daemon::local_api::FENCE_TARGETS_TIMEOUT;
+        let reply = self
+            .deadline(wait, "waiting for the device targets", lines.one())
+            .await?;
+        let targets = reply
+            .targets
+            .ok_or_else(|| self.unavailable("a targets reply without targets"))?;
+        Ok((targets, reply.target_errors))
     }
 
     fn io_unavailable(&self, what: &str, e: std::io::Error) -> FenceError {

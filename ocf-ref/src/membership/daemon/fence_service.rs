@@ -7,12 +7,13 @@
 
 use std::sync::Arc;
 
-use ocf_fencing::{FenceError, FenceRequest, Fencer, HistoryFilter};
+use ocf_core::NodeName;
+use ocf_fencing::{FenceDevice, FenceError, FenceRequest, Fencer, HistoryFilter};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
-use super::local_api::{FENCE_REPLY_GRACE, FenceReply, MAX_FENCE_TIMEOUT};
+use super::local_api::{FENCE_REPLY_GRACE, FENCE_TARGETS_TIMEOUT, FenceReply, MAX_FENCE_TIMEOUT};
 use super::write_reply;
 
 /// The error of a daemon that serves no fencer.
@@ -89,6 +90,46 @@ pub(super) async fn history(
             ..FenceReply::ok()
         },
         Err(e) => FenceReply::error(e),
+    }
+}
+
+/// The nodes `devices` can fence, sorted and each once: configured host lists as they are,
+/// the other devices asked (at once, each within [`FENCE_TARGETS_TIMEOUT`]). A device that
+/// cannot answer is named in `target_errors`; the others still count.
+pub(super) async fn targets(
+    fencer: Option<&Arc<dyn Fencer>>,
+    devices: &[Arc<dyn FenceDevice>],
+) -> FenceReply {
+    if fencer.is_none() {
+        return FenceReply::error(no_fencer());
+    }
+    let mut asks = tokio::task::JoinSet::new();
+    for device in devices {
+        let device = Arc::clone(device);
+        asks.spawn(async move {
+            let id = device.id().clone();
+            (id, device.list_targets(FENCE_TARGETS_TIMEOUT).await)
+        });
+    }
+    let mut targets: Vec<NodeName> = Vec::new();
+    let mut target_errors = Vec::new();
+    while let Some(joined) = asks.join_next().await {
+        match joined {
+            Ok((_, Ok(nodes))) => targets.extend(nodes),
+            Ok((id, Err(e))) => {
+                tracing::warn!(device = %id, error = %e, "fence device could not list its targets");
+                target_errors.push(e.to_string());
+            }
+            Err(e) => target_errors.push(format!("listing a device's targets failed: {e}")),
+        }
+    }
+    targets.sort();
+    targets.dedup();
+    target_errors.sort();
+    FenceReply {
+        targets: Some(targets),
+        target_errors,
+        ..FenceReply::ok()
     }
 }
 

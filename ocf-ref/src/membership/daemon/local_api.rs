@@ -24,6 +24,9 @@
 //!                          {"ok":false,"error":"...","fence_error":{"kind":"failed",..,"record":{..}}}
 //! {"op":"fence_history","filter":{"target":"n3","limit":10}}        ("filter" may be omitted)
 //!                      ->  {"ok":true,"records":[{FenceRecord},..]}  oldest first
+//! {"op":"fence_targets"}
+//!                      ->  {"ok":true,"targets":["n1","n2"]}     what this node's devices can fence
+//!                          ("target_errors":["..."] added when a device that lists its hosts failed)
 //! {"op":"fence_subscribe"}
 //!                      ->  {"ok":true}                               subscribed: events follow
 //!                          {"ok":true,"fence_event":{"event":"started","record":{..}}}  one per event
@@ -99,6 +102,8 @@ pub const FENCE_REPLY_GRACE: Duration = Duration::from_secs(5);
 pub const REQUEST_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the daemon waits for a client to take one reply line before dropping it.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long each device that must be asked for its hosts is given by `fence_targets`.
+pub const FENCE_TARGETS_TIMEOUT: Duration = Duration::from_secs(20);
 /// The default of `max_clients`: connections served at once.
 pub const DEFAULT_MAX_CLIENTS: usize = 256;
 
@@ -128,6 +133,11 @@ pub enum Request {
     },
     /// The fencer's events from now on, one [`FenceReply`] line each.
     FenceSubscribe,
+    /// The nodes this node's own fence devices can fence ("what machines can you reset?"),
+    /// sorted, each once; answered with one [`FenceReply`] (`targets`). Devices with a
+    /// configured host list answer from it; the others are asked (their agent's `list`),
+    /// each within [`FENCE_TARGETS_TIMEOUT`].
+    FenceTargets,
     /// Keeps a note in the node's incident log (a manager's recovery); answered with one
     /// [`NotesReply`].
     IncidentNote {
@@ -473,6 +483,12 @@ pub struct FenceReply {
     /// The history (answer to `fence_history`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<Vec<FenceRecord>>,
+    /// The nodes this node's devices can fence, sorted (answer to `fence_targets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<ocf_core::NodeName>>,
+    /// With `targets`: the devices that could not say which nodes they fence, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_errors: Vec<String>,
     /// One event of a fence subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_event: Option<FenceEvent>,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ocf_fencing::Fencer;
+use ocf_fencing::{FenceDevice, Fencer};
 use ocf_membership::{Membership, MembershipError};
 use ocf_resources::ExecutorAdmin;
 use serde::Serialize;
@@ -174,6 +174,8 @@ pub struct ServeOptions {
     /// The fencer that answers `fence`, `fence_history` and `fence_subscribe`; `None`: those
     /// requests are answered with an `unavailable` error saying this daemon serves no fencer.
     pub fencer: Option<Arc<dyn Fencer>>,
+    /// The node's own fence devices, which answer `fence_targets` (with a fencer served).
+    pub fence_devices: Vec<Arc<dyn FenceDevice>>,
     /// The executor that answers the `exec_*` requests; `None`: they are answered `closed`,
     /// saying this daemon serves no executor.
     pub executor: Option<Arc<dyn ExecutorAdmin>>,
@@ -189,6 +191,14 @@ impl std::fmt::Debug for ServeOptions {
             .field("socket_group", &self.socket_group)
             .field("packets", &self.packets)
             .field("fencer", &self.fencer.as_ref().map(|_| "dyn Fencer"))
+            .field(
+                "fence_devices",
+                &self
+                    .fence_devices
+                    .iter()
+                    .map(|d| d.id())
+                    .collect::<Vec<_>>(),
+            )
             .field(
                 "executor",
                 &self.executor.as_ref().map(|_| "dyn ExecutorAdmin"),
@@ -208,6 +218,7 @@ impl Default for ServeOptions {
             socket_group: None,
             packets: None,
             fencer: None,
+            fence_devices: Vec::new(),
             executor: None,
             incidents: None,
         }
@@ -222,6 +233,7 @@ impl ServeOptions {
             socket_group: config.socket_group.clone(),
             packets: None,
             fencer: None,
+            fence_devices: Vec::new(),
             executor: None,
             incidents: None,
         }
@@ -238,6 +250,13 @@ impl ServeOptions {
     #[must_use]
     pub fn with_fencer(mut self, fencer: Arc<dyn Fencer>) -> Self {
         self.fencer = Some(fencer);
+        self
+    }
+
+    /// The same, answering `fence_targets` from `devices` (the node's own; see [`local_api`]).
+    #[must_use]
+    pub fn with_fence_devices(mut self, devices: Vec<Arc<dyn FenceDevice>>) -> Self {
+        self.fence_devices = devices;
         self
     }
 
@@ -318,6 +337,7 @@ struct Shared {
     refused_busy: AtomicU64,
     packets: Option<Arc<TransportStats>>,
     fencer: Option<Arc<dyn Fencer>>,
+    fence_devices: Vec<Arc<dyn FenceDevice>>,
     executor: Option<Arc<executor_service::ServedExecutor>>,
     incidents: Option<Arc<IncidentLog>>,
     /// Turns true when the server stops: fence subscribers then get their `end` line.
@@ -350,6 +370,7 @@ pub fn serve_claimed(
         refused_busy: AtomicU64::new(0),
         packets: options.packets,
         fencer: options.fencer,
+        fence_devices: options.fence_devices,
         executor: options
             .executor
             .map(|e| Arc::new(executor_service::ServedExecutor::new(e))),
@@ -536,6 +557,12 @@ async fn serve_client(shared: &Shared, stream: UnixStream) -> std::io::Result<()
             }
             Request::FenceHistory { filter } => {
                 let reply = fence_service::history(shared.fencer.as_ref(), &filter).await;
+                write_reply(&mut w, &reply).await?;
+                continue;
+            }
+            Request::FenceTargets => {
+                let reply =
+                    fence_service::targets(shared.fencer.as_ref(), &shared.fence_devices).await;
                 write_reply(&mut w, &reply).await?;
                 continue;
             }
@@ -840,6 +867,11 @@ fn serve_services(
         timers,
         packets,
     } = parts;
+    let fence_devices: Vec<Arc<dyn FenceDevice>> = devices
+        .devices
+        .iter()
+        .filter_map(|d| devices.fencer.device(&d.id))
+        .collect();
     let fencer = start_cluster_fencer(config, me, name, Arc::clone(&source), link, devices, hooks);
     let executor = node_executor();
     let log = open_incident_log(config)?;
@@ -851,6 +883,7 @@ fn serve_services(
     );
     let mut options = ServeOptions::from_config(config)
         .with_fencer(Arc::new(fencer.clone()))
+        .with_fence_devices(fence_devices)
         .with_executor(Arc::clone(&executor) as Arc<dyn ExecutorAdmin>)
         .with_incidents(log);
     if let Some(packets) = packets {
