@@ -8,6 +8,7 @@ mod capi_support;
 mod nodes_support;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -190,29 +191,7 @@ fn a_ccm_client_sees_what_ocf_members_watch_sees_through_a_kill_and_a_rejoin() {
         l.iter().any(|l| l.starts_with("EV "))
     });
 
-    // A second client finds its node through OCF_NODE_CONFIG and unregisters inside its first
-    // callback: it must exit cleanly with nothing leaked.
-    let log2 = dir.join("valgrind-unregister.log");
-    let mut second = checked(&bin, &log2);
-    second
-        .args(["--unregister-after", "1"])
-        .env_remove("OCF_SOCKET")
-        .env("OCF_NODE_CONFIG", &nodes.nodes[1].config);
-    let second = second.output().unwrap();
-    let second_out = String::from_utf8_lossy(&second.stdout).into_owned();
-    assert_ne!(
-        second.status.code(),
-        Some(VALGRIND_ERROR),
-        "{}",
-        report(&log2)
-    );
-    assert!(second.status.success(), "{second_out}");
-    let only = second_out
-        .lines()
-        .filter(|l| l.starts_with("EV "))
-        .collect::<Vec<_>>();
-    assert_eq!(only.len(), 1, "{second_out}");
-    assert_eq!(parse_delivery(only[0]).unwrap().me, 2, "{second_out}");
+    unregister_inside_the_first_callback(&bin, &dir, &nodes.nodes[1].config);
 
     // Kill -9 n3, then bring it back.
     nodes.nodes[2].kill9();
@@ -253,9 +232,55 @@ fn a_ccm_client_sees_what_ocf_members_watch_sees_through_a_kill_and_a_rejoin() {
         got.len() >= 3,
         "a kill and a rejoin make at least three views: {got:?}"
     );
-    // "in" and "out" add up from one delivery to the next; everyone is in at first.
+    check_in_and_out(&delivered);
+    assert!(
+        delivered.iter().any(|d| d.out == [3]),
+        "n3's loss: {delivered:?}"
+    );
+    assert!(
+        delivered.iter().skip(1).any(|d| d.joined == [3]),
+        "n3's return: {delivered:?}"
+    );
+    eprintln!(
+        "event order: {} deliveries, the same as `ocf members --watch` ({:?})",
+        got.len(),
+        got.iter()
+            .map(|(_, i, m)| (*i, m.len()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// A second client finds its node through OCF_NODE_CONFIG (n2) and unregisters inside its
+/// first callback: it must exit cleanly with nothing leaked.
+fn unregister_inside_the_first_callback(bin: &Path, dir: &Path, config: &Path) {
+    let log2 = dir.join("valgrind-unregister.log");
+    let mut second = checked(bin, &log2);
+    second
+        .args(["--unregister-after", "1"])
+        .env_remove("OCF_SOCKET")
+        .env("OCF_NODE_CONFIG", config);
+    let second = second.output().unwrap();
+    let second_out = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert_ne!(
+        second.status.code(),
+        Some(VALGRIND_ERROR),
+        "{}",
+        report(&log2)
+    );
+    assert!(second.status.success(), "{second_out}");
+    let only = second_out
+        .lines()
+        .filter(|l| l.starts_with("EV "))
+        .collect::<Vec<_>>();
+    assert_eq!(only.len(), 1, "{second_out}");
+    assert_eq!(parse_delivery(only[0]).unwrap().me, 2, "{second_out}");
+}
+
+/// "in" and "out" add up from one delivery to the next (everyone is in at first), and the
+/// client's own node is recognised.
+fn check_in_and_out(delivered: &[Delivered]) {
     let mut previous: Vec<u32> = Vec::new();
-    for d in &delivered {
+    for d in delivered {
         let joined: Vec<u32> = d
             .members
             .iter()
@@ -278,23 +303,8 @@ fn a_ccm_client_sees_what_ocf_members_watch_sees_through_a_kill_and_a_rejoin() {
             d.me, 1,
             "n1 is always a member here and is this client's node: {d:?}"
         );
-        previous = d.members.clone();
+        previous.clone_from(&d.members);
     }
-    assert!(
-        delivered.iter().any(|d| d.out == [3]),
-        "n3's loss: {delivered:?}"
-    );
-    assert!(
-        delivered.iter().skip(1).any(|d| d.joined == [3]),
-        "n3's return: {delivered:?}"
-    );
-    eprintln!(
-        "event order: {} deliveries, the same as `ocf members --watch` ({:?})",
-        got.len(),
-        got.iter()
-            .map(|(_, i, m)| (*i, m.len()))
-            .collect::<Vec<_>>()
-    );
 }
 
 #[test]

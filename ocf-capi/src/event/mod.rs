@@ -220,8 +220,14 @@ pub fn special(key: usize, class: c_int) -> c_int {
     })
 }
 
-/// Connects the client to its node and subscribes; the descriptor to poll.
+/// Connects the client to its node (found as [`crate::locate`] says) and subscribes; the
+/// descriptor to poll.
 pub fn activate(key: usize) -> Result<RawFd, c_int> {
+    activate_at(key, None)
+}
+
+/// [`activate`] with the node's socket given (`None`: located).
+pub fn activate_at(key: usize, at: Option<crate::Located>) -> Result<RawFd, c_int> {
     let special = with_registry(|r| {
         let Some(client) = r.clients.get(&key).filter(|c| !c.unregistered) else {
             return Err(unknown_token());
@@ -241,7 +247,12 @@ pub fn activate(key: usize) -> Result<RawFd, c_int> {
         Ok(client.special)
     })?;
     // Connecting and asking happen outside the lock: other clients go on meanwhile.
-    let session = connect(special)?;
+    let at = match at {
+        Some(at) => at,
+        None => crate::locate(None, None)
+            .map_err(|e| fail(libc::ENOENT, format!("oc_ev_activate: {e}")))?,
+    };
+    let session = connect(&at, special)?;
     let fd = session.conn.fd();
     with_registry(
         |r| match r.clients.get_mut(&key).filter(|c| !c.unregistered) {
@@ -266,11 +277,9 @@ fn wire_errno(e: &WireError) -> c_int {
     }
 }
 
-fn connect(special: bool) -> Result<Session, c_int> {
-    let at = crate::locate(None, None)
-        .map_err(|e| fail(libc::ENOENT, format!("oc_ev_activate: {e}")))?;
+fn connect(at: &crate::Located, special: bool) -> Result<Session, c_int> {
     let mut conn =
-        Conn::connect(&at).map_err(|e| fail(wire_errno(&e), format!("oc_ev_activate: {e}")))?;
+        Conn::connect(at).map_err(|e| fail(wire_errno(&e), format!("oc_ev_activate: {e}")))?;
     let reply: Reply = conn
         .ask(&Request::LocalNode, ACTIVATE_TIMEOUT)
         .map_err(|e| fail(wire_errno(&e), format!("oc_ev_activate: {e}")))?;
@@ -448,9 +457,8 @@ fn next_call(key: usize) -> Result<Option<Call>, c_int> {
             return Ok(None);
         };
         let (code, payload) = match delivery {
-            Delivery::Membership { code, membership } => match Payload::new(&membership) {
-                Some(p) => (code, Some(p)),
-                None => {
+            Delivery::Membership { code, membership } => {
+                let Some(p) = Payload::new(&membership) else {
                     fail(
                         libc::ENOMEM,
                         "oc_ev_handle_event: out of memory for a membership",
@@ -459,8 +467,9 @@ fn next_call(key: usize) -> Result<Option<Call>, c_int> {
                         .queue
                         .push_front(Delivery::Membership { code, membership });
                     return Err(-1);
-                }
-            },
+                };
+                (code, Some(p))
+            }
             Delivery::Evicted => (OC_EV_MS_EVICTED, None),
         };
         *next_cookie += 1;
@@ -505,17 +514,231 @@ pub fn callback_done(cookie: u64) -> c_int {
 /// 1 when `node_id` is this client's node, 0 otherwise (also for a token not activated).
 pub fn is_my_nodeid(key: usize, node_id: u32) -> c_int {
     with_registry(|r| {
-        match r
+        let session = r
             .clients
             .get(&key)
             .filter(|c| !c.unregistered)
-            .and_then(|c| c.session.as_ref())
-        {
-            Some(s) => c_int::from(s.me == node_id),
-            None => {
-                fail(libc::EINVAL, "oc_ev_is_my_nodeid: the token is not active");
-                0
-            }
+            .and_then(|c| c.session.as_ref());
+        if let Some(s) = session {
+            c_int::from(s.me == node_id)
+        } else {
+            fail(libc::EINVAL, "oc_ev_is_my_nodeid: the token is not active");
+            0
         }
     })
+}
+
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::event::translate::{OC_EV_MS_NEW_MEMBERSHIP, OC_EV_MS_NOT_PRIMARY};
+
+    thread_local! {
+        /// (event, cookie, m_instance) of each callback on this thread.
+        static SEEN: RefCell<Vec<(u32, u64, Option<u32>)>> = const { RefCell::new(Vec::new()) };
+        /// What the callback does: 0 keep the payload, 1 call done, 2 unregister `TOKEN`.
+        static MODE: RefCell<(u8, usize)> = const { RefCell::new((1, 0)) };
+    }
+
+    unsafe extern "C" fn record(
+        event: u32,
+        cookie: *mut c_void,
+        _size: usize,
+        data: *const c_void,
+    ) {
+        let instance = (!data.is_null())
+            // SAFETY: a membership payload from this library.
+            .then(|| unsafe { (*data.cast::<payload::OcMembership>()).m_instance });
+        SEEN.with(|s| s.borrow_mut().push((event, cookie as u64, instance)));
+        match MODE.with(|m| *m.borrow()) {
+            (1, _) => {
+                callback_done(cookie as u64);
+            }
+            (2, key) => {
+                assert_eq!(unregister(key), 0);
+            }
+            _ => {}
+        }
+    }
+
+    fn view(instance: u64, ids: &[u32], quorate: bool) -> serde_json::Value {
+        let members: Vec<_> = ids
+            .iter()
+            .map(|i| serde_json::json!({"id": i, "name": format!("n{i}"), "votes": 1, "born_on": null}))
+            .collect();
+        serde_json::json!({"view_id": {"instance": instance, "coordinator": 1, "epoch": 0},
+            "members": members, "joined": [], "left": [],
+            "quorum": {"quorate": quorate, "votes": ids.len(), "expected_votes": 3, "threshold": 2}})
+    }
+
+    fn event(seq: u64, kind: &str, v: &serde_json::Value) -> String {
+        serde_json::json!({"ok": true, "event": {"seq": seq, "kind": kind, "view": v}}).to_string()
+    }
+
+    /// A daemon that answers `local_node` and `subscribe` with `lines`, then holds the
+    /// connection until `hold` ends.
+    fn daemon(
+        lines: Vec<String>,
+    ) -> (
+        tempfile::TempDir,
+        crate::Located,
+        std::thread::JoinHandle<()>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut w = stream;
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.contains("local_node"), "{line}");
+            w.write_all(b"{\"ok\":true,\"node_id\":1}\n").unwrap();
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.contains("subscribe"), "{line}");
+            for l in lines {
+                w.write_all(l.as_bytes()).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+        });
+        let at = crate::Located {
+            path,
+            source: "test".into(),
+        };
+        (dir, at, server)
+    }
+
+    fn client(mode: u8) -> usize {
+        let key = register();
+        set_callback(key, OC_EV_MEMB_CLASS as c_int, Some(record)).unwrap();
+        MODE.with(|m| *m.borrow_mut() = (mode, key));
+        SEEN.with(|s| s.borrow_mut().clear());
+        key
+    }
+
+    fn seen() -> Vec<(u32, u64, Option<u32>)> {
+        SEEN.with(|s| s.borrow().clone())
+    }
+
+    /// Calls handle_event until `n` callbacks were seen or it answers -1.
+    fn pump_until(key: usize, n: usize) -> c_int {
+        for _ in 0..200 {
+            let rc = handle_event(key);
+            if rc != 0 || seen().len() >= n {
+                return rc;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        0
+    }
+
+    #[test]
+    fn the_next_event_waits_for_callback_done_and_the_end_ends_the_class() {
+        let first = serde_json::json!({"ok": true, "view": view(1, &[1, 2], true)}).to_string();
+        let (_dir, at, server) = daemon(vec![
+            first,
+            event(1, "not_primary", &view(2, &[1], false)),
+            event(2, "primary_restored", &view(3, &[1, 2, 3], true)),
+            "{\"ok\":true,\"end\":true}".into(),
+        ]);
+        let key = client(0);
+        activate_at(key, Some(at)).unwrap();
+        server.join().unwrap();
+        assert_eq!(pump_until(key, 1), 0);
+        // The payload is kept: nothing more is delivered, however often we ask.
+        for _ in 0..3 {
+            assert_eq!(handle_event(key), 0);
+        }
+        let got = seen();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, got[0].2), (OC_EV_MS_NEW_MEMBERSHIP, Some(1)));
+        assert_eq!(is_my_nodeid(key, 1), 1);
+        assert_eq!(is_my_nodeid(key, 2), 0);
+        assert_eq!(callback_done(got[0].1), 0);
+        assert_eq!(
+            callback_done(got[0].1),
+            libc::EINVAL,
+            "a cookie is done once"
+        );
+        MODE.with(|m| m.borrow_mut().0 = 1);
+        let rc = pump_until(key, 3);
+        let got = seen();
+        assert_eq!(
+            got.iter().map(|g| (g.0, g.2)).collect::<Vec<_>>(),
+            [
+                (OC_EV_MS_NEW_MEMBERSHIP, Some(1)),
+                // NOT_PRIMARY carries the old membership.
+                (OC_EV_MS_NOT_PRIMARY, Some(1)),
+                (translate::OC_EV_MS_PRIMARY_RESTORED, Some(3)),
+            ]
+        );
+        let rc = if rc == 0 { handle_event(key) } else { rc };
+        assert_eq!(rc, -1, "the daemon's end ends the class");
+        assert!(
+            last_error::get().contains("shut down"),
+            "{}",
+            last_error::get()
+        );
+        assert_eq!(handle_event(key), -1);
+        assert_eq!(unregister(key), 0);
+        assert_eq!(unregister(key), libc::EINVAL);
+    }
+
+    #[test]
+    fn unregistering_inside_the_callback_is_safe_and_a_crash_is_named() {
+        let first = serde_json::json!({"ok": true, "view": view(4, &[1], true)}).to_string();
+        let (_dir, at, server) = daemon(vec![
+            first,
+            event(1, "new_membership", &view(5, &[1, 2], true)),
+        ]);
+        let key = client(2);
+        activate_at(key, Some(at)).unwrap();
+        server.join().unwrap();
+        assert_eq!(pump_until(key, 1), 0);
+        assert_eq!(seen().len(), 1);
+        assert_eq!(handle_event(key), -1, "the token is gone");
+
+        // A daemon that hangs up without `end` crashed.
+        let first = serde_json::json!({"ok": true, "view": view(4, &[1], true)}).to_string();
+        let (_dir, at, server) = daemon(vec![first]);
+        let key = client(1);
+        activate_at(key, Some(at)).unwrap();
+        server.join().unwrap();
+        let mut rc = 0;
+        for _ in 0..200 {
+            rc = handle_event(key);
+            if rc != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(rc, -1);
+        assert_eq!(seen().len(), 1, "what came before the crash was delivered");
+        assert!(
+            last_error::get().contains("without a word"),
+            "{}",
+            last_error::get()
+        );
+        assert_eq!(unregister(key), 0);
+    }
+
+    #[test]
+    fn bad_uses_are_errors_not_crashes() {
+        assert_eq!(handle_event(12345), -1);
+        assert_eq!(unregister(12345), libc::EINVAL);
+        assert_eq!(callback_done(999_999), libc::EINVAL);
+        let key = register();
+        assert_eq!(activate_at(key, None), Err(libc::EMFILE));
+        assert!(set_callback(key, 3, Some(record)).is_err());
+        assert_eq!(is_my_nodeid(key, 1), 0);
+        assert_eq!(handle_event(key), -1, "not active");
+        assert_eq!(unregister(key), 0);
+    }
 }

@@ -103,7 +103,7 @@ pub unsafe extern "C" fn stonith_get_info(s: *mut Stonith, infotype: c_int) -> *
 /// Any value is accepted; only handles this library made are used.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn stonith_set_debug(s: *mut Stonith, level: c_int) {
-    no_panic((), || super::set_debug_and_log(key(s), Some(level), None));
+    no_panic((), || super::set_debug(key(s), level));
 }
 
 /// `void stonith_set_log(Stonith *s, PILLogFun log)`: failures of this device are logged
@@ -113,7 +113,7 @@ pub unsafe extern "C" fn stonith_set_debug(s: *mut Stonith, level: c_int) {
 /// `log` must be NULL or a function of `PILLogFun`'s type.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn stonith_set_log(s: *mut Stonith, log: Option<PilLogFun>) {
-    no_panic((), || super::set_debug_and_log(key(s), None, Some(log)));
+    no_panic((), || super::set_log(key(s), log));
 }
 
 /// Reads a host's pair array (`None`: NULL, too long, or a name that is not UTF-8).
@@ -175,12 +175,11 @@ pub unsafe extern "C" fn stonith_set_config(s: *mut Stonith, list: *mut StonithN
 pub unsafe extern "C" fn stonith_set_config_file(s: *mut Stonith, file: *const c_char) -> c_int {
     no_panic(S_OOPS, || {
         // SAFETY: the caller gives NULL or a C string.
-        let code = match unsafe { cstr::arg(file) } {
-            Some(f) => super::set_config_file(key(s), std::path::Path::new(f)),
-            None => {
-                last_error::set("stonith_set_config_file: the file name is NULL");
-                S_INVAL
-            }
+        let code = if let Some(f) = unsafe { cstr::arg(file) } {
+            super::set_config_file(key(s), std::path::Path::new(f))
+        } else {
+            last_error::set("stonith_set_config_file: the file name is NULL");
+            S_INVAL
         };
         report(s, code)
     })
@@ -195,12 +194,11 @@ pub unsafe extern "C" fn stonith_set_config_file(s: *mut Stonith, file: *const c
 pub unsafe extern "C" fn stonith_set_config_info(s: *mut Stonith, info: *const c_char) -> c_int {
     no_panic(S_OOPS, || {
         // SAFETY: the caller gives NULL or a C string.
-        let code = match unsafe { cstr::arg(info) } {
-            Some(i) => super::set_config_info(key(s), i),
-            None => {
-                last_error::set("stonith_set_config_info: the string is NULL");
-                S_INVAL
-            }
+        let code = if let Some(i) = unsafe { cstr::arg(info) } {
+            super::set_config_info(key(s), i)
+        } else {
+            last_error::set("stonith_set_config_info: the string is NULL");
+            S_INVAL
         };
         report(s, code)
     })
@@ -267,12 +265,11 @@ pub unsafe extern "C" fn stonith_req_reset(
 ) -> c_int {
     no_panic(S_OOPS, || {
         // SAFETY: the caller gives NULL or a C string.
-        let code = match unsafe { cstr::arg(node) } {
-            Some(n) => super::reset(key(s), operation, n),
-            None => {
-                last_error::set("stonith_req_reset: the node name is NULL or not UTF-8");
-                S_INVAL
-            }
+        let code = if let Some(n) = unsafe { cstr::arg(node) } {
+            super::reset(key(s), operation, n)
+        } else {
+            last_error::set("stonith_req_reset: the node name is NULL or not UTF-8");
+            S_INVAL
         };
         report(s, code)
     })

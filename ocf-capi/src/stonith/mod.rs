@@ -456,13 +456,14 @@ pub fn env_pairs(key: usize) -> Option<Vec<(String, Option<String>)>> {
 fn configured(key: usize, what: &str) -> Result<(Kind, Configured), c_int> {
     with_registry(|r| match r.handles.get(&key) {
         None => Err(unknown(what)),
-        Some(h) => match &h.configured {
-            Some(c) => Ok((h.kind.clone(), c.clone())),
-            None => {
+        Some(h) => {
+            if let Some(c) = &h.configured {
+                Ok((h.kind.clone(), c.clone()))
+            } else {
                 last_error::set(format!("{what}: call stonith_set_config first"));
                 Err(S_INVAL)
             }
-        },
+        }
     })
 }
 
@@ -550,16 +551,20 @@ pub fn reset(key: usize, operation: c_int, node: &str) -> c_int {
     }
 }
 
-/// Remembers the debug level and log function of a handle.
-fn set_debug_and_log(key: usize, debug: Option<c_int>, log: Option<Option<ffi::PilLogFun>>) {
+/// Remembers the debug level of a handle.
+fn set_debug(key: usize, debug: c_int) {
     with_registry(|r| {
         if let Some(h) = r.handles.get_mut(&key) {
-            if let Some(d) = debug {
-                h.debug = d;
-            }
-            if let Some(l) = log {
-                h.log = l;
-            }
+            h.debug = debug;
+        }
+    });
+}
+
+/// Remembers (or, with `None`, forgets) the log function of a handle.
+fn set_log(key: usize, log: Option<ffi::PilLogFun>) {
+    with_registry(|r| {
+        if let Some(h) = r.handles.get_mut(&key) {
+            h.log = log;
         }
     });
 }

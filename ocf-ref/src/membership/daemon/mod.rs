@@ -196,7 +196,7 @@ impl std::fmt::Debug for ServeOptions {
                 &self
                     .fence_devices
                     .iter()
-                    .map(|d| d.id())
+                    .map(ocf_fencing::FenceDevice::id)
                     .collect::<Vec<_>>(),
             )
             .field(
