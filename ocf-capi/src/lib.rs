@@ -9,7 +9,7 @@
 //! [`oc_ev_handle_event`](event::ffi::oc_ev_handle_event) through the descriptor
 //! [`oc_ev_activate`](event::ffi::oc_ev_activate) returns, exactly as CCM clients did.
 //!
-//! Which node: [`locate`] explains the order (`OCF_SOCKET`, then `OCF_NODE_CONFIG`, then
+//! Which node: [`locate`](mod@locate) explains the order (`OCF_SOCKET`, then `OCF_NODE_CONFIG`, then
 //! `/etc/ocf/node.toml`, then the one socket under `/run/ocf`), and every failure to reach it
 //! says which it tried; [`ocf_last_error`](last_error::ocf_last_error) gives the text to C.
 //!

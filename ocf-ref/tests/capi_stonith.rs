@@ -163,3 +163,92 @@ async fn a_c_reset_and_a_rust_request_are_one_device_action() {
         "one incident for both: {requesters:?}"
     );
 }
+
+/// The complete example of the guide's "From C" chapter, as printed there.
+fn guide_example() -> String {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/c.md"),
+    )
+    .unwrap();
+    let start = guide
+        .find("```c\n/* who.c")
+        .expect("the example in docs/src/c.md")
+        + 5;
+    let end = start + guide[start..].find("```").unwrap();
+    guide[start..end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_example_builds_from_the_installed_library_and_resets_once() {
+    let nodes = Nodes::start(
+        3,
+        &Layout {
+            with_device: vec![1],
+            ..Layout::default()
+        },
+    );
+    let dir = nodes.dir.path().to_owned();
+    // Installed by the documented command, found by pkg-config.
+    let prefix = dir.join("prefix");
+    let install = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/install-capi"
+    ))
+    .arg("--prefix")
+    .arg(&prefix)
+    .arg("--from")
+    .arg(capi_support::lib_dir())
+    .output()
+    .unwrap();
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "ocf"])
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+        .unwrap();
+    assert!(flags.status.success());
+    let source = dir.join("who.c");
+    std::fs::write(&source, guide_example()).unwrap();
+    let bin = dir.join("who");
+    let cc = Command::new("cc")
+        .args(["-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&bin)
+        .arg(&source)
+        .args(String::from_utf8_lossy(&flags.stdout).split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+        .output()
+        .unwrap();
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+
+    nodes.wait_for_view(&[0, 1, 2]).await;
+    let log = dir.join("valgrind.log");
+    let mut run = checked(&bin, &log);
+    run.args(["--once", "N3"])
+        .env("OCF_SOCKET", &nodes.nodes[0].socket);
+    let out = tokio::task::spawn_blocking(move || run.output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_ne!(out.status.code(), Some(VALGRIND_ERROR), "{}", report(&log));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "can reset: n1 n2 n3", "{text}");
+    assert_eq!(lines[1], "reset N3: done", "{text}");
+    assert!(
+        lines[2].starts_with("membership ") && lines[2].ends_with("(primary): n1(me) n2 n3"),
+        "{text}"
+    );
+    assert_eq!(nodes.calls().len(), 1, "{:?}", nodes.calls());
+}

@@ -220,7 +220,7 @@ pub fn special(key: usize, class: c_int) -> c_int {
     })
 }
 
-/// Connects the client to its node (found as [`crate::locate`] says) and subscribes; the
+/// Connects the client to its node (found as [`crate::locate()`] says) and subscribes; the
 /// descriptor to poll.
 pub fn activate(key: usize) -> Result<RawFd, c_int> {
     activate_at(key, None)

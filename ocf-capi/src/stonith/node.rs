@@ -5,7 +5,7 @@
 //! Configuration (all optional; unknown names are ignored, as cluster-glue ignores them):
 //! `socket` (the node's socket), `config` (its `node.toml`), `requester` (who asks, default
 //! `stonith@<host>`), `timeout` (seconds to wait for a reset's outcome, 1–600, default 120).
-//! Without `socket` or `config` the node is located as [`crate::locate`] describes.
+//! Without `socket` or `config` the node is located as [`crate::locate()`] describes.
 
 use std::ffi::c_int;
 use std::path::PathBuf;
