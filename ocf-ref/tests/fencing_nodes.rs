@@ -216,3 +216,38 @@ async fn bad_requests_on_the_socket_and_cli_are_typed_errors() {
     assert!(r.succeeded());
     assert_eq!(c.calls().len(), 1);
 }
+
+/// "What machines can you reset?": each node answers for its own devices, a configured host
+/// list as it is and a device without one by asking it (here cluster-glue's `null` plugin,
+/// which lower-cases its host list).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_says_what_its_own_devices_can_fence() {
+    let glue =
+        "[[devices]]\nid = \"glue\"\nagent = \"stonith:null\"\nparams = { hostlist = \"N7 n8\" }\n";
+    let c = Nodes::start_with(
+        2,
+        &Layout {
+            with_device: vec![1],
+            ..Layout::default()
+        },
+        glue,
+    );
+    c.wait_for_view(&[0, 1]).await;
+    let (n1, errors) = c.nodes[0].fencer().targets().await.unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let names = |v: &[ocf_core::NodeName]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(names(&n1), ["n1", "n2", "n7", "n8"]);
+    let out = std::process::Command::new(OCF)
+        .args(["fence", "targets", "--json", "--config"])
+        .arg(&c.nodes[1].config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["targets"], serde_json::json!(["n7", "n8"]));
+    assert_eq!(json["errors"], serde_json::json!([]));
+}
