@@ -91,7 +91,9 @@ impl Conn {
         }
     }
 
-    /// Sends `request` as one line, within `timeout`.
+    /// Sends `request` as one line, within `timeout`. (std sends on a Unix socket with
+    /// `MSG_NOSIGNAL`: a daemon that hung up is an `EPIPE` error, never a `SIGPIPE` that would
+    /// kill a C host, which keeps the signal's default action.)
     pub fn send(&mut self, request: &impl Serialize, timeout: Duration) -> Result<(), WireError> {
         let mut line =
             serde_json::to_vec(request).map_err(|e| self.io(format!("cannot encode: {e}")))?;

@@ -252,3 +252,48 @@ async fn the_guides_example_builds_from_the_installed_library_and_resets_once() 
     );
     assert_eq!(nodes.calls().len(), 1, "{:?}", nodes.calls());
 }
+
+/// A node that accepts and hangs up at once: each call is `S_ACCESS` (or a failed
+/// activation), and the C program lives (a `SIGPIPE` would kill it).
+#[test]
+fn a_node_that_hangs_up_is_an_error_not_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rude.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = std::sync::Arc::clone(&stop);
+    // The node reads each request and hangs up without an answer, except that it gives its
+    // id to `local_node` first: the membership client's next request (`subscribe`) then goes
+    // to a closed socket, where a SIGPIPE would come.
+    let rude = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let mut hung_up = 0u32;
+        for s in listener.incoming() {
+            if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let Ok(mut s) = s else { continue };
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&s).read_line(&mut line);
+            if line.contains("local_node") {
+                let _ = s.write_all(b"{\"ok\":true,\"node_id\":1}\n");
+            }
+            drop(s);
+            hung_up += 1;
+        }
+        hung_up
+    });
+    let bin = capi_support::compile_ocf("hangup_client.c", &dir.path().join("hangup"));
+    let out = Command::new(&bin).arg(&path).arg("300").output().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(std::os::unix::net::UnixStream::connect(&path));
+    let hung_up = rude.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "killed or failed: {:?} {text}",
+        out.status
+    );
+    assert_eq!(text.trim(), "ok=0 access=300 other=0 activations_failed=30");
+    assert!(hung_up >= 300, "the node hung up on {hung_up} calls");
+}

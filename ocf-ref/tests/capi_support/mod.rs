@@ -79,6 +79,9 @@ pub fn compile_ocf_static(name: &str, out: &Path) -> PathBuf {
         "-ldl".into(),
         "-lm".into(),
         "-lgcc_s".into(),
+        // Only what the program reaches is linked (the test build's library also holds the
+        // Corosync engine, whose libraries a C program does not need).
+        "-Wl,--gc-sections".into(),
     ]);
     out.to_owned()
 }
