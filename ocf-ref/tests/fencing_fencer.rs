@@ -748,3 +748,26 @@ proptest! {
         rt.block_on(play(s))?;
     }
 }
+
+/// A requester that asks again while its incident runs is listed once: a record stays bounded
+/// however often a scheduler retries.
+#[tokio::test(start_paused = true)]
+async fn a_requester_asking_again_is_listed_once() {
+    let fencer = LocalFencer::new();
+    let dev = sim("psu", &["n1"], Step::ok(500 * MS));
+    fencer.register_device(dev.clone()).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let f = fencer.clone();
+            let who = if i % 2 == 0 { "slurm@n0" } else { "ha@n0" };
+            tokio::spawn(async move { f.fence(req("n1", FenceAction::Reboot, who)).await })
+        })
+        .collect();
+    for t in tasks {
+        let record = t.await.unwrap().unwrap();
+        let names: Vec<String> = record.requesters.iter().map(ToString::to_string).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.contains(&"slurm@n0".into()) && names.contains(&"ha@n0".into()));
+    }
+    assert_eq!(dev.fence_calls(), 1);
+}

@@ -251,3 +251,30 @@ async fn each_node_says_what_its_own_devices_can_fence() {
     assert_eq!(json["targets"], serde_json::json!(["n7", "n8"]));
     assert_eq!(json["errors"], serde_json::json!([]));
 }
+
+/// The cluster fencer answers a requester that asks again from history, and lists it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_asking_again_is_answered_from_history_and_listed_once() {
+    let c = Nodes::start(
+        3,
+        &Layout {
+            with_device: vec![1, 2],
+            ..Layout::default()
+        },
+    );
+    c.wait_for_view(&[0, 1, 2]).await;
+    let mut last = None;
+    for round in 0..5 {
+        let node = &c.nodes[round % 2];
+        let r = node
+            .fencer()
+            .fence(request("n3", "slurm@ctl"))
+            .await
+            .unwrap();
+        last = Some(r);
+    }
+    let record = last.unwrap();
+    let names: Vec<String> = record.requesters.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["slurm@ctl"], "{record:#?}");
+    assert_eq!(c.calls().len(), 1, "asked five times, shot once");
+}

@@ -182,8 +182,9 @@ pub struct FenceRecord {
     pub target: NodeName,
     /// The action.
     pub action: FenceAction,
-    /// Everyone who asked, in arrival order (the first started it; the others joined). A
-    /// requester that asked twice appears twice.
+    /// Everyone who asked, in arrival order (the first started it; the others joined), each
+    /// once: a requester that asks again is not listed again, so a record stays bounded
+    /// however often a scheduler retries.
     pub requesters: Vec<RequesterId>,
     /// The incident identity the requests carried, if any.
     #[serde(default)]

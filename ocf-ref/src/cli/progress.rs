@@ -126,14 +126,16 @@ pub async fn fencing<T>(
     };
     tokio::pin!(work);
     let mut following = true;
+    let mut started = false;
     let mut finished = false;
     loop {
         tokio::select! {
             done = &mut work => {
                 // The outcome's own events travel beside the answer: show the ones already
-                // on their way (briefly), so the progress ends with how it ended.
+                // on their way (briefly), so the progress ends with how it ended. An answer
+                // from history (no incident started for it) has none coming: no wait.
                 let until = tokio::time::Instant::now() + Duration::from_millis(300);
-                while following && !finished {
+                while following && started && !finished {
                     match tokio::time::timeout_at(until, stream.next_event()).await {
                         Ok(Ok(Some(ev))) => finished = report(progress, target, &ev),
                         _ => break,
@@ -142,7 +144,10 @@ pub async fn fencing<T>(
                 return done;
             }
             ev = stream.next_event(), if following => match ev {
-                Ok(Some(ev)) => finished |= report(progress, target, &ev),
+                Ok(Some(ev)) => {
+                    started |= matches!(&ev, FenceEvent::Started { record } if &record.target == target);
+                    finished |= report(progress, target, &ev);
+                }
                 Err(ocf_fencing::FenceError::Lagged { .. }) => {}
                 Ok(None) | Err(_) => following = false,
             },

@@ -149,7 +149,9 @@ impl State {
         if action != request.action {
             return Some(Admission::Queued { done });
         }
-        if let Some(r) = self.record_mut(id) {
+        if let Some(r) = self.record_mut(id)
+            && !r.requesters.contains(&request.requester)
+        {
             r.requesters.push(request.requester.clone());
         }
         Some(Admission::Joined { id, done })

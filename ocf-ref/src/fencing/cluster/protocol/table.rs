@@ -156,7 +156,7 @@ impl Table {
     }
 
     /// Merges another member's copy of an incident into this table (the more advanced copy
-    /// wins; requests of both are kept).
+    /// wins; requests and requesters of both are kept, each requester once).
     pub fn merge(&mut self, other: Stored) {
         let id = other.record.id;
         self.next_id = self.next_id.max(id + 1);
@@ -167,12 +167,14 @@ impl Table {
             Some(mine) => {
                 let mut reqs = mine.reqs.clone();
                 let mut requesters = mine.record.requesters.clone();
-                for (i, r) in other.reqs.iter().enumerate() {
+                for r in &other.reqs {
                     if !reqs.contains(r) {
                         reqs.push(*r);
-                        if let Some(who) = other.record.requesters.get(i) {
-                            requesters.push(who.clone());
-                        }
+                    }
+                }
+                for who in &other.record.requesters {
+                    if !requesters.contains(who) {
+                        requesters.push(who.clone());
                     }
                 }
                 if (other.epoch, other.progress()) > (mine.epoch, mine.progress()) {
@@ -248,7 +250,11 @@ impl Table {
                 if let Some(s) = self.incidents.get_mut(&id) {
                     if !s.reqs.contains(&req) {
                         s.reqs.push(req);
-                        s.record.requesters.push(requester);
+                        // A requester that asks again is listed once (a scheduler retrying
+                        // every minute must not grow the record without end).
+                        if !s.record.requesters.contains(&requester) {
+                            s.record.requesters.push(requester);
+                        }
                     }
                     out.push(Applied::Joined(req, id));
                 }
