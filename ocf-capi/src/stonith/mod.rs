@@ -68,11 +68,34 @@ pub enum Kind {
 }
 
 /// A configured device.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Configured {
     Node(NodeSettings),
     /// The plugin's configuration names and values, as its environment.
     Glue(Vec<(String, String)>),
+}
+
+impl std::fmt::Debug for Configured {
+    /// Names only: a plugin's values may be passwords.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Node(s) => f.debug_tuple("Node").field(s).finish(),
+            Self::Glue(env) => f
+                .debug_tuple("Glue")
+                .field(&env.iter().map(|(n, _)| n).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
+/// `text` with the values of the secret parameters in `env` (a password, a key: by name)
+/// replaced, for messages built from what a plugin printed.
+fn redact(text: &str, env: &[(String, String)]) -> String {
+    env.iter()
+        .filter(|(name, value)| ocf_fencing::is_secret_parameter(name) && !value.is_empty())
+        .fold(text.to_owned(), |t, (_, value)| {
+            t.replace(value.as_str(), "***")
+        })
 }
 
 /// A NULL-terminated C array of C strings owned by a handle.
@@ -485,7 +508,7 @@ pub fn hostlist(key: usize) -> Result<Vec<String>, c_int> {
             if ran.code != codes::S_OK {
                 last_error::set(format!(
                     "stonith_get_hostlist ({plugin}): {}",
-                    ran.stderr.trim()
+                    redact(ran.stderr.trim(), &env)
                 ));
                 return Err(ran.code);
             }
@@ -539,7 +562,7 @@ pub fn reset(key: usize, operation: c_int, node: &str) -> c_int {
                     if ran.code != codes::S_OK {
                         last_error::set(format!(
                             "stonith_req_reset ({plugin}, {verb} {lowered}): {}",
-                            ran.stderr.trim()
+                            redact(ran.stderr.trim(), &env)
                         ));
                     }
                     ran.code
@@ -577,6 +600,23 @@ fn log_settings(key: usize) -> (Option<ffi::PilLogFun>, c_int) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_messages_and_debug_output() {
+        let env = vec![
+            ("ipaddr".to_owned(), "10.0.0.9".to_owned()),
+            ("password".to_owned(), "hunter2".to_owned()),
+        ];
+        assert_eq!(
+            redact("login failed for hunter2 at 10.0.0.9", &env),
+            "login failed for *** at 10.0.0.9"
+        );
+        let shown = format!("{:?}", Configured::Glue(env));
+        assert!(
+            !shown.contains("hunter2") && shown.contains("password"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn plugin_names_cannot_walk_paths() {

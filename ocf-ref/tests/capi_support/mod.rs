@@ -40,11 +40,10 @@ fn run_cc(args: &[String]) {
     );
 }
 
-/// Compiles `ocf-capi/tests/c/<name>` against ocf's headers and `libocf.so` (with
+/// The start of a compile of `ocf-capi/tests/c/<name>` against ocf's headers (with
 /// `-DUSE_OCF`), warnings as errors, into `out`.
-pub fn compile_ocf(name: &str, out: &Path) -> PathBuf {
-    let lib = lib_dir();
-    run_cc(&[
+fn ocf_compile(name: &str, out: &Path) -> Vec<String> {
+    vec![
         "-std=gnu11".into(),
         "-Wall".into(),
         "-Wextra".into(),
@@ -54,35 +53,36 @@ pub fn compile_ocf(name: &str, out: &Path) -> PathBuf {
         "-o".into(),
         out.display().to_string(),
         source(name).display().to_string(),
+    ]
+}
+
+/// Compiles `ocf-capi/tests/c/<name>` against `libocf.so` into `out`.
+pub fn compile_ocf(name: &str, out: &Path) -> PathBuf {
+    let lib = lib_dir();
+    let mut args = ocf_compile(name, out);
+    args.extend([
         format!("-L{}", lib.display()),
         "-locf".into(),
         format!("-Wl,-rpath,{}", lib.display()),
     ]);
+    run_cc(&args);
     out.to_owned()
 }
 
-/// Compiles the same program statically against `libocf.a` (what `pkg-config --static`
-/// gives a host that links ocf in).
+/// Compiles the same program statically against `libocf.a`. Only what the program reaches
+/// is linked (`--gc-sections`: the test build's library also holds the Corosync engine, whose
+/// libraries a C program does not need).
 pub fn compile_ocf_static(name: &str, out: &Path) -> PathBuf {
-    let lib = lib_dir();
-    run_cc(&[
-        "-std=gnu11".into(),
-        "-Wall".into(),
-        "-Werror".into(),
-        "-DUSE_OCF".into(),
-        format!("-I{}", include_dir().display()),
-        "-o".into(),
-        out.display().to_string(),
-        source(name).display().to_string(),
-        lib.join("libocf.a").display().to_string(),
+    let mut args = ocf_compile(name, out);
+    args.extend([
+        lib_dir().join("libocf.a").display().to_string(),
         "-lpthread".into(),
         "-ldl".into(),
         "-lm".into(),
         "-lgcc_s".into(),
-        // Only what the program reaches is linked (the test build's library also holds the
-        // Corosync engine, whose libraries a C program does not need).
         "-Wl,--gc-sections".into(),
     ]);
+    run_cc(&args);
     out.to_owned()
 }
 
