@@ -442,18 +442,17 @@ fn next_call(key: usize) -> Result<Option<Call>, c_int> {
             return Err(-1);
         }
         session.pump();
-        if client.outstanding.is_some() {
+        // Waiting for `oc_ev_callback_done`, or no callback (set to NULL after activation):
+        // the events stay queued.
+        let Some(callback) = client.callback.filter(|_| client.outstanding.is_none()) else {
             return Ok(None);
-        }
+        };
         let Some(delivery) = session.queue.pop_front() else {
             if let Some(why) = &session.gone {
                 last_error::set(why.clone());
                 session.ended = true;
                 return Err(-1);
             }
-            return Ok(None);
-        };
-        let Some(callback) = client.callback else {
             return Ok(None);
         };
         let (code, payload) = match delivery {
@@ -726,6 +725,28 @@ mod tests {
             "{}",
             last_error::get()
         );
+        assert_eq!(unregister(key), 0);
+    }
+
+    #[test]
+    fn events_wait_while_the_callback_is_unset() {
+        let first = serde_json::json!({"ok": true, "view": view(7, &[1], true)}).to_string();
+        let (_dir, at, server) = daemon(vec![first]);
+        let key = client(1);
+        activate_at(key, Some(at)).unwrap();
+        server.join().unwrap();
+        assert_eq!(
+            set_callback(key, OC_EV_MEMB_CLASS as c_int, None),
+            Ok(Some(record as Callback))
+        );
+        for _ in 0..20 {
+            handle_event(key);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(seen().is_empty());
+        set_callback(key, OC_EV_MEMB_CLASS as c_int, Some(record)).unwrap();
+        pump_until(key, 1);
+        assert_eq!(seen().len(), 1, "the event was kept, not dropped");
         assert_eq!(unregister(key), 0);
     }
 
