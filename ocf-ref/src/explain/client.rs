@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ocf_fencing::{Fencer, HistoryFilter};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::record::{Explanation, Note, explain, last_incident};
 use crate::fencing::daemon_fencer::DaemonFencer;
-use crate::membership::daemon::local_api::{MAX_LINE, NotesReply, Request};
+use crate::membership::daemon::local_api::{NotesReply, Request};
+use crate::membership::daemon::reply_line::read_reply_line;
 
 /// How long one exchange with a node may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,12 +61,10 @@ async fn exchange(path: &Path, request: &Request) -> Result<NotesReply, ExplainE
         w.write_all(&line)
             .await
             .map_err(|e| fail(format!("cannot send: {e}")))?;
-        let mut answer = Vec::new();
-        BufReader::new(r)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut answer)
+        let answer = read_reply_line(&mut BufReader::new(r))
             .await
-            .map_err(|e| fail(format!("connection broke: {e}")))?;
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| fail("the daemon closed the connection without an answer".into()))?;
         let reply: NotesReply =
             serde_json::from_slice(&answer).map_err(|e| fail(format!("unreadable reply: {e}")))?;
         if !reply.ok {

@@ -19,12 +19,13 @@ use ocf_core::NodeName;
 use ocf_fencing::{
     FenceError, FenceEvent, FenceEventStream, FenceRecord, FenceRequest, Fencer, HistoryFilter,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::membership::daemon::local_api::{
-    FENCE_REPLY_GRACE, FenceReply, MAX_FENCE_TIMEOUT, MAX_LINE, Request,
+    FENCE_REPLY_GRACE, FenceReply, MAX_FENCE_TIMEOUT, Request,
 };
+use crate::membership::daemon::reply_line::{ReplyLineError, read_reply_line};
 
 /// How long connecting and sending a request may take, and how long `history` and
 /// `subscribe` wait for their answer, by default.
@@ -151,28 +152,20 @@ impl Lines {
 
     /// The next reply, `ok` or not; `Ok(None)` at end of stream.
     async fn raw(&mut self) -> Result<Option<FenceReply>, FenceError> {
-        let mut line = Vec::new();
-        let n = (&mut self.reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(|e| FenceError::Unavailable {
-                reason: format!(
-                    "node daemon at {}: connection broke: {e}",
-                    self.path.display()
-                ),
-                source: Some(std::sync::Arc::new(e)),
-            })?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if line.last() != Some(&b'\n') {
-            return Err(if line.len() > MAX_LINE {
-                self.unavailable(format!("a reply line is longer than {MAX_LINE} bytes"))
-            } else {
-                self.unavailable("the daemon closed the connection in the middle of a reply")
-            });
-        }
+        let line = match read_reply_line(&mut self.reader).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(None),
+            Err(ReplyLineError::Broke(e)) => {
+                return Err(FenceError::Unavailable {
+                    reason: format!(
+                        "node daemon at {}: connection broke: {e}",
+                        self.path.display()
+                    ),
+                    source: Some(std::sync::Arc::new(e)),
+                });
+            }
+            Err(e) => return Err(self.unavailable(e)),
+        };
         serde_json::from_slice(&line)
             .map(Some)
             .map_err(|e| self.unavailable(format!("unreadable reply: {e}")))

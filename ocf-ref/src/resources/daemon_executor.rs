@@ -28,10 +28,11 @@ use ocf_resources::executor::{
     Executor, ExecutorAdmin, Operation, OperationResult, RecurringId, ResourceSpec, ResultStream,
 };
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::membership::daemon::local_api::{ExecReply, ExecRequest, MAX_EXEC_TIMEOUT, MAX_LINE};
+use crate::membership::daemon::local_api::{ExecReply, ExecRequest, MAX_EXEC_TIMEOUT};
+use crate::membership::daemon::reply_line::read_reply_line;
 
 /// How long connecting, sending and a one-line answer may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,25 +164,11 @@ struct Lines {
 impl Lines {
     /// The next `ok` reply; an error reply is its typed error; `Ok(None)` at end of stream.
     async fn next(&mut self) -> Result<Option<ExecReply>, ResourceError> {
-        let mut line = Vec::new();
-        let n = (&mut self.reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(|e| closed_at(&self.path, format!("connection broke: {e}")))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if line.last() != Some(&b'\n') {
-            return Err(closed_at(
-                &self.path,
-                if line.len() > MAX_LINE {
-                    "a reply line is too long"
-                } else {
-                    "the daemon closed the connection in the middle of a reply"
-                },
-            ));
-        }
+        let line = match read_reply_line(&mut self.reader).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(closed_at(&self.path, e)),
+        };
         let reply: ExecReply = serde_json::from_slice(&line)
             .map_err(|e| closed_at(&self.path, format!("unreadable reply: {e}")))?;
         if reply.ok {

@@ -13,10 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ocf_core::NodeId;
 use ocf_membership::{Membership, MembershipError, MembershipEvent, Subscription, View};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedReadHalf;
 
-use crate::membership::daemon::local_api::{DaemonStats, MAX_LINE, Reply, Request};
+use crate::membership::daemon::local_api::{DaemonStats, Reply, Request};
+use crate::membership::daemon::reply_line::{ReplyLineError, read_reply_line};
 
 /// How long a call may take by default: connect, request and answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,19 +151,19 @@ impl std::fmt::Debug for Lines {
 impl Lines {
     /// The next reply; `Ok(None)` at end of stream.
     async fn next(&mut self) -> Result<Option<Reply>, MembershipError> {
-        let mut line = String::new();
-        let n = (&mut self.reader)
-            .take(MAX_LINE as u64)
-            .read_line(&mut line)
-            .await
-            .map_err(|e| {
-                MembershipError::unavailable(&self.engine, format!("connection broke: {e}"))
-                    .with_cause(e)
-            })?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let reply: Reply = serde_json::from_str(line.trim()).map_err(|e| {
+        let line = match read_reply_line(&mut self.reader).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(None),
+            Err(ReplyLineError::Broke(e)) => {
+                return Err(MembershipError::unavailable(
+                    &self.engine,
+                    format!("connection broke: {e}"),
+                )
+                .with_cause(e));
+            }
+            Err(e) => return Err(MembershipError::protocol(&self.engine, e.to_string())),
+        };
+        let reply: Reply = serde_json::from_slice(&line).map_err(|e| {
             MembershipError::protocol(&self.engine, format!("unreadable reply: {e}")).with_cause(e)
         })?;
         if !reply.ok {

@@ -33,6 +33,7 @@ mod executor_service;
 mod fence_service;
 pub mod local_api;
 pub mod local_socket;
+pub mod reply_line;
 
 pub use client::DaemonClient;
 
