@@ -128,45 +128,131 @@ fn parse_delivery(line: &str) -> Option<Delivered> {
     Some(d)
 }
 
-/// What CCM's rules make of the watch's views (every view in this test has quorum): each view
-/// is a NEW_MEMBERSHIP (PRIMARY_RESTORED when the engine says quorum came back), members as
-/// ids, oldest first.
+/// What CCM's rules make of the watch's lines (its first view, then its events), derived here
+/// on their own: a view with quorum is NEW_MEMBERSHIP (PRIMARY_RESTORED when it ends a time
+/// without quorum the client was told of, or follows a first view without quorum); losing
+/// quorum is NOT_PRIMARY with the last primary membership, once; views without quorum are not
+/// shown; EVICTED has no membership. Members as ids, oldest first.
 fn expected(watch: &[String]) -> Vec<(String, u32, Vec<u32>)> {
-    let mut out = Vec::new();
-    let mut push = |event: &str, view: &View| {
-        assert!(
-            view.is_quorate(),
-            "this test's views all have quorum: {view:?}"
-        );
+    let ids = |view: &View| {
         let mut members: Vec<(u64, u32)> = view
             .members()
             .iter()
             .map(|m| (m.born_on.map_or(0, |b| b.instance), m.id.get()))
             .collect();
         members.sort_unstable();
-        out.push((
-            event.to_owned(),
+        (
             view.id.instance as u32,
-            members.into_iter().map(|(_, id)| id).collect(),
-        ));
+            members.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
+        )
     };
+    let mut out = Vec::new();
+    let mut primary: Option<(u32, Vec<u32>)> = None;
+    let mut given_any = false;
     for (i, line) in watch.iter().enumerate() {
-        if i == 0 {
+        let (kind, view): (Option<EventKind>, View) = if i == 0 {
             let first: serde_json::Value = serde_json::from_str(line).unwrap();
-            if let Some(v) = first.get("initial_view").filter(|v| !v.is_null()) {
-                let view: View = serde_json::from_value(v.clone()).unwrap();
-                push("NEW_MEMBERSHIP", &view);
+            match first.get("initial_view").filter(|v| !v.is_null()) {
+                Some(v) => (None, serde_json::from_value(v.clone()).unwrap()),
+                None => continue,
             }
-            continue;
-        }
-        let event: MembershipEvent = serde_json::from_str(line).unwrap();
-        match event.kind {
-            EventKind::PrimaryRestored => push("PRIMARY_RESTORED", &event.view),
-            EventKind::NewMembership => push("NEW_MEMBERSHIP", &event.view),
-            other => panic!("unexpected {other:?} in this test: {line}"),
+        } else {
+            let event: MembershipEvent = serde_json::from_str(line).unwrap();
+            (Some(event.kind), event.view)
+        };
+        match kind {
+            Some(EventKind::Evicted) => out.push(("EVICTED".to_owned(), 0, Vec::new())),
+            Some(EventKind::NotPrimary) => {
+                if let Some((instance, members)) = primary.take() {
+                    out.push(("NOT_PRIMARY".to_owned(), instance, members));
+                }
+            }
+            _ if view.is_quorate() => {
+                let restored =
+                    kind == Some(EventKind::PrimaryRestored) || (primary.is_none() && given_any);
+                let (instance, members) = ids(&view);
+                let name = if restored {
+                    "PRIMARY_RESTORED"
+                } else {
+                    "NEW_MEMBERSHIP"
+                };
+                out.push((name.to_owned(), instance, members.clone()));
+                primary = Some((instance, members));
+                given_any = true;
+            }
+            _ => {}
         }
     }
     out
+}
+
+/// `ocf members --watch --json` and the C client (under valgrind), both on node 1.
+struct Observed {
+    watch: Lines,
+    client: Lines,
+    log: std::path::PathBuf,
+}
+
+/// Starts the watch and the client on node 1 and waits for their first view.
+fn observe(nodes: &Nodes, bin: &Path) -> Observed {
+    let mut watch_cmd = Command::new(ocf());
+    watch_cmd
+        .args(["members", "--watch", "--json", "--config"])
+        .arg(&nodes.nodes[0].config);
+    let watch = Lines::start(watch_cmd);
+    let log = nodes.dir.path().join("valgrind.log");
+    let mut c_cmd = checked(bin, &log);
+    c_cmd.env("OCF_SOCKET", &nodes.nodes[0].socket);
+    let client = Lines::start(c_cmd);
+    watch.wait_for("the watch's first view", |l| !l.is_empty());
+    client.wait_for("the client's first membership", |l| {
+        l.iter().any(|l| l.starts_with("EV "))
+    });
+    Observed { watch, client, log }
+}
+
+/// Waits until both saw the view of `last_instance`, kills node 1 (the class must end and the
+/// client exit cleanly, without a memory error), and checks the client was given exactly what
+/// CCM's rules make of the watch's lines. Returns the deliveries.
+fn finish(nodes: &mut Nodes, mut seen: Observed, last_instance: u32) -> Vec<Delivered> {
+    seen.client.wait_for("the client's last view", |l| {
+        l.iter()
+            .filter_map(|l| parse_delivery(l))
+            .any(|d| d.instance == last_instance)
+    });
+    let watched = seen.watch.wait_for("the watch's last view", |l| {
+        l.iter()
+            .any(|l| l.contains(&format!("\"instance\":{last_instance},")))
+    });
+    nodes.nodes[0].kill9();
+    let status = seen.client.wait_exit();
+    let lines = seen.client.snapshot();
+    assert_ne!(status.code(), Some(VALGRIND_ERROR), "{}", report(&seen.log));
+    assert!(status.success(), "{lines:#?}");
+    let end = lines
+        .iter()
+        .find(|l| l.starts_with("END "))
+        .expect("an END line");
+    assert!(end.contains("n1.sock"), "the end says which node: {end}");
+    let delivered: Vec<Delivered> = lines.iter().filter_map(|l| parse_delivery(l)).collect();
+    let got: Vec<(String, u32, Vec<u32>)> = delivered
+        .iter()
+        .map(|d| (d.event.clone(), d.instance, d.members.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        expected(&watched),
+        "client: {lines:#?}\nwatch: {watched:#?}"
+    );
+    check_in_and_out(&delivered);
+    eprintln!(
+        "event order: {} deliveries, the same as `ocf members --watch` ({:?})",
+        got.len(),
+        got.iter()
+            .map(|(e, i, m)| (e.as_str(), *i, m.len()))
+            .collect::<Vec<_>>()
+    );
+    delivered
 }
 
 #[test]
@@ -176,20 +262,7 @@ fn a_ccm_client_sees_what_ocf_members_watch_sees_through_a_kill_and_a_rejoin() {
     rt.block_on(nodes.wait_for_view(&[0, 1, 2]));
     let dir = nodes.dir.path().to_owned();
     let bin = capi_support::compile_ocf("membership_client.c", &dir.join("membership_client"));
-
-    let mut watch_cmd = Command::new(ocf());
-    watch_cmd
-        .args(["members", "--watch", "--json", "--config"])
-        .arg(&nodes.nodes[0].config);
-    let watch = Lines::start(watch_cmd);
-    let log = dir.join("valgrind.log");
-    let mut c_cmd = checked(&bin, &log);
-    c_cmd.env("OCF_SOCKET", &nodes.nodes[0].socket);
-    let mut client = Lines::start(c_cmd);
-    watch.wait_for("the watch's first view", |l| !l.is_empty());
-    client.wait_for("the client's first membership", |l| {
-        l.iter().any(|l| l.starts_with("EV "))
-    });
+    let seen = observe(&nodes, &bin);
 
     unregister_inside_the_first_callback(&bin, &dir, &nodes.nodes[1].config);
 
@@ -198,41 +271,15 @@ fn a_ccm_client_sees_what_ocf_members_watch_sees_through_a_kill_and_a_rejoin() {
     rt.block_on(nodes.wait_for_view(&[0, 1]));
     nodes.spawn(2);
     let last = rt.block_on(nodes.wait_for_view(&[0, 1, 2]));
-    let last_instance = last.id.instance as u32;
-    client.wait_for("the client's view after the rejoin", |l| {
-        l.iter()
-            .filter_map(|l| parse_delivery(l))
-            .any(|d| d.instance == last_instance)
-    });
-    let watched = watch.wait_for("the watch's view after the rejoin", |l| {
-        l.iter()
-            .any(|l| l.contains(&format!("\"instance\":{last_instance},")))
-    });
-
-    // The client's node goes away: the class ends, the client exits cleanly.
-    nodes.nodes[0].kill9();
-    let status = client.wait_exit();
-    let lines = client.snapshot();
-    assert_ne!(status.code(), Some(VALGRIND_ERROR), "{}", report(&log));
-    assert!(status.success(), "{lines:#?}");
-    let end = lines
-        .iter()
-        .find(|l| l.starts_with("END "))
-        .expect("an END line");
-    assert!(end.contains("n1.sock"), "the end says which node: {end}");
-
-    let delivered: Vec<Delivered> = lines.iter().filter_map(|l| parse_delivery(l)).collect();
-    let got: Vec<(String, u32, Vec<u32>)> = delivered
-        .iter()
-        .map(|d| (d.event.clone(), d.instance, d.members.clone()))
-        .collect();
-    let want = expected(&watched);
-    assert_eq!(got, want, "client: {lines:#?}\nwatch: {watched:#?}");
+    let delivered = finish(&mut nodes, seen, last.id.instance as u32);
     assert!(
-        got.len() >= 3,
-        "a kill and a rejoin make at least three views: {got:?}"
+        delivered.len() >= 3,
+        "a kill and a rejoin make at least three views: {delivered:?}"
     );
-    check_in_and_out(&delivered);
+    assert!(
+        delivered.iter().all(|d| d.event == "NEW_MEMBERSHIP"),
+        "two of three keep quorum: {delivered:?}"
+    );
     assert!(
         delivered.iter().any(|d| d.out == [3]),
         "n3's loss: {delivered:?}"
@@ -241,12 +288,52 @@ fn a_ccm_client_sees_what_ocf_members_watch_sees_through_a_kill_and_a_rejoin() {
         delivered.iter().skip(1).any(|d| d.joined == [3]),
         "n3's return: {delivered:?}"
     );
-    eprintln!(
-        "event order: {} deliveries, the same as `ocf members --watch` ({:?})",
-        got.len(),
-        got.iter()
-            .map(|(_, i, m)| (*i, m.len()))
-            .collect::<Vec<_>>()
+}
+
+/// Quorum lost and regained, from C: n2 and n3 are killed, so n1 alone has no quorum
+/// (NOT_PRIMARY with the old membership, then nothing while it is alone), and they come back
+/// (PRIMARY_RESTORED).
+#[test]
+fn a_ccm_client_is_told_when_quorum_goes_and_comes_back() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut nodes = Nodes::start(3, &Layout::default());
+    let first = rt.block_on(nodes.wait_for_view(&[0, 1, 2]));
+    let bin = capi_support::compile_ocf(
+        "membership_client.c",
+        &nodes.dir.path().join("membership_client"),
+    );
+    let seen = observe(&nodes, &bin);
+
+    nodes.nodes[1].kill9();
+    nodes.nodes[2].kill9();
+    rt.block_on(nodes.wait_for_views("n1 alone, without quorum", &[0], |v| {
+        v[0].as_ref()
+            .is_some_and(|v| !v.is_quorate() && v.members().len() == 1)
+    }));
+    seen.client.wait_for("NOT_PRIMARY", |l| {
+        l.iter().any(|l| l.starts_with("EV NOT_PRIMARY"))
+    });
+    nodes.spawn(1);
+    nodes.spawn(2);
+    let last = rt.block_on(nodes.wait_for_view(&[0, 1, 2]));
+    let delivered = finish(&mut nodes, seen, last.id.instance as u32);
+
+    let not_primary = delivered
+        .iter()
+        .find(|d| d.event == "NOT_PRIMARY")
+        .expect("NOT_PRIMARY");
+    assert_eq!(
+        (not_primary.instance, not_primary.members.len()),
+        (first.id.instance as u32, 3),
+        "NOT_PRIMARY carries the last primary membership: {delivered:?}"
+    );
+    assert!(
+        delivered.iter().any(|d| d.event == "PRIMARY_RESTORED"),
+        "{delivered:?}"
+    );
+    assert!(
+        delivered.iter().all(|d| d.members.len() >= 2),
+        "a membership without quorum is not shown: {delivered:?}"
     );
 }
 
@@ -280,7 +367,11 @@ fn unregister_inside_the_first_callback(bin: &Path, dir: &Path, config: &Path) {
 /// client's own node is recognised.
 fn check_in_and_out(delivered: &[Delivered]) {
     let mut previous: Vec<u32> = Vec::new();
-    for d in delivered {
+    // NOT_PRIMARY repeats the last membership as it was given; EVICTED carries none.
+    for d in delivered
+        .iter()
+        .filter(|d| d.event != "NOT_PRIMARY" && d.event != "EVICTED")
+    {
         let joined: Vec<u32> = d
             .members
             .iter()
