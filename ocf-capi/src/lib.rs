@@ -17,7 +17,10 @@
 //! both); `scripts/install-capi` builds and installs the shared and static libraries, the
 //! headers and `ocf.pc`. The guide's chapter "From C" has a complete example.
 //!
-//! Safety at the boundary: `unsafe` lives only in the `ffi` modules and [`cstr`]; no panic
+//! Safety at the boundary: `unsafe` lives only in the FFI layer: the entry points (the `ffi`
+//! modules and [`ocf_last_error`](last_error::ocf_last_error)), [`cstr`] (C strings and arrays),
+//! [`event::payload`] (a membership in C's layout), the one call of a host's callback in
+//! [`event`], and the `Send` of the registries that hold pointers handed to C; no panic
 //! crosses into C (each entry point catches one and answers its error value); every pointer
 //! argument is checked (NULL, and handles against the ones this library gave out, so a stale
 //! or foreign handle is an error, never a read); every allocation handed to C has its free

@@ -122,18 +122,13 @@ fn reader(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Str
     })
 }
 
+/// Kills the process group `pid` leads (the plugin and whatever it started); the group may be
+/// gone already.
 fn kill_group(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix_kill(-pid);
+        let _ =
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
     }
-}
-
-/// `kill(-pgid, SIGKILL)`; the group may be gone already.
-fn nix_kill(target: i32) -> Result<(), ()> {
-    // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::kill(target, libc::SIGKILL) };
-    if rc == 0 { Ok(()) } else { Err(()) }
 }
 
 /// The plugin types `stonith -L` lists (empty when `stonith` cannot run).
