@@ -47,7 +47,11 @@ pub enum WireError {
 impl WireError {
     /// True when the deadline passed (as opposed to a refusal or a broken connection).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Io { what, .. } if what.contains("did not answer within"))
+        match self {
+            Self::Io { what, .. } => what.contains("did not answer within"),
+            Self::Connect { source, .. } => source.kind() == io::ErrorKind::TimedOut,
+            Self::Closed { .. } => false,
+        }
     }
 }
 
@@ -61,12 +65,20 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to the socket `at` (blocking: a Unix socket connects at once or fails).
+    /// Connects to the socket `at` within [`DEFAULT_TIMEOUT`]: a daemon whose listen queue
+    /// is full (busy, or paused) is retried until then, never waited on for ever. The
+    /// descriptor is close-on-exec, so a host that forks and execs does not leak it.
     pub fn connect(at: &Located) -> Result<Self, WireError> {
-        let stream = UnixStream::connect(&at.path).map_err(|source| WireError::Connect {
+        Self::connect_within(at, DEFAULT_TIMEOUT)
+    }
+
+    /// [`Conn::connect`] with its own deadline.
+    pub fn connect_within(at: &Located, timeout: Duration) -> Result<Self, WireError> {
+        let failed = |source: io::Error| WireError::Connect {
             at: at.clone(),
             source,
-        })?;
+        };
+        let stream = connect_nonblocking(&at.path, timeout).map_err(failed)?;
         Ok(Self {
             at: at.clone(),
             stream,
@@ -206,6 +218,45 @@ impl Conn {
     }
 }
 
+/// Connects without blocking, retrying while the listen queue is full (`EAGAIN`) until
+/// `timeout` has passed (then `TimedOut`).
+fn connect_nonblocking(path: &std::path::Path, timeout: Duration) -> io::Result<UnixStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    let addr = UnixAddr::new(path).map_err(io::Error::from)?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => {
+                let stream = UnixStream::from(fd);
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(nix::errno::Errno::EAGAIN) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(nix::errno::Errno::EAGAIN) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "its listen queue stayed full for {} ms (busy or paused)",
+                        timeout.as_millis()
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The shortest wait handed to the OS (a zero timeout means "for ever" to it).
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
@@ -249,6 +300,36 @@ mod tests {
             c.read_line(Duration::from_secs(5)),
             Err(WireError::Closed { .. })
         ));
+    }
+
+    #[test]
+    fn a_full_listen_queue_is_a_timely_error_not_a_hang() {
+        use nix::sys::socket::{
+            AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.sock");
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        bind(fd.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        listen(&fd, Backlog::new(0).unwrap()).unwrap();
+        // Nobody accepts: the queue fills after a connection or two.
+        let mut held = Vec::new();
+        let e = loop {
+            match Conn::connect_within(&at(&path), Duration::from_millis(100)) {
+                Ok(c) => held.push(c),
+                Err(e) => break e,
+            }
+            assert!(held.len() < 100, "the queue never filled");
+        };
+        assert!(e.to_string().contains("listen queue stayed full"), "{e}");
+        assert!(e.is_timeout());
+        assert!(e.to_string().contains("full.sock"), "{e}");
     }
 
     #[test]

@@ -270,9 +270,9 @@ pub fn activate_at(key: usize, at: Option<crate::Located>) -> Result<RawFd, c_in
 
 fn wire_errno(e: &WireError) -> c_int {
     match e {
+        e if e.is_timeout() => libc::ETIMEDOUT,
         WireError::Connect { source, .. } => source.raw_os_error().unwrap_or(libc::ECONNREFUSED),
         WireError::Closed { .. } => libc::ECONNRESET,
-        e if e.is_timeout() => libc::ETIMEDOUT,
         _ => libc::EPROTO,
     }
 }
