@@ -17,34 +17,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ocf::stonith::codes::{S_OK, ST_GENERIC_RESET};
 use ocf::stonith::ffi as st;
 use ocf::stonith::{Stonith, StonithNVpair};
 use ocf_core::{NodeId, NodeName};
 use ocf_fencing::{FenceAction, FenceDevice, FenceRequest, Fencer, FencerAdmin};
-use ocf_membership::{Membership, MembershipError, Subscription, View};
 use ocf_ref::fencing::daemon_fencer::DaemonFencer;
 use ocf_ref::fencing::devices::native::NullDevice;
 use ocf_ref::fencing::fencer::LocalFencer;
-use ocf_ref::membership::daemon::{self, ServeOptions, ServerHandle, local_socket};
-
-/// A membership source with no view: only the fencer is served.
-struct NoViews;
-
-#[async_trait]
-impl Membership for NoViews {
-    async fn local_node(&self) -> Result<NodeId, MembershipError> {
-        Ok(NodeId::new(1))
-    }
-    async fn current_view(&self) -> Result<Option<View>, MembershipError> {
-        Ok(None)
-    }
-    async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
-        Err(MembershipError::unavailable("bench", "no events"))
-    }
-}
+use ocf_ref::membership::daemon::{self, NoMembership, ServeOptions, ServerHandle, local_socket};
 
 fn name(s: &str) -> NodeName {
     s.parse().unwrap_or_else(|e| panic!("{e}"))
@@ -68,7 +50,7 @@ async fn serve(dir: &Path) -> (ServerHandle, DaemonFencer) {
     let options = ServeOptions::default()
         .with_fencer(Arc::new(fencer))
         .with_fence_devices(vec![device]);
-    let server = daemon::serve_claimed(Arc::new(NoViews), claim, options);
+    let server = daemon::serve_claimed(Arc::new(NoMembership(NodeId::new(1))), claim, options);
     (server, DaemonFencer::new(path))
 }
 

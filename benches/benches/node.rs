@@ -20,11 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ocf_core::NodeId;
-use ocf_membership::{Membership, MembershipError, Subscription, View};
-use ocf_ref::membership::daemon::{self, ServeOptions, ServerHandle, local_socket};
+use ocf_ref::membership::daemon::{self, NoMembership, ServeOptions, ServerHandle, local_socket};
 use ocf_ref::resources::daemon_executor::DaemonExecutor;
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 use ocf_resources::{Action, Executor, ExecutorAdmin, Operation, ResourceSpec, ResultStream};
@@ -40,22 +38,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
 }
 
-/// A membership source with no view: only the executor side is served.
-struct NoViews;
-
-#[async_trait]
-impl Membership for NoViews {
-    async fn local_node(&self) -> Result<NodeId, MembershipError> {
-        Ok(NodeId::new(1))
-    }
-    async fn current_view(&self) -> Result<Option<View>, MembershipError> {
-        Ok(None)
-    }
-    async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
-        Err(MembershipError::unavailable("bench", "no events"))
-    }
-}
-
 /// `exec` served on a socket in `dir`.
 async fn serve(exec: LocalExecutor, dir: &Path) -> (ServerHandle, DaemonExecutor) {
     let path = dir.join("node.sock");
@@ -65,7 +47,7 @@ async fn serve(exec: LocalExecutor, dir: &Path) -> (ServerHandle, DaemonExecutor
     let options = ServeOptions::default()
         .with_executor(Arc::new(exec))
         .with_max_clients(4096);
-    let server = daemon::serve_claimed(Arc::new(NoViews), claim, options);
+    let server = daemon::serve_claimed(Arc::new(NoMembership(NodeId::new(1))), claim, options);
     (server, DaemonExecutor::new(path))
 }
 

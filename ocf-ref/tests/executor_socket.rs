@@ -15,9 +15,8 @@ use async_trait::async_trait;
 use ocf_conformance::resources::executor::{self, ExecutorHarness, ExecutorOptions};
 use ocf_conformance::{CheckOutcome, Clock};
 use ocf_core::NodeId;
-use ocf_membership::{Membership, MembershipError, Subscription, View};
 use ocf_ref::conformance::TokioClock;
-use ocf_ref::membership::daemon::{self, ServeOptions, ServerHandle, local_socket};
+use ocf_ref::membership::daemon::{self, NoMembership, ServeOptions, ServerHandle, local_socket};
 use ocf_ref::resources::daemon_executor::DaemonExecutor;
 use ocf_ref::resources::{AgentRegistry, ExecutorConfig, LocalExecutor, NativeDummy};
 use ocf_resources::{
@@ -27,25 +26,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 const SYSTEM_ROOT: &str = "/usr/lib/ocf";
-
-/// A membership source with no view: the executor side is what these tests use.
-struct NoViews;
-
-#[async_trait]
-impl Membership for NoViews {
-    async fn local_node(&self) -> Result<NodeId, MembershipError> {
-        Ok(NodeId::new(1))
-    }
-    async fn current_view(&self) -> Result<Option<View>, MembershipError> {
-        Ok(None)
-    }
-    async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
-        Err(MembershipError::unavailable(
-            "test source",
-            "no events here",
-        ))
-    }
-}
 
 /// A `LocalExecutor` served on a socket in a temp dir.
 struct Served {
@@ -66,7 +46,7 @@ impl Served {
             ExecutorConfig::default().subscriber_buffer(buffer),
         );
         let options = ServeOptions::default().with_executor(Arc::new(exec));
-        let server = daemon::serve_claimed(Arc::new(NoViews), claim, options);
+        let server = daemon::serve_claimed(Arc::new(NoMembership(NodeId::new(1))), claim, options);
         Self {
             server: Some(server),
             path,

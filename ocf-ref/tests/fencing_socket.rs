@@ -18,13 +18,15 @@ use ocf_fencing::{
     FenceEvent, FenceEventStream, FenceRecord, FenceRequest, Fencer, FencerAdmin, FencingPolicy,
     HistoryFilter, IncidentId, PowerState, Targets, TopologyLevel,
 };
-use ocf_membership::{Membership, MembershipError, Subscription, View};
+use ocf_membership::Membership;
 use ocf_ref::conformance::TokioClock;
 use ocf_ref::fencing::daemon_fencer::DaemonFencer;
 use ocf_ref::fencing::devices::native::{ManualDevice, NullDevice, SimulatedDevice, Step};
 use ocf_ref::fencing::fencer::{FencerConfig, LocalFencer};
 use ocf_ref::membership::daemon::local_api::MAX_REQUEST_LINE;
-use ocf_ref::membership::daemon::{self, DaemonClient, ServeOptions, ServerHandle, local_socket};
+use ocf_ref::membership::daemon::{
+    self, DaemonClient, NoMembership, ServeOptions, ServerHandle, local_socket,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -47,25 +49,6 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: no answer within {LIMIT:?}"))
 }
 
-/// A membership source with no view: the daemon's fencing side is what these tests use.
-struct NoViews;
-
-#[async_trait]
-impl Membership for NoViews {
-    async fn local_node(&self) -> Result<NodeId, MembershipError> {
-        Ok(NodeId::new(1))
-    }
-    async fn current_view(&self) -> Result<Option<View>, MembershipError> {
-        Ok(None)
-    }
-    async fn subscribe(&self) -> Result<Box<dyn Subscription>, MembershipError> {
-        Err(MembershipError::unavailable(
-            "test source",
-            "no events here",
-        ))
-    }
-}
-
 /// A fencer served on a socket in a temp dir; dropping it stops the server and removes all.
 struct Served {
     server: Option<ServerHandle>,
@@ -82,7 +65,7 @@ impl Served {
         if let Some(f) = fencer {
             options = options.with_fencer(f);
         }
-        let server = daemon::serve_claimed(Arc::new(NoViews), claim, options);
+        let server = daemon::serve_claimed(Arc::new(NoMembership(NodeId::new(1))), claim, options);
         Self {
             server: Some(server),
             path,

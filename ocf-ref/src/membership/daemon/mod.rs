@@ -33,9 +33,11 @@ mod executor_service;
 mod fence_service;
 pub mod local_api;
 pub mod local_socket;
+mod no_membership;
 pub mod reply_line;
 
 pub use client::DaemonClient;
+pub use no_membership::NoMembership;
 
 use crate::membership::builtin::engine::{BuiltinEngine, EngineError};
 use crate::membership::builtin::key::{ClusterKey, KeyError};
