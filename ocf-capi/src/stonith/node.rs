@@ -69,7 +69,7 @@ impl NodeSettings {
         };
         let requester = match get("requester") {
             Some(r) => RequesterId::new(r).map_err(|e| bad("requester", &e.to_string()))?,
-            None => default_requester(),
+            None => ocf_ref::fencing::requester::on_this_host("stonith"),
         };
         let max = MAX_FENCE_TIMEOUT.as_secs();
         let timeout = match get("timeout") {
@@ -133,6 +133,8 @@ impl NodeSettings {
             .iter()
             .map(|n| n.as_str().to_lowercase())
             .collect();
+        // Names that differ only in case are one host once lower-cased.
+        hosts.sort();
         hosts.dedup();
         Ok(hosts)
     }
@@ -204,25 +206,6 @@ impl NodeSettings {
 fn wire_code(e: &WireError) -> c_int {
     last_error::set(format!("stonith (ocf): {e}"));
     if e.is_timeout() { S_TIMEOUT } else { S_ACCESS }
-}
-
-/// `stonith@<host name>`.
-fn default_requester() -> RequesterId {
-    let host = nix_hostname().unwrap_or_else(|| "localhost".into());
-    RequesterId::new(format!("stonith@{host}")).unwrap_or_else(|_| fallback_requester())
-}
-
-fn nix_hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && !h.chars().any(char::is_whitespace))
-}
-
-/// `stonith`, for a host name that does not make an id.
-#[allow(clippy::expect_used)]
-fn fallback_requester() -> RequesterId {
-    RequesterId::new("stonith").expect("a constant requester id is valid")
 }
 
 #[cfg(test)]

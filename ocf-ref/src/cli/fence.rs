@@ -499,14 +499,6 @@ fn daemon_fencer(
     Ok(DaemonFencer::new(config.socket_path()))
 }
 
-/// `operator@<this host>`, or `operator@localhost` when the host name is not a valid id.
-fn default_requester() -> Result<RequesterId, ocf_fencing::InvalidId> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    RequesterId::new(format!("operator@{host}")).or_else(|_| RequesterId::new("operator@localhost"))
-}
-
 fn outcome_text(o: &ocf_fencing::FenceOutcome) -> String {
     match o {
         ocf_fencing::FenceOutcome::Succeeded => "succeeded".to_owned(),
@@ -583,7 +575,7 @@ fn event_text(e: &FenceEvent) -> String {
 async fn request(args: RequestArgs) -> CliResult {
     let requester = match args.requester {
         Some(r) => r,
-        None => default_requester().map_err(Failure::usage)?,
+        None => crate::fencing::requester::on_this_host("operator"),
     };
     let fencer = daemon_fencer(&args.daemon)?;
     let mut request = FenceRequest::new(args.target.clone(), args.action, requester)

@@ -26,5 +26,6 @@ pub mod incident_name;
 pub mod metadata_xml;
 pub mod node_devices;
 pub mod policy;
+pub mod requester;
 pub mod targets;
 pub mod tester;

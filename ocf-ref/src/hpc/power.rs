@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocf_core::NodeName;
-use ocf_fencing::{FenceAction, FenceRequest, Fencer, RequesterId};
+use ocf_fencing::{FenceAction, FenceRequest, Fencer};
 use ocf_membership::Membership;
 use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore};
@@ -89,21 +89,6 @@ fn device_of(config: &NodeConfig, host: &NodeName) -> String {
                 || d.host_map.as_ref().is_some_and(|m| m.contains_key(host))
         })
         .map_or_else(|| CLUSTER_LIMIT.to_owned(), |d| d.id.to_string())
-}
-
-/// `power@<this host>`.
-fn requester() -> RequesterId {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    RequesterId::new(format!("power@{host}"))
-        .or_else(|_| RequesterId::new("power@localhost"))
-        .unwrap_or_else(|_| unreachable_requester())
-}
-
-#[allow(clippy::expect_used)] // a constant that is a valid id
-fn unreachable_requester() -> RequesterId {
-    RequesterId::new("power").expect("a valid constant id")
 }
 
 /// Runs `action` on every host through the fencer of the node `config` names; calls
@@ -197,8 +182,12 @@ async fn one(
         "{action} {host}: asking the cluster fencer (device limit {device})"
     ));
     let fencer = DaemonFencer::new(socket).with_timeout(options.deadline + Duration::from_secs(5));
-    let request =
-        FenceRequest::new(host.clone(), action, requester()).with_timeout(options.deadline);
+    let request = FenceRequest::new(
+        host.clone(),
+        action,
+        crate::fencing::requester::on_this_host("power"),
+    )
+    .with_timeout(options.deadline);
     let mut result = PowerResult {
         node: host.to_string(),
         action,
