@@ -29,7 +29,7 @@ pub mod translate;
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ocf_ref::membership::daemon::local_api::{Reply, Request};
@@ -71,7 +71,6 @@ struct Session {
 }
 
 /// Every client and every payload handed out, behind one lock (never held across a callback).
-#[derive(Default)]
 struct Registry {
     clients: BTreeMap<usize, Client>,
     cookies: BTreeMap<u64, (usize, Option<Payload>)>,
@@ -79,19 +78,19 @@ struct Registry {
     next_id: c_int,
 }
 
-static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    clients: BTreeMap::new(),
+    cookies: BTreeMap::new(),
+    next_cookie: 0,
+    next_id: 0,
+});
 
-fn registry() -> MutexGuard<'static, Option<Registry>> {
-    // A panic while holding the lock leaves plain data behind; go on with it.
-    REGISTRY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Runs `f` on the registry.
+/// Runs `f` on the registry. A panic while holding the lock leaves plain data behind; it goes
+/// on with it.
 fn with_registry<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
-    let mut guard = registry();
-    f(guard.get_or_insert_with(Registry::default))
+    f(&mut REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 /// How long activation waits for the node's answer.

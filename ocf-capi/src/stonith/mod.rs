@@ -27,7 +27,7 @@ pub mod node;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, c_char, c_int};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use codes::{
     S_BADCONFIG, S_INVAL, S_OOPS, ST_CONF_XML, ST_DEVICEDESCR, ST_DEVICEID, ST_DEVICENAME,
@@ -138,7 +138,6 @@ unsafe impl Send for Handle {}
 
 /// Every handle, and every array handed to the host, behind one lock that is never held
 /// while a device runs.
-#[derive(Default)]
 struct Registry {
     handles: BTreeMap<usize, Handle>,
     /// `char **` host lists given out (freed by `stonith_free_hostlist`).
@@ -153,13 +152,18 @@ struct Registry {
 #[allow(unsafe_code)]
 unsafe impl Send for Registry {}
 
-static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    handles: BTreeMap::new(),
+    hostlists: BTreeSet::new(),
+    pairs: BTreeSet::new(),
+    types: None,
+});
 
+/// Runs `f` on the registry (a panic while holding the lock leaves plain data behind).
 fn with_registry<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
-    let mut guard: MutexGuard<'_, Option<Registry>> = REGISTRY
+    f(&mut REGISTRY
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f(guard.get_or_insert_with(Registry::default))
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 /// The plugin types cluster-glue offers here, listed once per process.
