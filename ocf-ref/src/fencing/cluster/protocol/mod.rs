@@ -1101,6 +1101,17 @@ impl FenceNode {
             self.close(now, id, FenceOutcome::TimedOut { after_ms }, false, out);
             return;
         }
+        // Another incident already fenced the target with this action, and the target has not
+        // come back since (two incidents for one loss, opened on both sides of a partition
+        // and merged at the heal): this one is answered by it, never shot again.
+        let answered = self
+            .table
+            .answer_from_history(&stored.record.target, stored.record.action, None)
+            .is_some_and(|s| s.record.id != id);
+        if answered {
+            self.close(now, id, FenceOutcome::Succeeded, false, out);
+            return;
+        }
         let Some(view) = &self.view else { return };
         let Role::Authority(a) = &self.role else {
             return;
@@ -1166,7 +1177,16 @@ impl FenceNode {
             return;
         };
         let target = stored.record.target.clone();
-        let death = death_of(stored, &outcome, no_device, now).map(Box::new);
+        // One node-death per loss: none when another incident already fenced the target and
+        // it has not come back since.
+        let dead_already = outcome.is_success()
+            && self
+                .table
+                .answer_from_history(&target, stored.record.action, None)
+                .is_some_and(|s| s.record.id != id);
+        let death = death_of(stored, &outcome, no_device, now)
+            .filter(|_| !dead_already)
+            .map(Box::new);
         self.append(Op::Close {
             id,
             outcome,
@@ -1440,6 +1460,29 @@ impl FenceNode {
             return;
         }
         r.started = true;
+        // Another incident fenced the target already and it has not come back since (an
+        // attempt assigned before a partition, run after the heal): the device is not touched;
+        // the authority then closes this incident as answered by that one.
+        if let Some(by) = self
+            .committed
+            .answer_from_history(&stored.record.target, stored.record.action, None)
+            .filter(|s| s.record.id != id)
+        {
+            r.done = Some(Msg::Done {
+                id,
+                attempt,
+                levels: Vec::new(),
+                outcome: FenceOutcome::Failed {
+                    reason: format!(
+                        "not run: incident {} fenced {} already",
+                        by.record.id, by.record.target
+                    ),
+                },
+                no_device: false,
+            });
+            r.next_send_ms = now;
+            return;
+        }
         if now >= stored.deadline_ms || !stored.is_open() {
             // Too late to act: say so rather than touch the device.
             r.done = Some(Msg::Done {
